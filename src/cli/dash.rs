@@ -1,0 +1,22 @@
+//! `bitsota dash` and `bitsota up`.
+
+#[derive(clap::Args, Debug)]
+pub struct DashArgs {
+    /// Configuration file naming the daemon's listeners.
+    #[arg(long, default_value = "appliance.toml")]
+    pub config: std::path::PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub serve: super::serve::ServeArgs,
+}
+
+pub fn run_dash(_args: DashArgs) -> anyhow::Result<()> {
+    super::not_built("dash")
+}
+
+pub fn run_up(_args: UpArgs) -> anyhow::Result<()> {
+    super::not_built("up")
+}

@@ -1,0 +1,1 @@
+//! Engine: programs, DSL, interpreter, evolution (engine.md).

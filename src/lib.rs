@@ -1,0 +1,14 @@
+//! `bitsota`: the BitSota research-network loop as one appliance.
+//!
+//! See `ARCHITECTURE.md` for the module map, the data flow of the local loop and the
+//! invariants. Each service folder keeps its rules as pure functions over plain data;
+//! HTTP handlers and storage are thin shells around them.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod keys;
+pub mod rng;
+pub mod server;
+pub mod store;
+pub mod tasks;

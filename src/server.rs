@@ -1,0 +1,1 @@
+//! Listener assembly and shutdown.

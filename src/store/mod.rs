@@ -1,0 +1,318 @@
+//! The sled store: one database for every service, one tree per record type.
+//!
+//! Values are encoded as one format byte followed by bincode 2 (serde, standard config);
+//! the format byte lets a later schema read or migrate older records. bincode does not
+//! support self-describing serde types (`serde_json::Value`, untagged enums,
+//! `skip_serializing_if`): store JSON documents as `String`.
+//!
+//! Durability: with [`Durability::Sync`] every [`Store::commit`] flushes to disk before
+//! the caller answers a client, so an acknowledged write survives `kill -9`. Concurrent
+//! commits share one flush (sled coalesces them), which keeps the cost per request low.
+
+mod migrate;
+
+pub use migrate::{Migration, MigrationStep, MIGRATIONS};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::marker::PhantomData;
+use std::path::Path;
+
+/// Leading byte of every stored value.
+pub const VALUE_FORMAT: u8 = 1;
+
+/// Tree holding the store's own metadata (schema version).
+pub const META_TREE: &str = "__meta";
+
+/// Everything that can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data directory {path} is in use by another bitsota process (sled lock held)")]
+    Locked { path: String },
+    #[error("store at {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store encoding: {0}")]
+    Encode(String),
+    #[error("store decoding in tree '{tree}': {reason}")]
+    Decode { tree: String, reason: String },
+    #[error("the store has schema version {found}, newer than this program knows ({known}); upgrade bitsota or use another data directory")]
+    TooNew { found: u32, known: u32 },
+    #[error("migration {version} ({name}) failed: {reason}")]
+    Migration {
+        version: u32,
+        name: String,
+        reason: String,
+    },
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+}
+
+/// When acknowledged writes reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Flush before acknowledging (default for relay and pool).
+    Sync,
+    /// Let sled flush in the background (every ~500 ms).
+    Async,
+}
+
+/// Encode a value: format byte + bincode 2.
+pub fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![VALUE_FORMAT];
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| StoreError::Encode(e.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decode a value written by [`encode`].
+pub fn decode<V: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<V, StoreError> {
+    let err = |reason: String| StoreError::Decode {
+        tree: tree.to_string(),
+        reason,
+    };
+    match bytes.first() {
+        Some(&VALUE_FORMAT) => {
+            let (v, _) =
+                bincode::serde::decode_from_slice(&bytes[1..], bincode::config::standard())
+                    .map_err(|e| err(e.to_string()))?;
+            Ok(v)
+        }
+        Some(other) => Err(err(format!("unknown value format {other}"))),
+        None => Err(err("empty value".into())),
+    }
+}
+
+/// The appliance's database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    durability: Durability,
+}
+
+impl Store {
+    /// Open (or create) the store at `path` and run pending migrations.
+    /// A second process on the same path gets [`StoreError::Locked`] at once.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|e| classify_open_error(path, e))?;
+        let store = Store { db, durability };
+        migrate::run(&store.db, MIGRATIONS)?;
+        Ok(store)
+    }
+
+    /// A typed view of the tree `name`.
+    pub fn tree<V>(&self, name: &str) -> Result<TypedTree<V>, StoreError> {
+        Ok(TypedTree {
+            name: name.to_string(),
+            tree: self.db.open_tree(name)?,
+            _value: PhantomData,
+        })
+    }
+
+    /// The raw sled database (for multi-tree transactions).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Make acknowledged writes durable according to the configured durability.
+    pub fn commit(&self) -> Result<(), StoreError> {
+        if self.durability == Durability::Sync {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flush unconditionally (shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrate::recorded_version(&self.db)
+    }
+
+    /// A fresh id, unique within this store and increasing (sled's monotonic counter).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+}
+
+fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
+    let text = e.to_string();
+    let locked = match &e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || text.contains("lock")
+                || io.raw_os_error() == Some(11)
+        }
+        _ => false,
+    };
+    if locked {
+        StoreError::Locked {
+            path: path.display().to_string(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.display().to_string(),
+            source: e,
+        }
+    }
+}
+
+/// A sled tree whose values are `V` (encoded with [`encode`]).
+#[derive(Clone)]
+pub struct TypedTree<V> {
+    name: String,
+    tree: sled::Tree,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V: Serialize + DeserializeOwned> TypedTree<V> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The raw tree (for transactions and atomic updates).
+    pub fn raw(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<V>, StoreError> {
+        self.tree
+            .get(key)?
+            .map(|b| decode(&self.name, &b))
+            .transpose()
+    }
+
+    pub fn insert(&self, key: impl AsRef<[u8]>, value: &V) -> Result<(), StoreError> {
+        self.tree.insert(key.as_ref(), encode(value)?)?;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<V>, StoreError> {
+        self.tree
+            .remove(key)?
+            .map(|b| decode(&self.name, &b))
+            .transpose()
+    }
+
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(key)?)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// All records in key order.
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = Result<(sled::IVec, V), StoreError>> + '_ {
+        self.tree.iter().map(move |r| {
+            let (k, v) = r?;
+            Ok((k, decode(&self.name, &v)?))
+        })
+    }
+
+    /// Records whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> impl DoubleEndedIterator<Item = Result<(sled::IVec, V), StoreError>> + '_ {
+        self.tree.scan_prefix(prefix).map(move |r| {
+            let (k, v) = r?;
+            Ok((k, decode(&self.name, &v)?))
+        })
+    }
+
+    /// Records with keys in `range`, in key order.
+    pub fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = Result<(sled::IVec, V), StoreError>> + '_ {
+        self.tree.range(range).map(move |r| {
+            let (k, v) = r?;
+            Ok((k, decode(&self.name, &v)?))
+        })
+    }
+
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.tree.clear()?;
+        Ok(())
+    }
+}
+
+/// Big-endian key for `u64` ids, so that key order is numeric order.
+pub fn u64_key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Inverse of [`u64_key`] (`None` when the key is not 8 bytes).
+pub fn key_u64(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Rec {
+        a: u32,
+        b: String,
+        c: Option<f64>,
+    }
+
+    #[test]
+    fn typed_roundtrip_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), Durability::Sync).unwrap();
+        let t: TypedTree<Rec> = store.tree("recs").unwrap();
+        for i in [3u64, 1, 2] {
+            let r = Rec {
+                a: i as u32,
+                b: format!("r{i}"),
+                c: Some(i as f64 / 2.0),
+            };
+            t.insert(u64_key(i), &r).unwrap();
+        }
+        store.commit().unwrap();
+        let order: Vec<u32> = t.iter().map(|r| r.unwrap().1.a).collect();
+        assert_eq!(order, vec![1, 2, 3]);
+        assert_eq!(t.get(u64_key(2)).unwrap().unwrap().b, "r2");
+        assert!(t.get(u64_key(9)).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_bytes_are_a_decode_error() {
+        assert!(matches!(
+            decode::<Rec>("x", &[]),
+            Err(StoreError::Decode { .. })
+        ));
+        assert!(matches!(
+            decode::<Rec>("x", &[9, 1]),
+            Err(StoreError::Decode { .. })
+        ));
+        assert!(matches!(
+            decode::<Rec>("x", &[1, 200]),
+            Err(StoreError::Decode { .. })
+        ));
+    }
+}
