@@ -134,10 +134,11 @@ impl Keypair {
         })
     }
 
-    /// From a 64-byte expanded secret (btcli's `privateKey`), which substrate-interface
-    /// stores in the Ed25519 byte layout (scalar multiplied by the cofactor).
+    /// From a 64-byte expanded secret (btcli's `privateKey`): schnorrkel's canonical
+    /// layout (scalar ++ nonce), checked against a btcli keyfile; *not* the Ed25519
+    /// (cofactor-multiplied) layout.
     pub fn from_private_key(bytes: &[u8; 64]) -> Result<Self, KeyError> {
-        let sk = SecretKey::from_ed25519_bytes(bytes)
+        let sk = SecretKey::from_bytes(bytes)
             .map_err(|e| KeyError::Secret(format!("private key: {e}")))?;
         Ok(Keypair {
             inner: sk.to_keypair(),
@@ -174,9 +175,9 @@ impl Keypair {
         self.mini_secret.as_ref()
     }
 
-    /// The 64-byte expanded secret in substrate-interface's layout (btcli `privateKey`).
+    /// The 64-byte expanded secret in btcli's `privateKey` layout.
     pub fn private_key(&self) -> [u8; 64] {
-        self.inner.secret.to_ed25519_bytes()
+        self.inner.secret.to_bytes()
     }
 
     /// Sign bytes (context `substrate`). Signatures are randomised: two calls differ.
