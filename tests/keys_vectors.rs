@@ -24,7 +24,9 @@ fn key_vectors() -> Vec<Value> {
 }
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("vector field {field}"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("vector field {field}"))
 }
 
 fn sig(v: &Value) -> [u8; 64] {
@@ -35,13 +37,19 @@ fn sig(v: &Value) -> [u8; 64] {
 fn mnemonic_derives_reference_keys_and_addresses() {
     for v in key_vectors() {
         let kp = Keypair::from_mnemonic(s(&v, "mnemonic")).unwrap();
-        assert_eq!(hex::encode(kp.mini_secret().unwrap()), s(&v, "mini_secret_hex"));
+        assert_eq!(
+            hex::encode(kp.mini_secret().unwrap()),
+            s(&v, "mini_secret_hex")
+        );
         assert_eq!(hex::encode(kp.public().0), s(&v, "public_key_hex"));
         assert_eq!(kp.ss58(), s(&v, "ss58"));
         assert_eq!(ss58::encode(&kp.public().0, 0), s(&v, "ss58_format_0"));
         // Both formats decode to the same key.
         assert_eq!(PublicKey::from_ss58(s(&v, "ss58")).unwrap(), kp.public());
-        assert_eq!(PublicKey::from_ss58(s(&v, "ss58_format_0")).unwrap(), kp.public());
+        assert_eq!(
+            PublicKey::from_ss58(s(&v, "ss58_format_0")).unwrap(),
+            kp.public()
+        );
     }
 }
 
@@ -53,7 +61,10 @@ fn reference_signatures_verify_and_tampered_ones_do_not() {
         assert!(!sigs.is_empty());
         for entry in sigs {
             let message = s(entry, "message");
-            assert!(public.verify(message.as_bytes(), &sig(entry)), "{message:?}");
+            assert!(
+                public.verify(message.as_bytes(), &sig(entry)),
+                "{message:?}"
+            );
             assert!(keys::verify_hex(s(&v, "ss58"), message, s(entry, "signature_hex")).is_ok());
             // Same signature, different message: must fail.
             let other = format!("{message}x");
@@ -63,7 +74,9 @@ fn reference_signatures_verify_and_tampered_ones_do_not() {
         assert!(public.verify(s(wrapped, "message").as_bytes(), &sig(wrapped)));
         let bad = &v["must_not_verify"];
         assert!(!public.verify(s(bad, "message").as_bytes(), &sig(bad)));
-        assert!(keys::verify_hex(s(&v, "ss58"), s(bad, "message"), s(bad, "signature_hex")).is_err());
+        assert!(
+            keys::verify_hex(s(&v, "ss58"), s(bad, "message"), s(bad, "signature_hex")).is_err()
+        );
     }
 }
 
@@ -131,8 +144,18 @@ fn every_plaintext_wallet_file_loads_with_its_address() {
     ];
     for (path, secret) in files {
         let content = keyfile::read(&path, None).unwrap();
-        assert_eq!(content.public().to_ss58(), stated_address(&path), "{}", path.display());
-        assert_eq!(matches!(content, KeyfileContent::Pair(_)), secret, "{}", path.display());
+        assert_eq!(
+            content.public().to_ss58(),
+            stated_address(&path),
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            matches!(content, KeyfileContent::Pair(_)),
+            secret,
+            "{}",
+            path.display()
+        );
     }
 }
 
@@ -143,16 +166,25 @@ fn every_secret_field_of_a_btcli_keyfile_gives_the_same_key() {
         let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let address = s(&v, "ss58Address");
         let from_phrase = Keypair::from_mnemonic(s(&v, "secretPhrase")).unwrap();
-        let seed: [u8; 32] = hex::decode(&s(&v, "secretSeed")[2..]).unwrap().try_into().unwrap();
+        let seed: [u8; 32] = hex::decode(&s(&v, "secretSeed")[2..])
+            .unwrap()
+            .try_into()
+            .unwrap();
         let from_seed = Keypair::from_mini_secret(&seed).unwrap();
-        let private: [u8; 64] = hex::decode(&s(&v, "privateKey")[2..]).unwrap().try_into().unwrap();
+        let private: [u8; 64] = hex::decode(&s(&v, "privateKey")[2..])
+            .unwrap()
+            .try_into()
+            .unwrap();
         let from_private = Keypair::from_private_key(&private).unwrap();
         for kp in [&from_phrase, &from_seed, &from_private] {
             assert_eq!(kp.ss58(), address);
         }
         // We write `privateKey` in the same layout btcli does.
         assert_eq!(from_phrase.private_key(), private);
-        assert_eq!(format!("0x{}", hex::encode(from_phrase.public().0)), s(&v, "publicKey"));
+        assert_eq!(
+            format!("0x{}", hex::encode(from_phrase.public().0)),
+            s(&v, "publicKey")
+        );
         // A signature made from the private key alone verifies for the address.
         assert!(from_private.public().verify(b"m", &from_private.sign(b"m")));
     }
@@ -166,7 +198,13 @@ fn a_keyfile_we_write_has_btcli_fields_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let out = Wallet::new(dir.path(), "w");
     let path = out.hotkey_path("h");
-    keyfile::write(&path, &KeyfileContent::Pair(kp.clone()), None, Overwrite::Refuse).unwrap();
+    keyfile::write(
+        &path,
+        &KeyfileContent::from(kp.clone()),
+        None,
+        Overwrite::Refuse,
+    )
+    .unwrap();
     let ours: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     // Field for field what btcli wrote for the same key.
     assert_eq!(ours, reference);
@@ -176,8 +214,11 @@ fn a_keyfile_we_write_has_btcli_fields_and_reads_back() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    assert_eq!(keyfile::read_keypair(&path, None).unwrap().ss58(), kp.ss58());
-    let again = keyfile::write(&path, &KeyfileContent::Pair(kp), None, Overwrite::Refuse);
+    assert_eq!(
+        keyfile::read_keypair(&path, None).unwrap().ss58(),
+        kp.ss58()
+    );
+    let again = keyfile::write(&path, &KeyfileContent::from(kp), None, Overwrite::Refuse);
     assert!(matches!(again, Err(KeyError::Exists { .. })));
 }
 
@@ -209,8 +250,20 @@ fn a_keyfile_we_encrypt_reads_back_only_with_its_password() {
     let kp = Keypair::generate();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coldkey");
-    keyfile::write(&path, &KeyfileContent::Pair(kp.clone()), Some("pw"), Overwrite::Refuse).unwrap();
+    keyfile::write(
+        &path,
+        &KeyfileContent::from(kp.clone()),
+        Some("pw"),
+        Overwrite::Refuse,
+    )
+    .unwrap();
     assert!(std::fs::read(&path).unwrap().starts_with(b"$NACL"));
-    assert!(matches!(keyfile::read(&path, None), Err(KeyError::Encrypted { .. })));
-    assert_eq!(keyfile::read_keypair(&path, Some("pw")).unwrap().ss58(), kp.ss58());
+    assert!(matches!(
+        keyfile::read(&path, None),
+        Err(KeyError::Encrypted { .. })
+    ));
+    assert_eq!(
+        keyfile::read_keypair(&path, Some("pw")).unwrap().ss58(),
+        kp.ss58()
+    );
 }

@@ -272,15 +272,30 @@ mod tests {
         let m = relay_miner_headers(&kp, now);
         assert_eq!(m.timestamp, "auth:1764400000");
         let v = verify(&m, AuthStyle::Relay, now + 10).unwrap();
-        assert_eq!((v.hotkey.as_str(), v.message.as_str()), (kp.ss58().as_str(), "auth:1764400000"));
+        assert_eq!(
+            (v.hotkey.as_str(), v.message.as_str()),
+            (kp.ss58().as_str(), "auth:1764400000")
+        );
         let val = relay_validator_headers(&kp, now);
-        assert_eq!(verify(&val, AuthStyle::Relay, now).unwrap().message, "1764400000");
+        assert_eq!(
+            verify(&val, AuthStyle::Relay, now).unwrap().message,
+            "1764400000"
+        );
         let p = pool_headers(&kp, now);
         assert_eq!(p.timestamp, "1764400000");
-        assert_eq!(verify(&p, AuthStyle::Pool, now).unwrap().message, "auth:1764400000");
+        assert_eq!(
+            verify(&p, AuthStyle::Pool, now).unwrap().message,
+            "auth:1764400000"
+        );
         // Styles are not interchangeable.
-        assert_eq!(verify(&p, AuthStyle::Relay, now), Err(AuthError::BadSignature));
-        assert!(matches!(verify(&m, AuthStyle::Pool, now), Err(AuthError::Malformed { .. })));
+        assert_eq!(
+            verify(&p, AuthStyle::Relay, now),
+            Err(AuthError::BadSignature)
+        );
+        assert!(matches!(
+            verify(&m, AuthStyle::Pool, now),
+            Err(AuthError::Malformed { .. })
+        ));
         assert_eq!(m.pairs()[0], ("X-Key", kp.ss58().as_str()));
     }
 
@@ -294,24 +309,61 @@ mod tests {
             key: Keypair::generate().ss58(),
             ..h.clone()
         };
-        assert_eq!(verify(&forged, AuthStyle::Relay, now), Err(AuthError::BadSignature));
-        assert!(matches!(verify(&h, AuthStyle::Relay, now + 301), Err(AuthError::Stale { .. })));
-        assert!(matches!(verify(&h, AuthStyle::Relay, now - 301), Err(AuthError::Stale { .. })));
-        assert!(verify_headers(Some(&h.key), Some(&h.timestamp), Some(&h.signature), AuthStyle::Relay, now + 10_000, 0).is_ok());
+        assert_eq!(
+            verify(&forged, AuthStyle::Relay, now),
+            Err(AuthError::BadSignature)
+        );
+        assert!(matches!(
+            verify(&h, AuthStyle::Relay, now + 301),
+            Err(AuthError::Stale { .. })
+        ));
+        assert!(matches!(
+            verify(&h, AuthStyle::Relay, now - 301),
+            Err(AuthError::Stale { .. })
+        ));
+        assert!(verify_headers(
+            Some(&h.key),
+            Some(&h.timestamp),
+            Some(&h.signature),
+            AuthStyle::Relay,
+            now + 10_000,
+            0
+        )
+        .is_ok());
         assert_eq!(
             verify_headers(None, Some("1"), Some("ab"), AuthStyle::Relay, now, 300),
             Err(AuthError::Missing(HEADER_KEY))
         );
         assert_eq!(
-            verify_headers(Some(&h.key), Some(" "), Some("ab"), AuthStyle::Relay, now, 300),
+            verify_headers(
+                Some(&h.key),
+                Some(" "),
+                Some("ab"),
+                AuthStyle::Relay,
+                now,
+                300
+            ),
             Err(AuthError::Missing(HEADER_TIMESTAMP))
         );
         assert!(matches!(
-            verify_headers(Some("5notanaddress"), Some("1"), Some("ab"), AuthStyle::Relay, now, 300),
+            verify_headers(
+                Some("5notanaddress"),
+                Some("1"),
+                Some("ab"),
+                AuthStyle::Relay,
+                now,
+                300
+            ),
             Err(AuthError::BadAddress(_))
         ));
         h.signature.truncate(10);
-        assert!(matches!(verify(&h, AuthStyle::Relay, now), Err(AuthError::Malformed { header: HEADER_SIGNATURE, .. })));
+        assert!(matches!(
+            verify(&h, AuthStyle::Relay, now),
+            Err(AuthError::Malformed {
+                header: HEADER_SIGNATURE,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -320,13 +372,27 @@ mod tests {
         let guard = ReplayGuard::new(300, 1000);
         let now = 5_000;
         let h = relay_miner_headers(&kp, now);
-        let args = |g: &ReplayGuard, t| g.verify(Some(&h.key), Some(&h.timestamp), Some(&h.signature), AuthStyle::Relay, t);
+        let args = |g: &ReplayGuard, t| {
+            g.verify(
+                Some(&h.key),
+                Some(&h.timestamp),
+                Some(&h.signature),
+                AuthStyle::Relay,
+                t,
+            )
+        };
         args(&guard, now).unwrap();
         assert_eq!(args(&guard, now + 1), Err(AuthError::Replay));
         // Upper-case hex or a 0x prefix is the same signature.
         let upper = format!("0x{}", h.signature.to_uppercase());
         assert_eq!(
-            guard.verify(Some(&h.key), Some(&h.timestamp), Some(&upper), AuthStyle::Relay, now + 2),
+            guard.verify(
+                Some(&h.key),
+                Some(&h.timestamp),
+                Some(&upper),
+                AuthStyle::Relay,
+                now + 2
+            ),
             Err(AuthError::Replay)
         );
         // After twice the skew the entry expires (and the timestamp is stale anyway).

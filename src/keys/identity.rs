@@ -32,7 +32,12 @@ pub fn load_or_create(data_dir: &Path, name: &str) -> Result<Keypair, KeyError> 
         return keyfile::read_keypair(&path, None);
     }
     let kp = Keypair::generate();
-    match keyfile::write(&path, &KeyfileContent::Pair(kp.clone()), None, Overwrite::Refuse) {
+    match keyfile::write(
+        &path,
+        &KeyfileContent::from(kp.clone()),
+        None,
+        Overwrite::Refuse,
+    ) {
         Ok(()) => Ok(kp),
         // Another thread or process created it between our check and write: use theirs.
         Err(KeyError::Exists { .. }) => keyfile::read_keypair(&path, None),
@@ -61,9 +66,15 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("keys/miner")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("keys/miner"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(matches!(load_or_create(dir.path(), "../x"), Err(KeyError::Name(_))));
+        assert!(matches!(
+            load_or_create(dir.path(), "../x"),
+            Err(KeyError::Name(_))
+        ));
     }
 }

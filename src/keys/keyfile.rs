@@ -38,7 +38,8 @@ struct KeyfileJson {
 /// What a keyfile holds: a full keypair, or only the public half (`*pub.txt` files).
 #[derive(Debug, Clone)]
 pub enum KeyfileContent {
-    Pair(Keypair),
+    /// Boxed: a keypair is ten times the size of a public key.
+    Pair(Box<Keypair>),
     PublicOnly(PublicKey),
 }
 
@@ -60,9 +61,9 @@ pub enum Overwrite {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
+    move |cause| KeyError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 
@@ -93,7 +94,7 @@ pub fn read(path: &Path, password: Option<&str>) -> Result<KeyfileContent, KeyEr
 /// Read a keyfile that must hold a secret (for signing).
 pub fn read_keypair(path: &Path, password: Option<&str>) -> Result<Keypair, KeyError> {
     match read(path, password)? {
-        KeyfileContent::Pair(kp) => Ok(kp),
+        KeyfileContent::Pair(kp) => Ok(*kp),
         KeyfileContent::PublicOnly(_) => Err(KeyError::PublicOnly {
             path: path.display().to_string(),
         }),
@@ -104,20 +105,25 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<KeyfileContent, KeyError> {
     let json: KeyfileJson = serde_json::from_slice(bytes)
         .map_err(|e| bad(path, format!("not a btcli JSON keyfile: {e}")))?;
     let within = |e: KeyError| bad(path, e.to_string());
-    let content = if let Some(phrase) = json.secret_phrase.as_deref() {
-        KeyfileContent::Pair(Keypair::from_mnemonic(phrase).map_err(within)?)
+    let content: KeyfileContent = if let Some(phrase) = json.secret_phrase.as_deref() {
+        Keypair::from_mnemonic(phrase).map_err(within)?.into()
     } else if let Some(seed) = json.secret_seed.as_deref() {
         let mini = Keypair::hex_field::<32>("secretSeed", seed).map_err(within)?;
-        KeyfileContent::Pair(Keypair::from_mini_secret(&mini).map_err(within)?)
+        Keypair::from_mini_secret(&mini).map_err(within)?.into()
     } else if let Some(private) = json.private_key.as_deref() {
         let bytes = Keypair::hex_field::<64>("privateKey", private).map_err(within)?;
-        KeyfileContent::Pair(Keypair::from_private_key(&bytes).map_err(within)?)
+        Keypair::from_private_key(&bytes).map_err(within)?.into()
     } else if let Some(public) = json.public_key.as_deref().or(json.account_id.as_deref()) {
         PublicKey(Keypair::hex_field::<32>("publicKey", public).map_err(within)?).into()
     } else if let Some(address) = json.ss58_address.as_deref() {
-        PublicKey::from_ss58(address).map_err(|e| bad(path, e.to_string()))?.into()
+        PublicKey::from_ss58(address)
+            .map_err(|e| bad(path, e.to_string()))?
+            .into()
     } else {
-        return Err(bad(path, "holds no key (no secretPhrase, secretSeed, privateKey, publicKey or ss58Address)"));
+        return Err(bad(
+            path,
+            "holds no key (no secretPhrase, secretSeed, privateKey, publicKey or ss58Address)",
+        ));
     };
     // A stated address that disagrees with the key means a corrupted or hand-edited file;
     // signing with it would silently use another identity.
@@ -134,6 +140,12 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<KeyfileContent, KeyError> {
         }
     }
     Ok(content)
+}
+
+impl From<Keypair> for KeyfileContent {
+    fn from(kp: Keypair) -> Self {
+        KeyfileContent::Pair(Box::new(kp))
+    }
 }
 
 impl From<PublicKey> for KeyfileContent {
@@ -198,7 +210,10 @@ fn to_json(content: &KeyfileContent) -> Vec<u8> {
     if let KeyfileContent::Pair(kp) = content {
         json["privateKey"] = format!("0x{}", hex::encode(kp.private_key())).into();
         json["secretPhrase"] = kp.mnemonic().into();
-        json["secretSeed"] = kp.mini_secret().map(|s| format!("0x{}", hex::encode(s))).into();
+        json["secretSeed"] = kp
+            .mini_secret()
+            .map(|s| format!("0x{}", hex::encode(s)))
+            .into();
     }
     serde_json::to_vec(&json).expect("keyfile JSON always serialises")
 }
@@ -310,8 +325,12 @@ impl Wallet {
 
     /// Names of the wallet's hotkeys (files in `hotkeys/` that are not `*pub.txt`).
     pub fn hotkeys(&self) -> Result<Vec<String>, KeyError> {
-        list_names(&self.dir().join("hotkeys"), |p| p.is_file())
-            .map(|names| names.into_iter().filter(|n| !n.ends_with("pub.txt")).collect())
+        list_names(&self.dir().join("hotkeys"), |p| p.is_file()).map(|names| {
+            names
+                .into_iter()
+                .filter(|n| !n.ends_with("pub.txt"))
+                .collect()
+        })
     }
 }
 
@@ -324,7 +343,10 @@ pub fn list_wallets(root: &Path) -> Result<Vec<Wallet>, KeyError> {
 }
 
 /// Sorted names of the entries of `dir` that pass `keep`; an absent `dir` has none.
-pub(crate) fn list_names(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<String>, KeyError> {
+pub(crate) fn list_names(
+    dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+) -> Result<Vec<String>, KeyError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -352,15 +374,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w/hotkeys/h");
         let kp = Keypair::generate();
-        write(&path, &KeyfileContent::Pair(kp.clone()), None, Overwrite::Refuse).unwrap();
+        write(&path, &kp.clone().into(), None, Overwrite::Refuse).unwrap();
         let back = read_keypair(&path, None).unwrap();
         assert_eq!(back.public(), kp.public());
         assert_eq!(back.mnemonic(), kp.mnemonic());
-        let e = write(&path, &KeyfileContent::Pair(kp.clone()), None, Overwrite::Refuse)
-            .unwrap_err();
+        let e = write(&path, &kp.clone().into(), None, Overwrite::Refuse).unwrap_err();
         assert!(matches!(e, KeyError::Exists { .. }), "{e}");
         let other = Keypair::generate();
-        write(&path, &KeyfileContent::Pair(other.clone()), None, Overwrite::Allow).unwrap();
+        write(&path, &other.clone().into(), None, Overwrite::Allow).unwrap();
         assert_eq!(read_keypair(&path, None).unwrap().public(), other.public());
     }
 
@@ -370,8 +391,13 @@ mod tests {
         let kp = Keypair::generate();
         let p = dir.path().join("pub.txt");
         write(&p, &kp.public().into(), None, Overwrite::Refuse).unwrap();
-        assert!(matches!(read(&p, None).unwrap(), KeyfileContent::PublicOnly(pk) if pk == kp.public()));
-        assert!(matches!(read_keypair(&p, None), Err(KeyError::PublicOnly { .. })));
+        assert!(
+            matches!(read(&p, None).unwrap(), KeyfileContent::PublicOnly(pk) if pk == kp.public())
+        );
+        assert!(matches!(
+            read_keypair(&p, None),
+            Err(KeyError::PublicOnly { .. })
+        ));
 
         let q = dir.path().join("mismatch");
         let text = format!(

@@ -33,11 +33,10 @@ pub use ss58::Ss58Error;
 /// Everything that can go wrong with keys and keyfiles (auth failures are [`AuthError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // Not a `#[source]`: the text already includes the cause, and anyhow's `{:#}` would
+    // print it twice.
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("invalid mnemonic: {0}")]
     Mnemonic(String),
     #[error("invalid secret key: {0}")]

@@ -52,8 +52,8 @@ impl PublicKey {
 /// Parse a signature given as hex (optional `0x`), 64 bytes.
 pub fn parse_signature_hex(s: &str) -> Result<[u8; 64], KeyError> {
     let raw = strip_0x(s.trim());
-    let bytes = hex::decode(raw)
-        .map_err(|e| KeyError::Signature(format!("signature is not hex: {e}")))?;
+    let bytes =
+        hex::decode(raw).map_err(|e| KeyError::Signature(format!("signature is not hex: {e}")))?;
     bytes.try_into().map_err(|b: Vec<u8>| {
         KeyError::Signature(format!("signature has {} bytes, expected 64", b.len()))
     })
@@ -182,9 +182,7 @@ impl Keypair {
 
     /// Sign bytes (context `substrate`). Signatures are randomised: two calls differ.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.inner
-            .sign_simple(SIGNING_CONTEXT, message)
-            .to_bytes()
+        self.inner.sign_simple(SIGNING_CONTEXT, message).to_bytes()
     }
 
     /// Sign a UTF-8 message; lowercase hex without `0x`, as sent in `X-Signature`.

@@ -17,7 +17,9 @@ pub enum Ss58Error {
     Base58 { address: String, reason: String },
     #[error("address '{address}' decodes to {len} bytes, expected {DECODED_LEN} (1-byte prefix, 32-byte key, 2-byte checksum)")]
     Length { address: String, len: usize },
-    #[error("address '{address}' has prefix {prefix}, which is not a single-byte SS58 format (0..=63)")]
+    #[error(
+        "address '{address}' has prefix {prefix}, which is not a single-byte SS58 format (0..=63)"
+    )]
     Prefix { address: String, prefix: u8 },
     #[error("address '{address}' has a bad checksum (mistyped or corrupted)")]
     Checksum { address: String },
