@@ -93,7 +93,8 @@ pub enum AuthError {
 /// A request whose signature checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedSigner {
-    /// The signer's address exactly as sent in `X-Key`.
+    /// The signer's address in format 42, whatever format `X-Key` used: one key must
+    /// not count as two hotkeys (per-hotkey rules, allowlists compare strings).
     pub hotkey: String,
     pub public: [u8; 32],
     /// The message that was signed.
@@ -115,7 +116,9 @@ fn message_time(message: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    // An all-digit value too large for u64 is a (far-future) time, so it must fail the
+    // skew check rather than pass as a free-form message.
+    Some(digits.parse().unwrap_or(u64::MAX))
 }
 
 /// Verify the three header values. `max_skew_s` = 0 turns the timestamp check off.
@@ -161,7 +164,7 @@ pub fn verify_headers(
         }
     }
     Ok(VerifiedSigner {
-        hotkey: key.to_string(),
+        hotkey: public.to_ss58(),
         public: public.0,
         message,
         signature: sig,
@@ -364,6 +367,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn other_address_formats_and_huge_timestamps() {
+        let kp = Keypair::generate();
+        let h = relay_miner_headers(&kp, 100);
+        let format0 = crate::keys::ss58::encode(&kp.public().0, 0);
+        let v = verify_headers(
+            Some(&format0),
+            Some(&h.timestamp),
+            Some(&h.signature),
+            AuthStyle::Relay,
+            100,
+            300,
+        )
+        .unwrap();
+        assert_eq!(v.hotkey, kp.ss58());
+        let huge = "auth:99999999999999999999999";
+        let sig = kp.sign_hex(huge);
+        let r = verify_headers(
+            Some(&h.key),
+            Some(huge),
+            Some(&sig),
+            AuthStyle::Relay,
+            100,
+            300,
+        );
+        assert!(matches!(r, Err(AuthError::Stale { .. })), "{r:?}");
+        // Free-form relay messages are accepted (as the reference does), unchecked for time.
+        let sig = kp.sign_hex("hello");
+        let r = verify_headers(
+            Some(&h.key),
+            Some("hello"),
+            Some(&sig),
+            AuthStyle::Relay,
+            100,
+            300,
+        );
+        assert_eq!(r.unwrap().message, "hello");
     }
 
     #[test]
