@@ -1,5 +1,7 @@
 //! Pool (pool.md): jobs and leases, evaluation consensus, reputation, epochs.
 
+pub mod rules;
+
 use crate::server::AppContext;
 use poem::{get, handler, web::Json, Route};
 
