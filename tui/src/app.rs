@@ -300,6 +300,8 @@ pub enum Action {
     Stop,
 }
 
+// Events are moved once each, straight into `update`; boxing the payload would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Key(KeyEvent),
@@ -535,7 +537,7 @@ impl App {
             }
             Payload::Logs(page) => {
                 if get.run_id == self.run_id {
-                    self.logs.extend(page.items);
+                    self.logs.extend(fresh(page.items, get.cursor, |l| l.seq));
                     let excess = self.logs.len().saturating_sub(LOG_CAP);
                     self.logs.drain(..excess);
                     self.logs_cursor = page.cursor;
@@ -543,7 +545,8 @@ impl App {
             }
             Payload::Candidates(page) => {
                 if get.run_id == self.run_id {
-                    self.candidates.extend(page.items);
+                    self.candidates
+                        .extend(fresh(page.items, get.cursor, |c| c.seq));
                     let excess = self.candidates.len().saturating_sub(CANDIDATE_CAP);
                     if excess > 0 {
                         self.candidates.drain(..excess);
@@ -745,6 +748,16 @@ impl App {
             _ => {}
         }
     }
+}
+
+/// Drops items the dashboard already has (seq below the cursor it asked from), so a
+/// daemon that replays a page cannot duplicate rows.
+fn fresh<T>(items: Vec<T>, cursor: Option<u64>, seq: impl Fn(&T) -> Option<u64>) -> Vec<T> {
+    let from = cursor.unwrap_or(0);
+    items
+        .into_iter()
+        .filter(|i| seq(i).map_or(true, |s| s >= from))
+        .collect()
 }
 
 fn index_of(list: &[&str], item: &str) -> Option<usize> {

@@ -3,8 +3,9 @@
 //! restores first, so the panic message lands on a usable terminal).
 
 use std::io::{stdout, Stdout};
-use std::panic::{self, PanicHookInfo};
-use std::sync::Arc;
+use std::panic;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::execute;
@@ -14,54 +15,48 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
-type Hook = Arc<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
+/// Whether the terminal is currently in dashboard mode, so the panic hook (installed once
+/// per process, chaining the previous hook) only restores what the dashboard changed.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static HOOK: Once = Once::new();
 
 pub struct Guard {
     pub terminal: Terminal<CrosstermBackend<Stdout>>,
-    previous_hook: Hook,
 }
 
 /// Best-effort restore: each step is attempted even if an earlier one fails.
 fn restore() {
-    let _ = disable_raw_mode();
-    let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+    if ACTIVE.swap(false, Ordering::SeqCst) {
+        let _ = disable_raw_mode();
+        let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+    }
 }
 
 impl Guard {
     pub fn enter() -> std::io::Result<Guard> {
-        let previous_hook: Hook = Arc::from(panic::take_hook());
-        let chained = previous_hook.clone();
-        panic::set_hook(Box::new(move |info| {
-            restore();
-            chained(info);
-        }));
-        let guard = |r: std::io::Result<()>| {
-            if r.is_err() {
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
                 restore();
-            }
-            r
-        };
-        guard(enable_raw_mode())?;
-        guard(execute!(stdout(), EnterAlternateScreen, Hide))?;
-        let terminal = match Terminal::new(CrosstermBackend::new(stdout())) {
-            Ok(t) => t,
+                previous(info);
+            }));
+        });
+        ACTIVE.store(true, Ordering::SeqCst);
+        let entered = enable_raw_mode()
+            .and_then(|()| execute!(stdout(), EnterAlternateScreen, Hide))
+            .and_then(|()| Terminal::new(CrosstermBackend::new(stdout())));
+        match entered {
+            Ok(terminal) => Ok(Guard { terminal }),
             Err(e) => {
                 restore();
-                return Err(e);
+                Err(e)
             }
-        };
-        Ok(Guard {
-            terminal,
-            previous_hook,
-        })
+        }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         restore();
-        let previous = self.previous_hook.clone();
-        let _ = panic::take_hook();
-        panic::set_hook(Box::new(move |info| previous(info)));
     }
 }

@@ -174,15 +174,15 @@ fn footer_line(app: &App) -> Paragraph<'static> {
 
 fn kv(key: &str, value: String) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("{key:<12}"), Style::default().fg(Color::DarkGray)),
+        Span::styled(format!("{key:<13}"), Style::default().fg(Color::DarkGray)),
         Span::raw(value),
     ])
 }
 
 fn mining(app: &App, f: &mut Frame, area: Rect) {
-    let [top, logs] = Layout::vertical([Constraint::Length(12), Constraint::Min(3)]).areas(area);
+    let [top, logs] = Layout::vertical([Constraint::Length(13), Constraint::Min(3)]).areas(area);
     let [info, spark] =
-        Layout::horizontal([Constraint::Length(44), Constraint::Min(10)]).areas(top);
+        Layout::horizontal([Constraint::Length(45), Constraint::Min(10)]).areas(top);
 
     let miner = app.appliance.as_ref().map(|a| &a.miner);
     let running = app.mining();
@@ -244,9 +244,9 @@ fn mining(app: &App, f: &mut Frame, area: Rect) {
     let shown = &samples[samples.len().saturating_sub(width)..];
     let peak = shown.iter().copied().max().unwrap_or(0);
     let title = format!(
-        "children/s, last {} (now {}, max {peak})",
-        duration(shown.len() as f64),
-        shown.last().copied().unwrap_or(0)
+        "children/s now {}, max {peak} ({})",
+        shown.last().copied().unwrap_or(0),
+        duration(shown.len() as f64)
     );
     f.render_widget(
         Sparkline::default()
@@ -483,7 +483,7 @@ fn validators(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Length(9),
     ];
     if wide {
-        widths.extend([Constraint::Length(8); 7]);
+        widths.extend([Constraint::Length(10); 7]);
     }
     f.render_widget(
         Table::new(rows, widths)
@@ -645,7 +645,6 @@ fn sota(app: &App, f: &mut Frame, area: Rect) {
                 .map_or_else(String::new, |d| d.format("%m-%d %H:%M").to_string())
         };
         let ds = Dataset::default()
-            .name("threshold")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(Color::Cyan))
@@ -759,7 +758,7 @@ fn pool(app: &App, f: &mut Frame, area: Rect) {
     let [status, board] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(top);
     let [epochs, coord] =
-        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom);
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
 
     if app.pool_health.is_none() && app.pool_monitor.is_none() {
         placeholder(f, status, "Pool", no_data(app, Service::Pool, DASH));
@@ -792,7 +791,9 @@ fn pool(app: &App, f: &mut Frame, area: Rect) {
             ));
         }
         f.render_widget(
-            Paragraph::new(lines).block(block("Pool: window, leases, pending evaluations")),
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block("Pool status")),
             status,
         );
     }
@@ -844,7 +845,7 @@ fn pool(app: &App, f: &mut Frame, area: Rect) {
         );
     } else {
         let mut list: Vec<_> = app.epochs.iter().collect();
-        list.sort_by(|a, b| b.number.cmp(&a.number));
+        list.sort_by_key(|e| std::cmp::Reverse(e.number));
         let rows = list.into_iter().map(|e| {
             Row::new(vec![
                 num(e.number),
@@ -860,13 +861,13 @@ fn pool(app: &App, f: &mut Frame, area: Rect) {
                 [
                     Constraint::Length(5),
                     Constraint::Length(11),
-                    Constraint::Length(12),
+                    Constraint::Length(10),
                     Constraint::Length(7),
                     Constraint::Min(9),
                 ],
             )
             .header(
-                Row::new(["Epoch", "Closed", "Paid (rao)", "Payouts", "Merkle root"])
+                Row::new(["Epoch", "Closed", "Paid rao", "Payouts", "Merkle root"])
                     .style(Style::default().add_modifier(Modifier::BOLD)),
             )
             .block(block("Last epochs")),
@@ -898,6 +899,9 @@ fn pool(app: &App, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(tail).block(block(title)), coord);
     }
 }
+
+/// Reads one category's count out of a window.
+type Pick = fn(&CategoryCounts) -> u64;
 
 fn relay(app: &App, f: &mut Frame, area: Rect) {
     let title = "Relay requests by category";
@@ -946,7 +950,7 @@ fn relay(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(lines).block(block("Relay")), summary);
 
     let windows: [&CategoryCounts; 4] = [&m.last_1m, &m.last_1h, &m.last_24h, &m.totals];
-    let cat: [(&str, fn(&CategoryCounts) -> u64); 6] = [
+    let cat: [(&str, Pick); 6] = [
         ("miner", |c| c.miner),
         ("validator", |c| c.validator),
         ("admin", |c| c.admin),
