@@ -354,3 +354,47 @@ impl EpochRow {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_from_a_list_or_a_wrapper() {
+        let list = serde_json::json!([{"epoch": 3, "payouts": [{}, {}], "merkle_root": "ab"}]);
+        let wrapped = serde_json::json!({"epochs": list.clone()});
+        for v in [&list, &wrapped] {
+            let rows = EpochRow::list_from(v);
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].number, Some(3));
+            assert_eq!(rows[0].payouts, Some(2));
+            assert_eq!(rows[0].merkle_root.as_deref(), Some("ab"));
+        }
+        assert!(EpochRow::list_from(&serde_json::json!({"detail": "x"})).is_empty());
+    }
+
+    #[test]
+    fn log_lines_from_objects_or_strings() {
+        let page: CursorPage<LogLine> = serde_json::from_str(
+            r#"{"cursor": 9, "items": [{"seq": 7, "message": "a"}, "b", {"seq": 8, "level": "info"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.cursor, 9);
+        let texts: Vec<&str> = page.items.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["a", "b", r#"{"level":"info","seq":8}"#]);
+        assert_eq!(page.items[0].seq, Some(7));
+    }
+
+    #[test]
+    fn candidate_score_and_worker() {
+        let c: Candidate = serde_json::from_str(
+            r#"{"worker_id": "w-3", "eval_score": 0.5, "validator_score": null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.score(), Some(0.5));
+        assert_eq!(c.worker(), "w-3");
+        let c: Candidate =
+            serde_json::from_str(r#"{"worker_id": 2, "validator_score": 0.7}"#).unwrap();
+        assert_eq!((c.score(), c.worker().as_str()), (Some(0.7), "2"));
+    }
+}

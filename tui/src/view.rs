@@ -621,6 +621,17 @@ fn sota(app: &App, f: &mut Frame, area: Rect) {
         })
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Carry the line to the relay's current threshold when it changed after the last event
+    // (a configured default, or an event beyond the first page).
+    if let (Some(last), Some(t)) = (pts.last().copied(), th) {
+        let upd = t.updated_at.as_deref().and_then(parse_time);
+        if let (Some(cur), Some(upd)) = (t.sota_threshold, upd) {
+            let at = upd.timestamp() as f64;
+            if at > last.0 && cur != last.1 {
+                pts.push((at, cur));
+            }
+        }
+    }
     if pts.is_empty() {
         placeholder(
             f,
@@ -986,4 +997,65 @@ fn relay(app: &App, f: &mut Frame, area: Rect) {
         .block(block(title)),
         table,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0.4), "0s");
+        assert_eq!(duration(65.0), "1m 05s");
+        assert_eq!(duration(3723.9), "1h 02m 03s");
+        assert_eq!(duration(-5.0), "0s");
+    }
+
+    #[test]
+    fn hotkeys_are_shortened() {
+        let k = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+        assert_eq!(short_key(Some(k)), "5GrwvaEF…");
+        assert_eq!(short_key(Some("validator")), "validator");
+        assert_eq!(short_key(None), DASH);
+    }
+
+    #[test]
+    fn times_parse_with_or_without_zone() {
+        assert_eq!(
+            time_as(Some("2026-11-29T05:20:01Z"), "%H:%M:%S"),
+            "05:20:01"
+        );
+        assert_eq!(
+            time_as(Some("2026-11-29T07:20:01+02:00"), "%H:%M:%S"),
+            "05:20:01"
+        );
+        assert_eq!(
+            time_as(Some("2026-11-29T05:20:01.250"), "%H:%M:%S"),
+            "05:20:01"
+        );
+        assert_eq!(time_as(Some("yesterday"), "%H:%M:%S"), "yesterday");
+    }
+
+    #[test]
+    fn monitor_summary_flattens_every_field() {
+        let v: Value = serde_json::json!({
+            "pending_evaluations": 5,
+            "leases": {"issued_15m": 12, "ratio": 0.75},
+            "alerts": [],
+            "lease": [{"id": 41}]
+        });
+        let mut out = Vec::new();
+        flatten("", &v, &mut out);
+        let got: Vec<String> = out.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        assert_eq!(
+            got,
+            [
+                "alerts: none",
+                "lease[0].id: 41",
+                "leases.issued_15m: 12",
+                "leases.ratio: 0.7500",
+                "pending_evaluations: 5"
+            ]
+        );
+    }
 }

@@ -296,3 +296,15 @@ fn get(feed: Feed) -> Get {
         cursor: None,
     }
 }
+
+#[test]
+fn sota_chart_extends_to_a_newer_threshold() {
+    let mut app = on_tab(Tab::Sota, true);
+    let before = render(&app, 120, 40);
+    assert_shows(&before, &["0.9253"]); // top of the axis: last event 0.915 plus padding
+    let newer = r#"{"sota_threshold":0.95,"updated_at":"2026-11-29T05:30:00Z"}"#;
+    let p = bitsota_tui::app::Payload::decode(Feed::SotaThreshold, newer);
+    update(&mut app, Event::Polled(get(Feed::SotaThreshold), p));
+    let after = render(&app, 120, 40);
+    assert_shows(&after, &["Threshold 0.950000", "0.9637", "11-29 05:30"]);
+}
