@@ -348,9 +348,11 @@ fn dsl_popup(app: &App, f: &mut Frame) {
     };
     let area = centered(f.area(), 90, 80);
     let title = format!(
-        "Candidate #{} — score {} — Esc closes",
+        "Candidate #{} — score {} — {}, input_dim {} — Esc closes",
         num(c.seq),
-        score(c.score())
+        score(c.score()),
+        c.task_type.as_deref().unwrap_or(DASH),
+        num(c.input_dim),
     );
     let text = if c.algorithm_dsl.is_empty() {
         "(no DSL recorded)".to_owned()

@@ -115,7 +115,10 @@ fn candidates_tab_newest_first_and_dsl_popup() {
     key(&mut app, KeyCode::Enter);
     for (w, h) in SIZES {
         let s = render(&app, w, h);
-        assert_shows(&s, &["Candidate #1", "s1 = x[1] + x[2]", "Esc closes"]);
+        assert_shows(&s, &["Candidate #1", "0.908700", "s1 = x[1] + x[2]"]);
+        if w > 100 {
+            assert_shows(&s, &["scalar_linear, input_dim 16 — Esc closes"]);
+        }
     }
     key(&mut app, KeyCode::Esc);
     let s = render(&app, 80, 24);
