@@ -15,6 +15,9 @@ use crate::api::{
 
 /// The spec's limit: no endpoint is asked more than once per second.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Feeds only another tab shows are refreshed this rarely, so an idle dashboard costs the
+/// daemon a handful of requests per second.
+pub const BACKGROUND_INTERVAL: Duration = Duration::from_secs(5);
 /// Page size for the cursor feeds (the sidecar's maximum), so a backlog drains quickly.
 pub const PAGE_LIMIT: u32 = 500;
 /// Log lines kept in memory; the tail view only ever shows the last screenful.
@@ -153,6 +156,32 @@ impl Feed {
             Feed::PoolHealth | Feed::Leaderboard | Feed::PoolMonitor | Feed::Epochs => {
                 Service::Pool
             }
+        }
+    }
+
+    /// Whether the feed must stay fresh whatever the tab: the header's reachability (one
+    /// feed per service), the Mining tab's numbers and the log tail (the Pool tab's lease
+    /// lines come from it too).
+    fn always_fresh(self) -> bool {
+        matches!(
+            self,
+            Feed::ApplianceStatus
+                | Feed::SidecarState
+                | Feed::Logs
+                | Feed::SotaThreshold
+                | Feed::PoolHealth
+        )
+    }
+
+    /// The tab that shows this feed.
+    fn tab(self) -> Tab {
+        match self {
+            Feed::ApplianceStatus | Feed::SidecarState | Feed::Logs => Tab::Mining,
+            Feed::Candidates => Tab::Candidates,
+            Feed::Validators => Tab::Validators,
+            Feed::SotaThreshold | Feed::SotaEvents => Tab::Sota,
+            Feed::PoolHealth | Feed::Leaderboard | Feed::PoolMonitor | Feed::Epochs => Tab::Pool,
+            Feed::AdminStatus => Tab::Relay,
         }
     }
 
@@ -449,6 +478,15 @@ impl App {
             .or_else(|| self.candidates.len().checked_sub(1))
     }
 
+    /// How often `f` is polled now: every second while visible or always needed.
+    pub fn interval(&self, f: Feed) -> Duration {
+        if f.always_fresh() || f.tab() == self.tab {
+            POLL_INTERVAL
+        } else {
+            BACKGROUND_INTERVAL
+        }
+    }
+
     fn feed_due(&self, f: Feed, now: Instant) -> bool {
         let st = &self.feeds[&f];
         if st.in_flight || *self.reach(f.service()) == Reach::Disabled {
@@ -456,7 +494,7 @@ impl App {
         }
         if st
             .last_sent
-            .is_some_and(|t| now.duration_since(t) < POLL_INTERVAL)
+            .is_some_and(|t| now.duration_since(t) < self.interval(f))
         {
             return false;
         }

@@ -136,15 +136,25 @@ fn cursor_feeds_follow_the_run_and_advance_with_the_returned_cursor() {
 #[test]
 fn replayed_items_are_not_duplicated() {
     let mut app = App::new(false);
+    app.tab = Tab::Candidates;
     let t0 = Instant::now();
     poll_round(&mut app, t0, recorded);
     // A daemon that ignores the cursor answers page 1 every time.
+    let asked = std::cell::Cell::new(0);
     for s in 1..4 {
         poll_round(&mut app, t0 + Duration::from_secs(s), |g| match g.feed {
-            Feed::Candidates => Payload::decode(g.feed, &fixture("candidates.json")),
+            Feed::Candidates => {
+                asked.set(asked.get() + 1);
+                Payload::decode(g.feed, &fixture("candidates.json"))
+            }
             _ => recorded(g),
         });
     }
+    assert_eq!(
+        asked.get(),
+        3,
+        "the visible Candidates tab polls every second"
+    );
     assert_eq!(app.candidates.len(), 3);
 }
 
@@ -476,4 +486,43 @@ fn candidate_selection_and_dsl() {
     app.tab = Tab::Mining;
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.dsl_open, None);
+}
+
+#[test]
+fn hidden_tabs_poll_slowly_and_the_visible_one_every_second() {
+    let mut app = App::new(true);
+    let t0 = Instant::now();
+    poll_round(&mut app, t0, recorded);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let mut polled = |app: &mut App, t: Instant| {
+        let reqs = update(app, Event::Tick(t));
+        let f = feeds(&reqs);
+        answer(app, reqs, recorded);
+        f
+    };
+    // Mining tab: the header/Mining feeds every second, the others not within 5 s.
+    let f = polled(&mut app, at(1));
+    assert!(
+        f.contains(&Feed::ApplianceStatus)
+            && f.contains(&Feed::SotaThreshold)
+            && f.contains(&Feed::PoolHealth)
+    );
+    assert!(
+        !f.contains(&Feed::Validators)
+            && !f.contains(&Feed::AdminStatus)
+            && !f.contains(&Feed::Epochs)
+    );
+    // Switching to the Validators tab makes its feed due at the next tick.
+    key(&mut app, KeyCode::Char('3'));
+    let f = polled(&mut app, at(2));
+    assert!(f.contains(&Feed::Validators), "{f:?}");
+    assert!(!f.contains(&Feed::AdminStatus));
+    let f = polled(&mut app, at(3));
+    assert!(f.contains(&Feed::Validators), "visible: every second");
+    // Hidden feeds are still refreshed, every 5 s.
+    let f = polled(&mut app, at(5));
+    assert!(
+        f.contains(&Feed::AdminStatus) && f.contains(&Feed::Epochs),
+        "{f:?}"
+    );
 }
