@@ -494,7 +494,7 @@ fn hidden_tabs_poll_slowly_and_the_visible_one_every_second() {
     let t0 = Instant::now();
     poll_round(&mut app, t0, recorded);
     let at = |s: u64| t0 + Duration::from_secs(s);
-    let mut polled = |app: &mut App, t: Instant| {
+    let polled = |app: &mut App, t: Instant| {
         let reqs = update(app, Event::Tick(t));
         let f = feeds(&reqs);
         answer(app, reqs, recorded);
