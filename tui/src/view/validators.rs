@@ -105,6 +105,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         counters,
     );
 
+    let pct = |w: Option<f64>| w.map_or_else(|| DASH.into(), |x| format!("{:.0}%", x * 100.0));
     let wl: Vec<Line> = app
         .validators
         .iter()
@@ -112,11 +113,9 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
             Some(w) => Line::from(format!(
                 " weights {}: burn {} → {}, winner {} → {}",
                 v.name,
-                w.burn
-                    .map_or_else(|| DASH.into(), |x| format!("{:.0}%", x * 100.0)),
+                pct(w.burn),
                 short_key(w.burn_hotkey.as_deref()),
-                w.winner_weight
-                    .map_or_else(|| DASH.into(), |x| format!("{:.0}%", x * 100.0)),
+                pct(w.winner_weight),
                 short_key(w.winner.as_deref()),
             )),
             None => Line::from(format!(" weights {}: none yet", v.name)),
