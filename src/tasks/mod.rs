@@ -5,8 +5,17 @@
 //! Suites ([`suite`]) pick task ids deterministically from a seed, and
 //! [`TaskSpec::eval_seed`] gives the seed of the evaluation RNG (engine.md §4.3).
 
+pub mod cache;
+pub mod datasets;
+mod error;
+pub mod hyperparams;
+pub mod image;
+pub mod prepare;
 pub mod scalar_linear;
 pub mod suite;
+
+pub use error::TaskError;
+pub use prepare::{prepare_suite, DataConfig};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
