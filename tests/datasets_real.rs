@@ -168,13 +168,29 @@ fn real_files_match_published_checksums() {
 }
 
 /// The 128-task cifar10_binary validator suite, cold and from the disk cache (release).
+/// With `BITSOTA_TIMING_CACHE=DIR` it prepares once into/from that cache folder, so that
+/// a second run measures a fresh process reading the disk cache.
 #[test]
 #[ignore]
 fn validator_suite_timing() {
     let Some(dir) = shared_datasets() else { return };
+    let suite = SuiteSpec::new(TaskType::Cifar10Binary, 16, 128, 1337);
+    if let Some(cache) = std::env::var_os("BITSOTA_TIMING_CACHE") {
+        let cfg = config(dir, Some(PathBuf::from(cache)));
+        let cache = TaskCache::new(1 << 30);
+        let t0 = Instant::now();
+        let tasks = prepare_tasks(&cache, &suite.tasks, &cfg, &no_progress).unwrap();
+        let s = t0.elapsed().as_secs_f64();
+        tasks.iter().for_each(|t| check_task(t));
+        let st = cache.stats();
+        println!(
+            "128-task cifar10_binary suite, fresh process: {s:.3} s ({} built, {} from disk)",
+            st.built, st.disk_hits
+        );
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(dir, Some(tmp.path().to_path_buf()));
-    let suite = SuiteSpec::new(TaskType::Cifar10Binary, 16, 128, 1337);
     let t0 = Instant::now();
     let cold = prepare_tasks(&TaskCache::new(1 << 30), &suite.tasks, &cfg, &no_progress).unwrap();
     let cold_s = t0.elapsed().as_secs_f64();

@@ -147,18 +147,13 @@ pub fn build(spec: &TaskSpec, sizes: ImageSizes, images: &Images) -> Result<Task
     let chosen: Vec<usize> = picks.into_iter().map(|k| candidates[k]).collect();
 
     let proj = projection(images.pixel_count, dim, spec.projection_seed.unwrap_or(0));
-    let scale: [f32; 256] = std::array::from_fn(|p| p as f32 / 255.0);
     let mut feats = vec![0.0f32; n * dim];
-    for (acc, &img) in feats.chunks_exact_mut(dim).zip(&chosen) {
-        for (&p, w) in images.image(img).iter().zip(proj.chunks_exact(dim)) {
-            if p == 0 {
-                continue;
-            }
-            let v = scale[p as usize];
-            for (a, &wj) in acc.iter_mut().zip(w) {
-                *a += v * wj;
-            }
-        }
+    match dim {
+        4 => project_fixed::<4>(images, &chosen, &proj, &mut feats),
+        8 => project_fixed::<8>(images, &chosen, &proj, &mut feats),
+        16 => project_fixed::<16>(images, &chosen, &proj, &mut feats),
+        32 => project_fixed::<32>(images, &chosen, &proj, &mut feats),
+        _ => project_any(images, &chosen, &proj, &mut feats, dim),
     }
     standardise(&mut feats, dim);
 
@@ -184,6 +179,56 @@ pub fn build(spec: &TaskSpec, sizes: ImageSizes, images: &Images) -> Result<Task
         val_x,
         val_y,
     })
+}
+
+/// `pixel / 255` as `f32`, looked up.
+const SCALE: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let mut p = 0;
+    while p < 256 {
+        t[p] = p as f32 / 255.0;
+        p += 1;
+    }
+    t
+};
+
+/// Project the chosen images (rows of `feats`): `Σ_i scale(pixel_i) · proj[i]`, summed in
+/// pixel order. A const `D` keeps the accumulators in registers; [`project_any`] does the
+/// same arithmetic in the same order for other sizes, so results are identical.
+fn project_fixed<const D: usize>(
+    images: &Images,
+    chosen: &[usize],
+    proj: &[f32],
+    feats: &mut [f32],
+) {
+    for (out, &img) in feats.chunks_exact_mut(D).zip(chosen) {
+        let mut acc = [0.0f32; D];
+        for (&p, w) in images.image(img).iter().zip(proj.chunks_exact(D)) {
+            if p == 0 {
+                continue;
+            }
+            let v = SCALE[p as usize];
+            let w: &[f32; D] = w.try_into().expect("chunk of D");
+            for j in 0..D {
+                acc[j] += v * w[j];
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+fn project_any(images: &Images, chosen: &[usize], proj: &[f32], feats: &mut [f32], dim: usize) {
+    for (acc, &img) in feats.chunks_exact_mut(dim).zip(chosen) {
+        for (&p, w) in images.image(img).iter().zip(proj.chunks_exact(dim)) {
+            if p == 0 {
+                continue;
+            }
+            let v = SCALE[p as usize];
+            for (a, &wj) in acc.iter_mut().zip(w) {
+                *a += v * wj;
+            }
+        }
+    }
 }
 
 /// Standardise each column of a row-major `n × dim` matrix in place.
@@ -244,6 +289,40 @@ mod tests {
             let m = col.iter().sum::<f64>() / 20.0;
             let s = (col.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 20.0).sqrt();
             assert!(m.abs() < 1e-5 && (s - 1.0).abs() < 1e-4, "{m} {s}");
+        }
+    }
+
+    #[test]
+    fn fixed_and_generic_projection_agree_bitwise() {
+        let mut rng = Rng::new(5);
+        let n = 7;
+        let images = Images {
+            pixel_count: 300,
+            pixels: (0..n * 300)
+                .map(|i| if i % 3 == 0 { 0 } else { rng.below(256) as u8 })
+                .collect(),
+            labels: vec![0; n],
+            source: crate::tasks::datasets::DatasetSource {
+                kind: DatasetKind::Mnist,
+                files: vec![],
+                checksum: String::new(),
+            },
+        };
+        let chosen: Vec<usize> = (0..n).rev().collect();
+        for dim in [4, 8, 16, 32] {
+            let proj = projection(300, dim, 9);
+            let mut a = vec![0.0f32; n * dim];
+            let mut b = vec![0.0f32; n * dim];
+            match dim {
+                4 => project_fixed::<4>(&images, &chosen, &proj, &mut a),
+                8 => project_fixed::<8>(&images, &chosen, &proj, &mut a),
+                16 => project_fixed::<16>(&images, &chosen, &proj, &mut a),
+                _ => project_fixed::<32>(&images, &chosen, &proj, &mut a),
+            }
+            project_any(&images, &chosen, &proj, &mut b, dim);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "dim {dim}");
+            assert!(a.iter().any(|&x| x != 0.0));
         }
     }
 
