@@ -227,7 +227,8 @@ impl Images {
     }
 }
 
-pub(crate) fn file_name(path: &Path) -> String {
+/// The last component of a path, as text (empty for none).
+pub fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
