@@ -72,6 +72,18 @@ fn verify(
     }
 }
 
+/// An error and its causes on one line (reqwest hides the cause, e.g. "connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
 /// Download `url` to `dest` (via a temporary file), reporting progress.
 pub fn download(
     url: &str,
@@ -87,7 +99,7 @@ pub fn download(
         .timeout(None)
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let mut resp = client.get(url).send().map_err(|e| fail(format!("{e:#}")))?;
+    let mut resp = client.get(url).send().map_err(|e| fail(error_chain(&e)))?;
     if !resp.status().is_success() {
         return Err(fail(format!("HTTP {}", resp.status())));
     }
