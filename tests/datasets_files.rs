@@ -472,3 +472,49 @@ fn cli_status_and_import() {
     let (code, text) = run(&["fetch", "imagenet"]);
     assert_eq!(code, Some(2), "{text}");
 }
+
+#[test]
+fn prepare_handles_every_task_type() {
+    use bitsota::tasks::cache::TaskCache;
+    use bitsota::tasks::prepare::{prepare_tasks, DataConfig};
+    use bitsota::tasks::scalar_linear::{self, LinearSizes};
+    use bitsota::tasks::suite::SuiteSpec;
+
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = DataConfig::for_data_dir(data.path());
+    cfg.scalar_linear = LinearSizes { train: 20, val: 5 };
+    cfg.mnist_binary = ImageSizes {
+        n_samples: 10,
+        train_split: 0.5,
+    };
+    let cache = TaskCache::new(1 << 30);
+
+    // scalar_linear: exactly scalar_linear::build, memory-cached, never written to disk.
+    let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, 3, 0);
+    let tasks = prepare_tasks(&cache, &suite.tasks, &cfg, &|_| {}).unwrap();
+    for (t, spec) in tasks.iter().zip(&suite.tasks) {
+        assert_eq!(**t, scalar_linear::build(spec, cfg.scalar_linear));
+    }
+    assert!(!cfg.cache_dir.as_ref().unwrap().exists());
+
+    // Image tasks without their dataset: the error names the fetch command.
+    let mnist = SuiteSpec::new(TaskType::MnistBinary, 5, 2, 0);
+    let e = prepare_tasks(&cache, &mnist.tasks, &cfg, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("bitsota data fetch mnist"), "{e}");
+
+    // With the dataset (and mixed types in one call), in spec order, written to disk.
+    write_mnist(&cfg.datasets_dir);
+    let mixed: Vec<TaskSpec> = mnist.tasks.iter().chain(&suite.tasks).copied().collect();
+    let tasks = prepare_tasks(&cache, &mixed, &cfg, &|_| {}).unwrap();
+    assert_eq!(tasks.iter().map(|t| t.spec).collect::<Vec<_>>(), mixed);
+    assert_eq!(tasks[0].train_len() + tasks[0].val_len(), 10);
+    let entries = std::fs::read_dir(cfg.cache_dir.as_ref().unwrap().join("mnist_binary"))
+        .unwrap()
+        .count();
+    assert_eq!(entries, 2);
+
+    // Invalid sizes are a configuration error, not a panic.
+    cfg.mnist_binary.train_split = 0.0;
+    let e = prepare_tasks(&cache, &mixed, &cfg, &|_| {}).unwrap_err();
+    assert!(matches!(e, TaskError::Config(_)), "{e}");
+}

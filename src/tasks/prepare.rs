@@ -15,6 +15,7 @@ use super::suite::SuiteSpec;
 use super::{Task, TaskSpec, TaskType};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -147,8 +148,8 @@ pub fn prepare_tasks(
     let mut sources: HashMap<DatasetKind, DatasetSource> = HashMap::new();
     for spec in specs {
         if let Some(kind) = DatasetKind::for_task(spec.task_type) {
-            if !sources.contains_key(&kind) {
-                sources.insert(kind, datasets::fingerprint(kind, &cfg.datasets_dir)?);
+            if let Entry::Vacant(slot) = sources.entry(kind) {
+                slot.insert(datasets::fingerprint(kind, &cfg.datasets_dir)?);
             }
         }
     }
@@ -201,9 +202,9 @@ pub fn prepare_tasks(
             continue;
         }
         if let Some(kind) = DatasetKind::for_task(spec.task_type) {
-            if !loaded.contains_key(&kind) {
+            if let Entry::Vacant(slot) = loaded.entry(kind) {
                 tracing::info!(dataset = kind.name(), dir = %cfg.datasets_dir.display(), "loading dataset");
-                loaded.insert(kind, datasets::load(kind, &cfg.datasets_dir)?);
+                slot.insert(datasets::load(kind, &cfg.datasets_dir)?);
             }
         }
     }

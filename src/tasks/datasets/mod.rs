@@ -282,12 +282,19 @@ pub fn file_digest(path: &Path) -> Result<(u64, FileDigest), TaskError> {
     Ok((len, digest))
 }
 
-/// Digest already-read unpacked content of `path`, and memoise it.
+/// Digest already-read unpacked content of `path` (unless memoised), and memoise it.
 fn digest_loaded(path: &Path, unpacked: &[u8]) -> Result<SourceFile, TaskError> {
     let key = digest_key(path)?;
-    let digest = FileDigest::of(unpacked);
     let disk_len = key.1;
-    DIGESTS.lock().insert(key, digest.clone());
+    let known = DIGESTS.lock().get(&key).cloned();
+    let digest = match known {
+        Some(d) if d.unpacked_len == unpacked.len() as u64 => d,
+        _ => {
+            let d = FileDigest::of(unpacked);
+            DIGESTS.lock().insert(key, d.clone());
+            d
+        }
+    };
     Ok(SourceFile {
         path: path.to_path_buf(),
         disk_len,
