@@ -2,9 +2,8 @@
 
 #[derive(clap::Args, Debug)]
 pub struct DashArgs {
-    /// Configuration file naming the daemon's listeners.
-    #[arg(long, default_value = "appliance.toml")]
-    pub config: std::path::PathBuf,
+    #[command(flatten)]
+    pub config: super::serve::ConfigArgs,
 }
 
 #[derive(clap::Args, Debug)]
