@@ -177,6 +177,7 @@ fn cifar_batches_load_in_sorted_order_and_build() {
     std::fs::write(cdir.join("z_batch.bin"), &b2).unwrap();
     std::fs::write(cdir.join("a_batch.bin"), &b1).unwrap();
     std::fs::write(cdir.join("batches.meta.txt"), "airplane\n").unwrap();
+    std::fs::write(cdir.join(".partial.bin"), b"not a batch").unwrap();
     let images = datasets::load(DatasetKind::Cifar10, tmp.path()).unwrap();
     assert_eq!(images.len(), 60);
     assert_eq!(images.image(0), &b1[1..cifar::RECORD_LEN]);

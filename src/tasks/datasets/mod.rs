@@ -341,7 +341,9 @@ pub fn dataset_files(kind: DatasetKind, datasets_dir: &Path) -> Result<Vec<PathB
             for entry in entries {
                 let entry = entry.map_err(|e| TaskError::io(&dir, e))?;
                 let path = entry.path();
-                if path.is_file() && file_name(&path).ends_with(".bin") {
+                let name = file_name(&path);
+                // Hidden files (temporaries, resource forks) are never batches.
+                if path.is_file() && name.ends_with(".bin") && !name.starts_with('.') {
                     files.push(path);
                 }
             }
