@@ -14,7 +14,8 @@
 //! 5. standardise each feature with the mean and population std (+1e-6) of all sampled
 //!    rows, computed in `f64` in row order;
 //! 6. shuffle the row order with the split RNG (Fisher–Yates); the first
-//!    `floor(n · train_split)` rows train, the rest validate.
+//!    `floor(n · train_split)` rows train (see [`ImageSizes::train_count`]), the rest
+//!    validate.
 
 use super::datasets::{DatasetKind, Images};
 use super::error::TaskError;
@@ -58,8 +59,9 @@ impl ImageSizes {
     }
 
     /// Training rows out of `n`: `floor(n · train_split)`, at least 1 and at most `n − 1`.
+    /// A 1e-9 tolerance keeps splits such as 8/9 of 9000 at 8000 despite rounding.
     pub fn train_count(&self, n: usize) -> usize {
-        ((n as f64 * self.train_split).floor() as usize).clamp(1, n.saturating_sub(1).max(1))
+        ((n as f64 * self.train_split + 1e-9).floor() as usize).clamp(1, n.saturating_sub(1).max(1))
     }
 }
 
@@ -330,6 +332,19 @@ mod tests {
     fn sizes_validate() {
         assert!(ImageSizes::default().validate("x").is_ok());
         assert_eq!(ImageSizes::default().train_count(2000), 1000);
+        let ninths = ImageSizes {
+            n_samples: 9000,
+            train_split: 8.0 / 9.0,
+        };
+        assert_eq!(ninths.train_count(9000), 8000);
+        assert_eq!(
+            ImageSizes {
+                n_samples: 10,
+                train_split: 0.75
+            }
+            .train_count(10),
+            7
+        );
         for bad in [
             ImageSizes {
                 n_samples: 1,
