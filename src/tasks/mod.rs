@@ -4,6 +4,10 @@
 //! gives a [`Task`] — contiguous row-major `f32` examples ready for the interpreter.
 //! Suites ([`suite`]) pick task ids deterministically from a seed, and
 //! [`TaskSpec::eval_seed`] gives the seed of the evaluation RNG (engine.md §4.3).
+//!
+//! Image tasks ([`image`]) are built from real dataset files ([`datasets`]); services get
+//! built tasks through [`prepare_suite`], which goes through an in-memory LRU and an
+//! on-disk cache ([`cache`]). [`hyperparams`] reads the reference's suite configuration.
 
 pub mod cache;
 pub mod datasets;
