@@ -150,8 +150,13 @@ fn install_mnist_file(
     } else {
         idx::parse_labels(from, &plain)?;
     }
-    let check = verify(DatasetKind::Mnist, name, from, &FileDigest::of(&plain))?
-        .unwrap_or_else(|| "format checked".into());
+    let check = verify(
+        DatasetKind::Mnist,
+        name,
+        from,
+        &FileDigest::of(&plain, true),
+    )?
+    .unwrap_or_else(|| "format checked".into());
     let path = dir.join(name);
     write_atomic(&path, &plain)?;
     // A stale gzipped copy would be ignored by the loader; remove it to avoid confusion.
@@ -167,8 +172,13 @@ fn install_cifar_batch(
     bytes: Vec<u8>,
 ) -> Result<Installed, TaskError> {
     cifar::parse_batch(from, &bytes, &mut Vec::new(), &mut Vec::new())?;
-    let check = verify(DatasetKind::Cifar10, name, from, &FileDigest::of(&bytes))?
-        .unwrap_or_else(|| "no published checksum; record layout checked".into());
+    let check = verify(
+        DatasetKind::Cifar10,
+        name,
+        from,
+        &FileDigest::of(&bytes, false),
+    )?
+    .unwrap_or_else(|| "no published checksum; record layout checked".into());
     let path = dir.join(name);
     write_atomic(&path, &bytes)?;
     Ok(Installed { path, check })
@@ -215,7 +225,7 @@ pub fn unpack_cifar_archive(
     dir: &Path,
 ) -> Result<Vec<Installed>, TaskError> {
     let bytes = std::fs::read(archive).map_err(|e| TaskError::io(archive, e))?;
-    let actual = FileDigest::of(&bytes).sha256;
+    let actual = FileDigest::of(&bytes, false).sha256;
     if actual != sha256 {
         return Err(TaskError::ChecksumMismatch {
             path: archive.to_path_buf(),

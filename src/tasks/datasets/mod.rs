@@ -144,26 +144,33 @@ pub fn published_checksum(kind: DatasetKind, name: &str) -> Option<(&'static str
 pub struct FileDigest {
     pub unpacked_len: u64,
     pub sha256: String,
-    pub md5: String,
+    /// Only for files with a published MD5 (MNIST): hashing CIFAR with it too is wasted time.
+    pub md5: Option<String>,
 }
 
 impl FileDigest {
-    fn of(bytes: &[u8]) -> Self {
+    /// Digest `bytes`, with MD5 if `with_md5`.
+    pub fn of(bytes: &[u8], with_md5: bool) -> Self {
         FileDigest {
             unpacked_len: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(bytes)),
-            md5: hex::encode(Md5::digest(bytes)),
+            md5: with_md5.then(|| hex::encode(Md5::digest(bytes))),
         }
     }
 
-    /// The digest named by `algorithm` (`md5` or `sha256`).
+    /// The digest named by `algorithm` (`md5` or `sha256`; empty if not computed).
     pub fn get(&self, algorithm: &str) -> &str {
         if algorithm == "md5" {
-            &self.md5
+            self.md5.as_deref().unwrap_or("")
         } else {
             &self.sha256
         }
     }
+}
+
+/// Whether a file has a published MD5 (by its unpacked name).
+fn has_published_md5(path: &Path) -> bool {
+    published_checksum(DatasetKind::Mnist, &file_name(path)).is_some()
 }
 
 /// One file a dataset was loaded from.
@@ -276,7 +283,7 @@ pub fn file_digest(path: &Path) -> Result<(u64, FileDigest), TaskError> {
     if let Some(d) = DIGESTS.lock().get(&key) {
         return Ok((key.1, d.clone()));
     }
-    let digest = FileDigest::of(&read_unpacked(path)?);
+    let digest = FileDigest::of(&read_unpacked(path)?, has_published_md5(path));
     let len = key.1;
     DIGESTS.lock().insert(key, digest.clone());
     Ok((len, digest))
@@ -290,7 +297,7 @@ fn digest_loaded(path: &Path, unpacked: &[u8]) -> Result<SourceFile, TaskError> 
     let digest = match known {
         Some(d) if d.unpacked_len == unpacked.len() as u64 => d,
         _ => {
-            let d = FileDigest::of(unpacked);
+            let d = FileDigest::of(unpacked, has_published_md5(path));
             DIGESTS.lock().insert(key, d.clone());
             d
         }
