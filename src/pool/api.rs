@@ -26,14 +26,29 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub struct Pool {
     pub state: PoolState,
     guard: ReplayGuard,
+    /// Seed of the evaluation suite (the validators' `task_seed`), advertised with
+    /// evaluation work so every evaluator scores on the same tasks.
+    eval_task_seed: u64,
 }
 
 impl Pool {
-    pub fn new(state: PoolState) -> Self {
+    pub fn new(state: PoolState, eval_task_seed: u64) -> Self {
         Pool {
             state,
             guard: ReplayGuard::new(300, ReplayGuard::DEFAULT_CAPACITY),
+            eval_task_seed,
         }
+    }
+
+    /// The evaluation suite every evaluator must use.
+    fn suite_json(&self) -> Value {
+        let cfg = self.state.config();
+        json!({
+            "task_type": cfg.task_type,
+            "input_dim": cfg.input_dim,
+            "task_count": cfg.eval_task_count,
+            "task_seed": self.eval_task_seed,
+        })
     }
 }
 
@@ -380,6 +395,7 @@ async fn request_task(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Resp
             "batch_id": batch.batch_id,
             "task_type": kind.as_str(),
             "expires_at": iso(batch.expires_at),
+            "suite": pool.suite_json(),
             "algorithms": algs.iter().map(algorithm_json).collect::<Vec<_>>(),
         }))
     })
@@ -518,6 +534,7 @@ async fn issue_lease(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Respo
             "window_number": l.lease.window_number,
             "timeout_at": iso(l.lease.timeout_at),
             "evolve_budget": l.lease.evolve_budget,
+            "suite": pool.suite_json(),
             "evaluate_algorithms": l.evaluate.iter().map(algorithm_json).collect::<Vec<_>>(),
             "seed_algorithms": l.seeds.iter().map(algorithm_json).collect::<Vec<_>>(),
         }))
