@@ -292,11 +292,11 @@ fn endpoints_consensus_reputation_epochs_and_restart() {
     assert_eq!(s, 200, "{r}");
     assert_eq!(evaluate(&miners[3], 0.10), vec![evolved]);
 
-    // Consensus = median 0.84; the 0.10 evaluator was inaccurate.
+    // Consensus = median 0.80 (0.84 is within 10 %); the 0.10 evaluator was inaccurate.
     let (s, sota) = public_get(&d.pool, "/api/v1/results/sota?task_type=scalar_linear");
     assert_eq!(s, 200, "{sota}");
     assert_eq!(sota["id"].as_u64(), Some(evolved));
-    assert!((sota["score"].as_f64().unwrap() - 0.84).abs() < 1e-9);
+    assert!((sota["score"].as_f64().unwrap() - 0.80).abs() < 1e-9);
     assert_eq!(sota["miner_hotkey"], miners[0].hotkey());
     let (s, _) = public_get(&d.pool, "/api/v1/results/sota?task_type=mnist_binary");
     assert_eq!(s, 404);
@@ -319,7 +319,7 @@ fn endpoints_consensus_reputation_epochs_and_restart() {
             .map(|r| r["reputation"].as_f64().unwrap())
             .unwrap()
     };
-    assert!((rep(&miners[0].hotkey()) - 1.68).abs() < 1e-9, "{board}");
+    assert!((rep(&miners[0].hotkey()) - 1.6).abs() < 1e-9, "{board}");
     assert_eq!(rep(&miners[1].hotkey()), 1.0);
     assert_eq!(rep(&miners[2].hotkey()), 1.0);
     assert_eq!(rep(&miners[3].hotkey()), 0.0);

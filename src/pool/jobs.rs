@@ -333,3 +333,73 @@ pub fn execute_job(kind: &str, payload_json: &Value) -> Result<Value, JobError> 
         other => Err(JobError::UnknownKind(other.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn suite(count: usize) -> Value {
+        json!({"task_type": "scalar_linear", "input_dim": 4, "task_count": count, "task_seed": 7})
+    }
+
+    const LEARNER: &str = "# setup\ns2 = 0.01\n# predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
+
+    #[test]
+    fn evaluate_is_deterministic_and_matches_the_engine() {
+        let empty = empty_program_dsl(TaskType::ScalarLinear);
+        let payload = json!({"suite": suite(3), "algorithms": [
+            {"id": 1, "algorithm_dsl": empty}, {"id": 2, "algorithm_dsl": LEARNER}]});
+        let a = execute_job("evaluate", &payload).unwrap();
+        assert_eq!(a, execute_job("evaluate", &payload).unwrap());
+        let r: EvaluateResult = serde_json::from_value(a).unwrap();
+        let (s_empty, s_learner) = (r.evaluations[0].score.unwrap(), r.evaluations[1].score.unwrap());
+        assert!(s_learner > s_empty, "{s_learner} vs {s_empty}");
+        // The same number the engine gives on the same suite.
+        let spec = SuiteSpec::new(TaskType::ScalarLinear, 4, 3, 7);
+        let tasks = prepare_suite(&spec, &data_config()).unwrap();
+        let seeds: Vec<u64> = (0..3).map(|i| spec.eval_seed(i)).collect();
+        let p = engine::parse_program(LEARNER).unwrap();
+        assert_eq!(engine::score_on_suite(&p, &tasks, &seeds).score as f64, s_learner);
+    }
+
+    #[test]
+    fn evolve_and_lease_produce_new_valid_programs() {
+        let empty = empty_program_dsl(TaskType::ScalarLinear);
+        let payload = json!({"suite": suite(2), "parents": [{"id": 5, "algorithm_dsl": empty}],
+            "budget": 20, "seed": 3});
+        let r: EvolveResult =
+            serde_json::from_value(execute_job("evolve", &payload).unwrap()).unwrap();
+        assert_eq!(r.parent_ids, vec![5]);
+        assert_ne!(canonical_dsl(&r.evolved_function).unwrap(), empty);
+        assert_eq!(
+            execute_job("evolve", &payload).unwrap(),
+            serde_json::to_value(&r).unwrap(),
+            "same seed, same child"
+        );
+        let lease = json!({"lease_id": 1, "eval_suite": suite(2), "evolve_suite": suite(2),
+            "evaluate": [{"id": 9, "algorithm_dsl": LEARNER}],
+            "seeds": [{"id": 5, "algorithm_dsl": empty}], "evolve_budget": 10, "seed": 1});
+        let l: LeaseResult = serde_json::from_value(execute_job("lease", &lease).unwrap()).unwrap();
+        assert_eq!(l.evaluations.len(), 1);
+        assert_eq!(l.evolutions.len(), 1);
+        assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
+        assert_eq!(l.iterations, 10);
+    }
+
+    #[test]
+    fn bad_jobs_are_errors() {
+        assert!(matches!(execute_job("dance", &json!({})), Err(JobError::UnknownKind(_))));
+        assert!(matches!(
+            execute_job("evaluate", &json!({"suite": 1})),
+            Err(JobError::Payload { .. })
+        ));
+        let bad = json!({"suite": suite(1), "algorithms": [{"id": 3, "algorithm_dsl": "s0 = nope(v0)"}]});
+        let e = execute_job("evaluate", &bad).unwrap_err().to_string();
+        assert!(e.contains("algorithm 3") && e.contains("line 1"), "{e}");
+        let unknown = json!({"suite": {"task_type": "chess", "input_dim": 4, "task_count": 1, "task_seed": 0},
+            "algorithms": []});
+        assert!(matches!(execute_job("evaluate", &unknown), Err(JobError::Task(_))));
+        assert!(canonical_dsl("s0 = = 1").unwrap_err().contains("line 1"));
+    }
+}

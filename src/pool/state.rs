@@ -671,6 +671,21 @@ impl PoolState {
         Ok(id)
     }
 
+    /// Drop `hotkey`'s assignments of `ids` (work handed back unfinished goes to others
+    /// at once instead of at its timeout).
+    fn release(&self, hotkey: &str, ids: &[u64]) -> Result<(), StoreError> {
+        for &id in ids {
+            if let Some(mut a) = self.algorithm(id)? {
+                let before = a.assignments.len();
+                a.assignments.retain(|x| x.hotkey != hotkey);
+                if a.assignments.len() != before {
+                    self.algorithms.insert(u64_key(id), &a)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `POST /tasks/{batch_id}/submit_evaluation`.
     pub fn submit_evaluation(
         &self,
@@ -683,6 +698,7 @@ impl PoolState {
         let t = self.active_task(hotkey, batch_id, TaskKind::Evaluate, now)?;
         check_evaluated_ids(evaluations, &t.algorithm_ids)?;
         let out = self.record_evaluations(hotkey, evaluations, now)?;
+        self.release(hotkey, &t.algorithm_ids)?;
         self.finish_task(t, hotkey, now)?;
         self.store.commit()?;
         Ok(out)
@@ -864,6 +880,7 @@ impl PoolState {
             self.check_parents(&e.parent_ids)?;
         }
         let mut out = self.record_evaluations(hotkey, evaluations, now)?;
+        self.release(hotkey, &lease.evaluate_ids)?;
         for e in evolutions {
             out.algorithm_ids.push(self.insert_evolution(hotkey, e, now)?);
         }
@@ -1083,11 +1100,14 @@ mod tests {
         // The author cannot evaluate its own evolution.
         let err = p.request_task("A", TaskKind::Evaluate, now).unwrap_err();
         assert!(matches!(err, OpError::Refused(r) if r.status == 404));
+        // An evaluation task handed back empty releases the work at once.
+        let (t, _) = p.request_task("E", TaskKind::Evaluate, now).unwrap();
+        p.submit_evaluation("E", t.batch_id, &[], now).unwrap();
         assert_eq!(evaluate_all(&p, "B", 0.9, now), vec![child]);
         assert_eq!(evaluate_all(&p, "C", 0.92, now), vec![child]);
         assert_eq!(evaluate_all(&p, "D", 0.2, now), vec![child]);
         // Three evaluations done: nobody else gets it.
-        assert!(p.request_task("E", TaskKind::Evaluate, now).is_err());
+        assert!(p.request_task("F", TaskKind::Evaluate, now).is_err());
         let a = p.algorithm(child).unwrap().unwrap();
         assert_eq!(a.status, AlgorithmStatus::Verified);
         assert_eq!(a.score, Some(0.9));
