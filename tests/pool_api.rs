@@ -149,19 +149,28 @@ fn authentication_failures_are_401() {
     let other = Keypair::generate();
     let mut h = pool_headers(&other, now());
     h.key = m.hotkey();
-    let rb = h.pairs().iter().fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
+    let rb = h
+        .pairs()
+        .iter()
+        .fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
     let (s, v) = send(rb.json(&json!({})));
     assert_eq!((s, detail(&v)), (401, "invalid signature"));
     // Stale timestamp.
     let h = pool_headers(&m.kp, now() - 1000);
-    let rb = h.pairs().iter().fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
+    let rb = h
+        .pairs()
+        .iter()
+        .fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
     let (s, v) = send(rb.json(&json!({})));
     assert_eq!(s, 401);
     assert!(detail(&v).contains("stale"), "{v}");
     // Replay: the same headers twice.
     let h = pool_headers(&m.kp, now());
     let once = |c: &reqwest::blocking::Client| {
-        let rb = h.pairs().iter().fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
+        let rb = h
+            .pairs()
+            .iter()
+            .fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
         send(rb.json(&json!({})))
     };
     assert_eq!(once(&c).0, 200);
@@ -173,7 +182,10 @@ fn authentication_failures_are_401() {
     let envelope = json!({
         "public_address": h.key, "signature": h.signature, "message": format!("auth:{}", h.timestamp)
     });
-    let rb = h.pairs().iter().fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
+    let rb = h
+        .pairs()
+        .iter()
+        .fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
     assert_eq!(send(rb.json(&envelope)).0, 200);
     for (field, bad) in [
         ("public_address", json!(other.ss58())),
@@ -185,7 +197,10 @@ fn authentication_failures_are_401() {
             "public_address": h.key, "signature": h.signature, "message": format!("auth:{}", h.timestamp)
         });
         body[field] = bad;
-        let rb = h.pairs().iter().fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
+        let rb = h
+            .pairs()
+            .iter()
+            .fold(c.post(&url), |rb, (k, v)| rb.header(*k, *v));
         let (s, v) = send(rb.json(&body));
         assert_eq!(s, 401, "{field}: {v}");
         assert!(detail(&v).contains(field), "{v}");
@@ -372,7 +387,10 @@ fn check_ledger(ledger: &Value) {
     let cap = ledger["payout_cap"].as_f64().unwrap();
     let payouts = ledger["payouts"].as_array().unwrap();
     let root = ledger["merkle_root"].as_str().unwrap();
-    let total: u64 = payouts.iter().map(|p| p["amount_rao"].as_u64().unwrap()).sum();
+    let total: u64 = payouts
+        .iter()
+        .map(|p| p["amount_rao"].as_u64().unwrap())
+        .sum();
     let undistributed = ledger["undistributed_rao"].as_u64().unwrap();
     let carried: u64 = ledger["carried"]
         .as_array()
@@ -417,7 +435,10 @@ fn leases_once_per_window_expiry_and_reassignment() {
         (h["time_remaining_s"].as_f64().unwrap() > 2.0).then_some(())
     })
     .unwrap();
-    let (s, l) = a.post("/api/v1/tasks/lease", json!({"eval_batch_size": 4, "seed_batch_size": 2}));
+    let (s, l) = a.post(
+        "/api/v1/tasks/lease",
+        json!({"eval_batch_size": 4, "seed_batch_size": 2}),
+    );
     assert_eq!(s, 200, "{l}");
     assert_eq!(l["evaluate_algorithms"][0]["id"].as_u64(), Some(evolved));
     assert!(!l["seed_algorithms"].as_array().unwrap().is_empty());
@@ -426,7 +447,10 @@ fn leases_once_per_window_expiry_and_reassignment() {
     let (s, v) = a.post("/api/v1/tasks/lease", json!({}));
     assert_eq!(
         (s, detail(&v)),
-        (400, "Lease already issued for this window. Wait for next window.")
+        (
+            400,
+            "Lease already issued for this window. Wait for next window."
+        )
     );
     // B's lease in the same window has nothing to evaluate: A holds it.
     let (s, lb) = b.post("/api/v1/tasks/lease", json!({}));
@@ -453,7 +477,11 @@ fn leases_once_per_window_expiry_and_reassignment() {
         (s == 200).then_some(l)
     })
     .unwrap();
-    assert_eq!(lb2["evaluate_algorithms"][0]["id"].as_u64(), Some(evolved), "{lb2}");
+    assert_eq!(
+        lb2["evaluate_algorithms"][0]["id"].as_u64(),
+        Some(evolved),
+        "{lb2}"
+    );
     let (s, v) = a.post(
         &format!("/api/v1/tasks/{}/submit_lease", l["lease_id"]),
         json!({"evaluations": [{"algorithm_id": evolved, "score": 0.5}], "iterations": 1}),
@@ -505,4 +533,288 @@ fn monitor_token_and_expired_tasks() {
     assert_eq!(s, 404);
     let (s, _) = m.post("/api/v1/tasks/request", json!({"task_type": "evolve"}));
     assert_eq!(s, 200);
+}
+
+/// Settings of an in-test coordinator with its own fresh hotkey.
+fn coordinator_settings(
+    d: &Daemon,
+    run_id: &str,
+    mode: bitsota::pool::PoolMode,
+    seed: u64,
+) -> bitsota::pool::coordinator::CoordinatorSettings {
+    bitsota::pool::coordinator::CoordinatorSettings {
+        pool_url: d.pool.clone(),
+        sidecar_url: d.sidecar.clone(),
+        keypair: Keypair::generate(),
+        run_id: run_id.to_string(),
+        mode,
+        evolve_budget: 12,
+        evolve_task_count: 2,
+        evolve_task_seed: 0,
+        eval_task_count: 4,
+        eval_task_seed: 1337,
+        pop_size: 8,
+        seed,
+    }
+}
+
+fn leaderboard_map(base: &str) -> std::collections::HashMap<String, Value> {
+    let (_, board) = public_get(base, "/api/v1/miners/leaderboard?limit=1000");
+    board
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["hotkey"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let d = pool_daemon(&[
+        ("BITSOTA_POOL_EPOCH_S", "6"),
+        ("BITSOTA_POOL_PAYOUT_CAP", "0.5"),
+        ("BITSOTA_POOL_MIN_EVOLUTION_SCORE", "0.0"),
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let settings: Vec<_> = (0..4)
+        .map(|i| {
+            coordinator_settings(
+                &d,
+                &format!("pool-run-{i}"),
+                bitsota::pool::PoolMode::Tasks,
+                i,
+            )
+        })
+        .collect();
+    let hotkeys: Vec<String> = settings.iter().map(|s| s.keypair.ss58()).collect();
+    let handles: Vec<_> = settings
+        .into_iter()
+        .map(|s| bitsota::pool::coordinator::spawn(s, 1, stop.clone()))
+        .collect();
+
+    // A fifth miner evaluates by hand: honestly once, then dishonestly.
+    let liar = Miner::new(&d.pool);
+    let mut liar_rounds = Vec::new();
+    let verified = poll_until(600, Duration::from_millis(200), || {
+        if liar_rounds.len() < 2 {
+            let (s, t) = liar.post("/api/v1/tasks/request", json!({"task_type": "evaluate"}));
+            if s == 200 {
+                let payload = json!({"suite": t["suite"], "algorithms": t["algorithms"]});
+                let honest = bitsota::pool::jobs::execute_job("evaluate", &payload).unwrap();
+                let mut evals = honest["evaluations"].clone();
+                if liar_rounds.len() == 1 {
+                    for e in evals.as_array_mut().unwrap() {
+                        e["score"] = json!(e["score"].as_f64().unwrap_or(0.0) - 3.0);
+                    }
+                }
+                let (s, r) = liar.post(
+                    &format!("/api/v1/tasks/{}/submit_evaluation", t["batch_id"]),
+                    json!({ "evaluations": evals }),
+                );
+                assert_eq!(s, 200, "{r}");
+                liar_rounds.push(t["algorithms"].as_array().unwrap().len());
+            }
+        }
+        let (_, list) = liar.get("/api/v1/results/?limit=1000");
+        let list = list.as_array().cloned().unwrap_or_default();
+        let liar_judged = list.iter().filter(|a| {
+            a["evaluations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["hotkey"] == liar.hotkey())
+        });
+        (list.len() >= 4 && liar_rounds.len() == 2 && liar_judged.count() >= 2).then_some(list)
+    })
+    .expect("verified evolutions from four coordinators and the hand evaluator");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        assert!(
+            h.stats
+                .jobs_enqueued
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+        h.stop();
+    }
+
+    // Each verified evolution has three evaluations by distinct miners other than its
+    // author, and its score is their median.
+    let mut accurate: std::collections::HashMap<String, (u32, u32)> = Default::default();
+    let mut rewards: std::collections::HashMap<String, f64> = Default::default();
+    for a in &verified {
+        let author = a["miner_hotkey"].as_str().unwrap();
+        assert!(hotkeys.iter().any(|h| h == author), "{a}");
+        let evals = a["evaluations"].as_array().unwrap();
+        assert_eq!(evals.len(), 3, "{a}");
+        let mut who: Vec<&str> = evals
+            .iter()
+            .map(|e| e["hotkey"].as_str().unwrap())
+            .collect();
+        assert!(!who.contains(&author));
+        who.sort();
+        who.dedup();
+        assert_eq!(who.len(), 3);
+        let mut scores: Vec<f64> = evals.iter().map(|e| e["score"].as_f64().unwrap()).collect();
+        scores.sort_by(f64::total_cmp);
+        assert_eq!(a["score"].as_f64().unwrap(), scores[1]);
+        for e in evals {
+            let entry = accurate
+                .entry(e["hotkey"].as_str().unwrap().to_string())
+                .or_default();
+            if e["accurate"].as_bool().unwrap() {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+        *rewards.entry(author.to_string()).or_default() += a["reward"].as_f64().unwrap();
+    }
+    // Honest coordinators are always accurate; their reputation is exactly what they
+    // earned by the rules. The liar gained one point per honest evaluation, then lost
+    // (floored at 0) for the dishonest ones.
+    let board = leaderboard_map(&d.pool);
+    for h in &hotkeys {
+        let (ok, bad) = accurate.get(h).copied().unwrap_or_default();
+        assert_eq!(bad, 0, "an honest coordinator was judged inaccurate");
+        let rep = board[h]["reputation"].as_f64().unwrap();
+        let expect = ok as f64 + rewards.get(h).copied().unwrap_or(0.0);
+        assert!((rep - expect).abs() < 1e-9, "{h}: {rep} vs {expect}");
+    }
+    let (ok, bad) = accurate[&liar.hotkey()];
+    assert!(ok >= 1 && bad >= 1, "liar: {ok} accurate, {bad} inaccurate");
+    let (_, st) = liar.get("/api/v1/miners/stats");
+    assert_eq!(st["inaccurate_evaluations"].as_u64(), Some(bad as u64));
+    assert!(st["reputation"].as_f64().unwrap() < ok as f64, "{st}");
+
+    // Epochs close with capped payouts that sum to the budget and provable leaves.
+    let ledgers = poll_until(60, Duration::from_millis(250), || {
+        let (_, e) = public_get(&d.pool, "/api/v1/epochs");
+        let list = e["epochs"].as_array().cloned().unwrap_or_default();
+        (!list.is_empty()).then_some(list)
+    })
+    .expect("an epoch closes");
+    let mut full = 0;
+    for l in ledgers {
+        let (_, ledger) = public_get(&d.pool, &format!("/api/v1/epochs/{}", l["epoch"]));
+        check_ledger(&ledger);
+        if ledger["payouts"].as_array().unwrap().len() >= 2 {
+            let paid = ledger["total_paid_rao"].as_u64().unwrap();
+            assert!(
+                ledger["budget_rao"].as_u64().unwrap() - paid <= 2,
+                "{ledger}"
+            );
+            full += 1;
+        }
+    }
+    assert!(full >= 1, "an epoch with several earners");
+}
+
+#[test]
+fn lease_coordinator_drops_a_late_submission_and_recovers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let d = pool_daemon(&[("BITSOTA_POOL_WINDOW_S", "3")]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = "lease-run";
+    // No in-process workers: the lease job waits in the queue past the lease's timeout.
+    let h = bitsota::pool::coordinator::spawn(
+        coordinator_settings(&d, run, bitsota::pool::PoolMode::Lease, 1),
+        0,
+        stop.clone(),
+    );
+    poll_until(100, Duration::from_millis(100), || {
+        (h.stats.jobs_enqueued.load(Ordering::Relaxed) >= 1).then_some(())
+    })
+    .expect("a lease job is enqueued");
+    std::thread::sleep(Duration::from_millis(3300));
+    // An external worker process now runs the (late) job and the next ones.
+    let mut worker = std::process::Command::new(common::bin())
+        .args([
+            "worker",
+            "--sidecar-url",
+            &d.sidecar,
+            "--run-id",
+            run,
+            "--workers",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recovered = poll_until(300, Duration::from_millis(100), || {
+        (h.stats.submissions_dropped.load(Ordering::Relaxed) >= 1
+            && h.stats.submissions_ok.load(Ordering::Relaxed) >= 1)
+            .then_some(())
+    });
+    unsafe {
+        libc::kill(worker.id() as i32, libc::SIGTERM);
+    }
+    let status = common::wait_bounded(&mut worker, Duration::from_secs(30));
+    h.stop();
+    assert!(
+        recovered.is_some(),
+        "late lease dropped, then a fresh lease submitted"
+    );
+    assert!(
+        status.success(),
+        "worker exits cleanly on SIGTERM: {status}"
+    );
+    let (_, logs) = public_get(&d.sidecar, &format!("/logs?run_id={run}&limit=500"));
+    let lines: Vec<&str> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["message"].as_str())
+        .collect();
+    for want in [
+        "[pool] Registered with pool",
+        "[pool] Enqueued job kind=lease",
+        "[pool] submit_lease ok=false",
+        "Active lease assignment not found",
+        "[pool] submit_lease ok=true",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(want)),
+            "{want} missing in {lines:?}"
+        );
+    }
+}
+
+#[test]
+fn the_pool_forwards_its_best_to_the_relay_with_its_own_hotkey() {
+    let d = pool_daemon(&[("BITSOTA_POOL_FORWARD_TO_RELAY", "true")]);
+    let miners: Vec<Miner> = (0..4).map(|_| Miner::new(&d.pool)).collect();
+    let evolved = evolve(&miners[0]);
+    for m in &miners[1..] {
+        assert_eq!(evaluate(m, 0.5), vec![evolved]);
+    }
+    let pool_key = bitsota::keys::identity::load_or_create(&d.data_dir, "pool").unwrap();
+    let validator = Keypair::generate();
+    let found = poll_until(100, Duration::from_millis(200), || {
+        let h = bitsota::keys::relay_validator_headers(&validator, now());
+        let rb = h
+            .pairs()
+            .iter()
+            .fold(http().get(format!("{}/results", d.relay)), |rb, (k, v)| {
+                rb.header(*k, *v)
+            });
+        let (_, list) = send(rb);
+        list.as_array()?
+            .iter()
+            .find(|r| r["miner_hotkey"] == pool_key.ss58())
+            .cloned()
+    })
+    .expect("the relay has a submission from the pool hotkey");
+    assert_eq!(found["score"].as_f64(), Some(0.5));
+    let algorithm: Value =
+        serde_json::from_str(found["algorithm_result"].as_str().unwrap()).unwrap();
+    assert_eq!(algorithm["task_type"], "scalar_linear");
+    assert_eq!(
+        algorithm["metadata"]["pool_algorithm_id"].as_u64(),
+        Some(evolved)
+    );
 }

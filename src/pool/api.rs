@@ -4,8 +4,7 @@
 use super::jobs;
 use super::rules;
 use super::state::{
-    unix_now, Algorithm, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal,
-    TaskKind,
+    unix_now, Algorithm, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal, TaskKind,
 };
 use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,
@@ -147,8 +146,8 @@ async fn read_json(body: Body) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, format!("Invalid JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(400, format!("Invalid JSON: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::new(400, "Request body must be a JSON object"));
     }
@@ -221,7 +220,8 @@ fn query_num<T: std::str::FromStr>(
 
 /// The wire form of a score: a number, or null when non-finite.
 fn score_json(s: Option<f64>) -> Value {
-    s.filter(|v| v.is_finite()).map_or(Value::Null, |v| json!(v))
+    s.filter(|v| v.is_finite())
+        .map_or(Value::Null, |v| json!(v))
 }
 
 fn algorithm_json(a: &Algorithm) -> Value {
@@ -289,7 +289,12 @@ async fn register(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Response
         Ok(x) => x,
         Err(e) => return respond(Err(e)),
     };
-    blocking(move || Ok(miner_json(&pool.state.register(&signer.hotkey, unix_now())?))).await
+    blocking(move || {
+        Ok(miner_json(
+            &pool.state.register(&signer.hotkey, unix_now())?,
+        ))
+    })
+    .await
 }
 
 #[handler]
@@ -524,8 +529,14 @@ async fn issue_lease(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Respo
     };
     blocking(move || {
         let cfg = pool.state.config();
-        let evals = b.eval_batch_size.unwrap_or(cfg.eval_batch_size).clamp(0, 256);
-        let seeds = b.seed_batch_size.unwrap_or(cfg.seed_batch_size).clamp(1, 256);
+        let evals = b
+            .eval_batch_size
+            .unwrap_or(cfg.eval_batch_size)
+            .clamp(0, 256);
+        let seeds = b
+            .seed_batch_size
+            .unwrap_or(cfg.seed_batch_size)
+            .clamp(1, 256);
         let l = pool
             .state
             .issue_lease(&signer.hotkey, evals, seeds, unix_now())?;
@@ -628,7 +639,9 @@ async fn results(
     let pool = pool.0.clone();
     let parsed = (|| {
         authenticate(&pool, req)?;
-        let limit = query_num::<usize>(&q, "limit")?.unwrap_or(100).clamp(1, 1000);
+        let limit = query_num::<usize>(&q, "limit")?
+            .unwrap_or(100)
+            .clamp(1, 1000);
         let min_score = query_num::<f64>(&q, "min_score")?;
         Ok::<_, ApiError>((limit, min_score, q.get("task_type").cloned()))
     })();
@@ -637,7 +650,9 @@ async fn results(
         Err(e) => return respond(Err(e)),
     };
     blocking(move || {
-        let rows = pool.state.verified(task_type.as_deref(), min_score, limit)?;
+        let rows = pool
+            .state
+            .verified(task_type.as_deref(), min_score, limit)?;
         Ok(Value::Array(rows.iter().map(result_json).collect()))
     })
     .await
@@ -653,7 +668,10 @@ async fn monitor(
     if let Some(token) = &pool.state.config().monitor_token {
         let given = req
             .header("X-Auth-Token")
-            .or_else(|| req.header("Authorization").and_then(|h| h.strip_prefix("Bearer ")))
+            .or_else(|| {
+                req.header("Authorization")
+                    .and_then(|h| h.strip_prefix("Bearer "))
+            })
             .map(str::to_string)
             .or_else(|| q.get("token").cloned());
         if given.as_deref() != Some(token.as_str()) {
@@ -789,7 +807,10 @@ pub fn route(pool: Arc<Pool>) -> Route {
         .at("/api/v1/tasks/request", post(request_task))
         .at("/api/v1/tasks/lease", post(issue_lease))
         .at("/api/v1/tasks/:id/submit_evolution", post(submit_evolution))
-        .at("/api/v1/tasks/:id/submit_evaluation", post(submit_evaluation))
+        .at(
+            "/api/v1/tasks/:id/submit_evaluation",
+            post(submit_evaluation),
+        )
         .at("/api/v1/tasks/:id/submit_lease", post(submit_lease))
         .at("/api/v1/results/sota", get(sota))
         .at("/api/v1/results", get(results))

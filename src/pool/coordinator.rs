@@ -5,9 +5,7 @@
 //! Log lines follow the reference (`[pool] Registered with pool`, `[pool] Enqueued job
 //! kind=…`, `[pool] submit_evolution ok=…`, …) and also go to the run's sidecar log.
 
-use super::jobs::{
-    AlgorithmRef, EvaluatePayload, EvolvePayload, LeasePayload, SuiteRef,
-};
+use super::jobs::{AlgorithmRef, EvaluatePayload, EvolvePayload, LeasePayload, SuiteRef};
 use super::worker::{pause, read_response, run_worker, ClientError, SidecarClient, RETRY};
 use super::PoolError;
 use crate::keys::{pool_headers, Keypair};
@@ -108,12 +106,12 @@ pub fn spawn_coordinator(
     } else {
         Some(cfg.miner.pool_endpoint.clone())
     }
-    .ok_or_else(|| PoolError::Config("pool mining needs miner.pool_endpoint or the embedded pool".into()))?;
-    let sidecar_url = ctx
-        .endpoints
-        .sidecar
-        .clone()
-        .ok_or_else(|| PoolError::Config("pool mining needs the sidecar (sidecar.enabled)".into()))?;
+    .ok_or_else(|| {
+        PoolError::Config("pool mining needs miner.pool_endpoint or the embedded pool".into())
+    })?;
+    let sidecar_url = ctx.endpoints.sidecar.clone().ok_or_else(|| {
+        PoolError::Config("pool mining needs the sidecar (sidecar.enabled)".into())
+    })?;
     let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, "miner")?;
     super::jobs::set_data_dir(ctx.data_dir.clone());
     let settings = CoordinatorSettings {
@@ -128,14 +126,21 @@ pub fn spawn_coordinator(
         eval_task_count: cfg.pool.eval_task_count,
         eval_task_seed: cfg.validator.task_seed,
         pop_size: 16,
-        seed: cfg.miner.seed.unwrap_or_else(|| rand::random::<u32>() as u64),
+        seed: cfg
+            .miner
+            .seed
+            .unwrap_or_else(|| rand::random::<u32>() as u64),
     };
     Ok(spawn(settings, workers, stop))
 }
 
 /// Start a coordinator with explicit settings (several may run in one process, each
 /// with its own key and run).
-pub fn spawn(settings: CoordinatorSettings, workers: usize, stop: Arc<AtomicBool>) -> CoordinatorHandle {
+pub fn spawn(
+    settings: CoordinatorSettings,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> CoordinatorHandle {
     let stats = Arc::new(CoordinatorStats::default());
     let mut threads = Vec::new();
     let sidecar = SidecarClient::new(&settings.sidecar_url);
@@ -235,7 +240,8 @@ impl Coordinator {
     /// A log line to tracing and (best effort) to the run's sidecar log.
     fn log(&self, message: String) {
         tracing::info!("{message}");
-        let body = json!({"run_id": self.s.run_id, "events": [{"type": "log", "message": message}]});
+        let body =
+            json!({"run_id": self.s.run_id, "events": [{"type": "log", "message": message}]});
         let url = format!("{}/ingest_batch", self.sidecar.base());
         let _ = reqwest::blocking::Client::new()
             .post(url)
@@ -433,7 +439,9 @@ impl Coordinator {
             evolve_suite: self.evolve_suite(&task_type, input_dim),
             evaluate,
             seeds,
-            evolve_budget: lease["evolve_budget"].as_u64().unwrap_or(self.s.evolve_budget),
+            evolve_budget: lease["evolve_budget"]
+                .as_u64()
+                .unwrap_or(self.s.evolve_budget),
             seed,
             pop_size: self.s.pop_size,
         };
@@ -445,7 +453,9 @@ impl Coordinator {
         let body = match outcome {
             Ok(r) => r,
             Err(e) => {
-                self.log(format!("[pool] submit_lease ok=false {what} reason=job failed: {e}"));
+                self.log(format!(
+                    "[pool] submit_lease ok=false {what} reason=job failed: {e}"
+                ));
                 return;
             }
         };
@@ -462,7 +472,10 @@ impl Coordinator {
         let tail = uuid::Uuid::new_v4().simple().to_string();
         let job_id = format!("pool-{kind}-{}", &tail[..12]);
         loop {
-            match self.sidecar.enqueue(&self.s.run_id, &job_id, kind, &payload) {
+            match self
+                .sidecar
+                .enqueue(&self.s.run_id, &job_id, kind, &payload)
+            {
                 Ok(_) => break,
                 Err(e) if e.is_transient() && pause(RETRY, &self.stop) => {
                     self.log(format!("[pool] Enqueue failed: {e}; retrying"))
@@ -474,7 +487,9 @@ impl Coordinator {
             }
         }
         self.stats.jobs_enqueued.fetch_add(1, Ordering::Relaxed);
-        self.log(format!("[pool] Enqueued job kind={kind} job_id={job_id} {what}"));
+        self.log(format!(
+            "[pool] Enqueued job kind={kind} job_id={job_id} {what}"
+        ));
         while self.live() {
             match self.sidecar.results(&self.s.run_id, self.cursor) {
                 Ok((next, items)) => {
@@ -505,16 +520,24 @@ impl Coordinator {
                 Ok(r) => {
                     self.stats.submissions_ok.fetch_add(1, Ordering::Relaxed);
                     let ids = &r["algorithm_ids"];
-                    let ids = if ids.is_null() { &r["algorithm_id"] } else { ids };
+                    let ids = if ids.is_null() {
+                        &r["algorithm_id"]
+                    } else {
+                        ids
+                    };
                     self.log(format!("[pool] {name} ok=true {what} algorithm_ids={ids}"));
                     return;
                 }
                 Err(e) if e.is_transient() && self.live() => {
-                    self.log(format!("[pool] {name} ok=false {what} error={e}; retrying in 2s"));
+                    self.log(format!(
+                        "[pool] {name} ok=false {what} error={e}; retrying in 2s"
+                    ));
                     pause(RETRY, &self.stop);
                 }
                 Err(e) => {
-                    self.stats.submissions_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .submissions_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                     self.log(format!("[pool] {name} ok=false {what} dropped: {e}"));
                     return;
                 }
@@ -542,7 +565,10 @@ fn algorithm_refs(v: &Value) -> Vec<AlgorithmRef> {
 fn first_task_of(v: &Value) -> (String, usize) {
     let first = &v[0];
     (
-        first["task_type"].as_str().unwrap_or("scalar_linear").to_string(),
+        first["task_type"]
+            .as_str()
+            .unwrap_or("scalar_linear")
+            .to_string(),
         first["input_dim"].as_u64().unwrap_or(16) as usize,
     )
 }

@@ -140,8 +140,8 @@ fn profile_name(task_type: TaskType) -> &'static str {
 
 /// The empty program of `task_type`'s profile (the pool's first seed).
 pub fn empty_program_dsl(task_type: TaskType) -> String {
-    let profile = engine::Profile::builtin(profile_name(task_type))
-        .expect("the task profiles are built in");
+    let profile =
+        engine::Profile::builtin(profile_name(task_type)).expect("the task profiles are built in");
     engine::print_program(&Program::empty(profile.meta()))
 }
 
@@ -164,14 +164,20 @@ fn data_config() -> DataConfig {
     }
 }
 
+/// A suite's tasks and their evaluation seeds.
+struct BuiltSuite {
+    tasks: Vec<Arc<Task>>,
+    seeds: Vec<u64>,
+}
+
 /// Built suites by reference; a worker scores many jobs on the same few suites.
-type SuiteCache = Mutex<HashMap<SuiteRef, Arc<(Vec<Arc<Task>>, Vec<u64>)>>>;
+type SuiteCache = Mutex<HashMap<SuiteRef, Arc<BuiltSuite>>>;
 static SUITES: OnceLock<SuiteCache> = OnceLock::new();
 /// Suites kept in memory per process.
 const SUITE_CACHE_ENTRIES: usize = 8;
 
 /// The tasks and evaluation seeds of a suite.
-fn suite_tasks(s: &SuiteRef) -> Result<Arc<(Vec<Arc<Task>>, Vec<u64>)>, JobError> {
+fn suite_tasks(s: &SuiteRef) -> Result<Arc<BuiltSuite>, JobError> {
     let cache = SUITES.get_or_init(Default::default);
     if let Some(hit) = cache.lock().get(s) {
         return Ok(hit.clone());
@@ -186,10 +192,9 @@ fn suite_tasks(s: &SuiteRef) -> Result<Arc<(Vec<Arc<Task>>, Vec<u64>)>, JobError
         ));
     }
     let spec = SuiteSpec::new(task_type, s.input_dim, s.task_count, s.task_seed);
-    let tasks =
-        prepare_suite(&spec, &data_config()).map_err(|e| JobError::Task(e.to_string()))?;
+    let tasks = prepare_suite(&spec, &data_config()).map_err(|e| JobError::Task(e.to_string()))?;
     let seeds = (0..spec.tasks.len()).map(|i| spec.eval_seed(i)).collect();
-    let built = Arc::new((tasks, seeds));
+    let built = Arc::new(BuiltSuite { tasks, seeds });
     let mut c = cache.lock();
     if c.len() >= SUITE_CACHE_ENTRIES {
         c.clear();
@@ -210,9 +215,12 @@ fn finite(x: f32) -> Option<f64> {
 }
 
 /// Score each algorithm on the suite (validator rule).
-pub fn evaluate(suite: &SuiteRef, algorithms: &[AlgorithmRef]) -> Result<Vec<Evaluation>, JobError> {
+pub fn evaluate(
+    suite: &SuiteRef,
+    algorithms: &[AlgorithmRef],
+) -> Result<Vec<Evaluation>, JobError> {
     let built = suite_tasks(suite)?;
-    let (tasks, seeds) = (&built.0, &built.1);
+    let (tasks, seeds) = (&built.tasks, &built.seeds);
     algorithms
         .iter()
         .map(|a| {
@@ -248,7 +256,7 @@ pub fn evolve(
         seed,
         ..EvolutionConfig::default()
     };
-    let mut evolver = Evolver::new(config, built.0.clone(), built.1.clone())?;
+    let mut evolver = Evolver::new(config, built.tasks.clone(), built.seeds.clone())?;
     let parent_programs: Vec<Program> = parents.iter().map(parse).collect::<Result<_, _>>()?;
     let members: Vec<Member> = parent_programs
         .iter()
@@ -315,7 +323,13 @@ pub fn execute_job(kind: &str, payload_json: &Value) -> Result<Value, JobError> 
             let evolved = if p.seeds.is_empty() || p.evolve_budget == 0 {
                 None
             } else {
-                evolve(&p.evolve_suite, &p.seeds, p.evolve_budget, p.seed, p.pop_size)?
+                evolve(
+                    &p.evolve_suite,
+                    &p.seeds,
+                    p.evolve_budget,
+                    p.seed,
+                    p.pop_size,
+                )?
             };
             let evolutions = evolved
                 .into_iter()
@@ -353,14 +367,20 @@ mod tests {
         let a = execute_job("evaluate", &payload).unwrap();
         assert_eq!(a, execute_job("evaluate", &payload).unwrap());
         let r: EvaluateResult = serde_json::from_value(a).unwrap();
-        let (s_empty, s_learner) = (r.evaluations[0].score.unwrap(), r.evaluations[1].score.unwrap());
+        let (s_empty, s_learner) = (
+            r.evaluations[0].score.unwrap(),
+            r.evaluations[1].score.unwrap(),
+        );
         assert!(s_learner > s_empty, "{s_learner} vs {s_empty}");
         // The same number the engine gives on the same suite.
         let spec = SuiteSpec::new(TaskType::ScalarLinear, 4, 3, 7);
         let tasks = prepare_suite(&spec, &data_config()).unwrap();
         let seeds: Vec<u64> = (0..3).map(|i| spec.eval_seed(i)).collect();
         let p = engine::parse_program(LEARNER).unwrap();
-        assert_eq!(engine::score_on_suite(&p, &tasks, &seeds).score as f64, s_learner);
+        assert_eq!(
+            engine::score_on_suite(&p, &tasks, &seeds).score as f64,
+            s_learner
+        );
     }
 
     #[test]
@@ -389,17 +409,24 @@ mod tests {
 
     #[test]
     fn bad_jobs_are_errors() {
-        assert!(matches!(execute_job("dance", &json!({})), Err(JobError::UnknownKind(_))));
+        assert!(matches!(
+            execute_job("dance", &json!({})),
+            Err(JobError::UnknownKind(_))
+        ));
         assert!(matches!(
             execute_job("evaluate", &json!({"suite": 1})),
             Err(JobError::Payload { .. })
         ));
-        let bad = json!({"suite": suite(1), "algorithms": [{"id": 3, "algorithm_dsl": "s0 = nope(v0)"}]});
+        let bad =
+            json!({"suite": suite(1), "algorithms": [{"id": 3, "algorithm_dsl": "s0 = nope(v0)"}]});
         let e = execute_job("evaluate", &bad).unwrap_err().to_string();
         assert!(e.contains("algorithm 3") && e.contains("line 1"), "{e}");
         let unknown = json!({"suite": {"task_type": "chess", "input_dim": 4, "task_count": 1, "task_seed": 0},
             "algorithms": []});
-        assert!(matches!(execute_job("evaluate", &unknown), Err(JobError::Task(_))));
+        assert!(matches!(
+            execute_job("evaluate", &unknown),
+            Err(JobError::Task(_))
+        ));
         assert!(canonical_dsl("s0 = = 1").unwrap_err().contains("line 1"));
     }
 }

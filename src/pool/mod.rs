@@ -54,7 +54,12 @@ pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
         .task_type
         .parse()
         .unwrap_or(crate::tasks::TaskType::ScalarLinear);
-    state.add_seed(&jobs::empty_program_dsl(task_type), None, "empty", unix_now())?;
+    state.add_seed(
+        &jobs::empty_program_dsl(task_type),
+        None,
+        "empty",
+        unix_now(),
+    )?;
     jobs::set_data_dir(ctx.data_dir.clone());
     let link = match ctx.relay_url_or_embedded(&cfg.relay_url) {
         Some(url) if cfg.forward_to_relay || cfg.seed_from_relay => {

@@ -81,7 +81,11 @@ impl RelayLink {
         let Some(score) = best.score else {
             return Ok(Forwarded::Nothing);
         };
-        let last = state.meta_get(FORWARDED_ID).ok().flatten().map(|v| v as u64);
+        let last = state
+            .meta_get(FORWARDED_ID)
+            .ok()
+            .flatten()
+            .map(|v| v as u64);
         if last == Some(best.id) {
             return Ok(Forwarded::Nothing);
         }
@@ -153,8 +157,12 @@ impl RelayLink {
         };
         let cfg = state.config();
         let fits = algorithm["task_type"].as_str() == Some(cfg.task_type.as_str())
-            && algorithm["input_dim"].as_u64().map_or(true, |d| d as usize == cfg.input_dim);
-        let dsl = algorithm["algorithm_dsl"].as_str().and_then(|d| canonical_dsl(d).ok());
+            && algorithm["input_dim"]
+                .as_u64()
+                .map_or(true, |d| d as usize == cfg.input_dim);
+        let dsl = algorithm["algorithm_dsl"]
+            .as_str()
+            .and_then(|d| canonical_dsl(d).ok());
         let _ = state.meta_set(SEEDED_EVENT, marker);
         match (fits, dsl) {
             (true, Some(dsl)) => {

@@ -63,7 +63,10 @@ pub fn consensus(scores: &[f64], tolerance: f64) -> Consensus {
     let m = median(scores);
     Consensus {
         score: m,
-        accurate: scores.iter().map(|&s| is_accurate(s, m, tolerance)).collect(),
+        accurate: scores
+            .iter()
+            .map(|&s| is_accurate(s, m, tolerance))
+            .collect(),
     }
 }
 

@@ -42,7 +42,8 @@ pub enum OpError {
 }
 
 pub const NO_ACTIVE_LEASE: &str = "Active lease assignment not found";
-pub const LEASE_ALREADY_ISSUED: &str = "Lease already issued for this window. Wait for next window.";
+pub const LEASE_ALREADY_ISSUED: &str =
+    "Lease already issued for this window. Wait for next window.";
 pub const ACTIVE_TASK: &str = "Miner already has active task";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -388,10 +389,7 @@ impl PoolState {
     }
 
     pub fn all_algorithms(&self) -> Result<Vec<Algorithm>, StoreError> {
-        self.algorithms
-            .iter()
-            .map(|r| r.map(|(_, a)| a))
-            .collect()
+        self.algorithms.iter().map(|r| r.map(|(_, a)| a)).collect()
     }
 
     /// Add a seed unless one with the same DSL exists; returns its id.
@@ -500,8 +498,7 @@ impl PoolState {
             };
             let evaluated = a.evaluators();
             let assigned = a.live_assignees(now);
-            if !rules::can_evaluate(a.author.as_deref(), &evaluated, &assigned, required, hotkey)
-            {
+            if !rules::can_evaluate(a.author.as_deref(), &evaluated, &assigned, required, hotkey) {
                 continue;
             }
             a.assignments.retain(|x| x.expires_at > now);
@@ -558,11 +555,7 @@ impl PoolState {
         if algorithms.is_empty() {
             self.miners.insert(hotkey, &m)?;
             self.store.commit()?;
-            return Err(Refusal::not_found(format!(
-                "No {} tasks available",
-                kind.as_str()
-            ))
-            .into());
+            return Err(Refusal::not_found(format!("No {} tasks available", kind.as_str())).into());
         }
         let batch = TaskBatch {
             batch_id: self.next_id("next_task_id")?,
@@ -645,7 +638,12 @@ impl PoolState {
         Ok(())
     }
 
-    fn insert_evolution(&self, hotkey: &str, evo: EvolutionIn, now: f64) -> Result<u64, StoreError> {
+    fn insert_evolution(
+        &self,
+        hotkey: &str,
+        evo: EvolutionIn,
+        now: f64,
+    ) -> Result<u64, StoreError> {
         let id = self.next_id("next_algorithm_id")?;
         let a = Algorithm {
             id,
@@ -882,7 +880,8 @@ impl PoolState {
         let mut out = self.record_evaluations(hotkey, evaluations, now)?;
         self.release(hotkey, &lease.evaluate_ids)?;
         for e in evolutions {
-            out.algorithm_ids.push(self.insert_evolution(hotkey, e, now)?);
+            out.algorithm_ids
+                .push(self.insert_evolution(hotkey, e, now)?);
         }
         lease.status = WorkStatus::Completed;
         lease.completed_at = Some(now);
@@ -1074,7 +1073,8 @@ mod tests {
                 score: Some(score),
             })
             .collect();
-        p.submit_evaluation(hotkey, t.batch_id, &evals, now).unwrap();
+        p.submit_evaluation(hotkey, t.batch_id, &evals, now)
+            .unwrap();
         algs.iter().map(|a| a.id).collect()
     }
 

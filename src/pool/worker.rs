@@ -165,10 +165,11 @@ impl SidecarClient {
     pub fn results(&self, run_id: &str, cursor: u64) -> Result<(u64, Vec<Value>), ClientError> {
         let url = format!("{}/jobs/results", self.base);
         let c = cursor.to_string();
-        let req = self
-            .http
-            .get(&url)
-            .query(&[("run_id", run_id), ("cursor", c.as_str()), ("limit", "500")]);
+        let req = self.http.get(&url).query(&[
+            ("run_id", run_id),
+            ("cursor", c.as_str()),
+            ("limit", "500"),
+        ]);
         let (_, v) = read_response(&url, req.send())?;
         let next = v["cursor"].as_u64().unwrap_or(cursor);
         let items = v["items"].as_array().cloned().unwrap_or_default();
