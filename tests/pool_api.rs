@@ -597,7 +597,7 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
     // A fifth miner evaluates by hand: honestly once, then dishonestly.
     let liar = Miner::new(&d.pool);
     let mut liar_rounds = Vec::new();
-    let verified = poll_until(600, Duration::from_millis(200), || {
+    poll_until(600, Duration::from_millis(200), || {
         if liar_rounds.len() < 2 {
             let (s, t) = liar.post("/api/v1/tasks/request", json!({"task_type": "evaluate"}));
             if s == 200 {
@@ -619,14 +619,14 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
         }
         let (_, list) = liar.get("/api/v1/results/?limit=1000");
         let list = list.as_array().cloned().unwrap_or_default();
-        let liar_judged = list.iter().filter(|a| {
-            a["evaluations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["hotkey"] == liar.hotkey())
-        });
-        (list.len() >= 4 && liar_rounds.len() == 2 && liar_judged.count() >= 2).then_some(list)
+        let liar_judged = |accurate: bool| {
+            list.iter().any(|a| {
+                a["evaluations"].as_array().unwrap().iter().any(|e| {
+                    e["hotkey"] == liar.hotkey() && e["accurate"].as_bool() == Some(accurate)
+                })
+            })
+        };
+        (list.len() >= 4 && liar_judged(true) && liar_judged(false)).then_some(())
     })
     .expect("verified evolutions from four coordinators and the hand evaluator");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -817,4 +817,53 @@ fn the_pool_forwards_its_best_to_the_relay_with_its_own_hotkey() {
         algorithm["metadata"]["pool_algorithm_id"].as_u64(),
         Some(evolved)
     );
+}
+
+#[test]
+fn the_pool_seeds_from_the_relay_sota() {
+    let d = pool_daemon(&[("BITSOTA_POOL_SEED_FROM_RELAY", "true")]);
+    let learner = "# setup\ns2 = 0.01\n# predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
+    let miner = Keypair::generate();
+    let h = bitsota::keys::relay_miner_headers(&miner, now());
+    let rb = h.pairs().iter().fold(
+        http().post(format!("{}/submit_solution", d.relay)),
+        |rb, (k, v)| rb.header(*k, *v),
+    );
+    let body = json!({"task_id": "t-1", "score": 0.3, "algorithm_result": {
+        "task_type": "scalar_linear", "input_dim": 16, "algorithm_dsl": learner}});
+    let (s, r) = send(rb.json(&body));
+    assert_eq!(s, 200, "{r}");
+    // The shipped test config finalizes on one vote.
+    let validator = Keypair::generate();
+    let h = bitsota::keys::relay_validator_headers(&validator, now());
+    let rb = h.pairs().iter().fold(
+        http().post(format!("{}/sota/vote", d.relay)),
+        |rb, (k, v)| rb.header(*k, *v),
+    );
+    let (s, v) =
+        send(rb.json(&json!({"miner_hotkey": miner.ss58(), "score": 0.3, "seen_block": 5})));
+    assert_eq!((s, v["status"].as_str()), (200, Some("finalized")), "{v}");
+    let canonical = bitsota::pool::jobs::canonical_dsl(learner).unwrap();
+    let m = Miner::new(&d.pool);
+    let parents = poll_until(60, Duration::from_millis(500), || {
+        let (s, t) = m.post("/api/v1/tasks/request", json!({"task_type": "evolve"}));
+        assert_eq!(s, 200, "{t}");
+        // Hand the task back so the next request is allowed.
+        let (s, r) = m.post(
+            &format!("/api/v1/tasks/{}/submit_evolution", t["batch_id"]),
+            json!({"evolved_function": GOOD_DSL, "parent_functions": []}),
+        );
+        assert_eq!(s, 200, "{r}");
+        let algs = t["algorithms"].as_array().cloned().unwrap_or_default();
+        algs.iter()
+            .any(|a| a["algorithm_dsl"] == canonical.as_str())
+            .then_some(algs)
+    })
+    .expect("the relay SOTA becomes a pool seed");
+    let seed = parents
+        .iter()
+        .find(|a| a["algorithm_dsl"] == canonical.as_str())
+        .unwrap();
+    assert_eq!(seed["status"], "seed");
+    assert_eq!(seed["score"].as_f64(), Some(0.3));
 }

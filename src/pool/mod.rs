@@ -42,7 +42,7 @@ pub enum PoolError {
 /// How often the pool closes ended epochs and checks whether to forward its best.
 const TICK: Duration = Duration::from_secs(1);
 /// How often the pool looks for a new relay SOTA to seed from.
-const SEED_EVERY: Duration = Duration::from_secs(30);
+const SEED_EVERY: Duration = Duration::from_secs(10);
 
 /// The pool's HTTP routes; also starts its background work (epoch closing, seeding
 /// from and forwarding to the relay), which stops with `ctx.shutdown`.
