@@ -639,6 +639,8 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
         );
         h.stop();
     }
+    let (_, verified) = liar.get("/api/v1/results/?limit=1000");
+    let verified = verified.as_array().cloned().unwrap();
 
     // Each verified evolution has three evaluations by distinct miners other than its
     // author, and its score is their median.
