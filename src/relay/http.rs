@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::io::AsyncReadExt;
 
 /// Signatures remembered by the replay guard (about 10 minutes at 300 signed requests/s;
 /// beyond that the oldest are forgotten first).
@@ -318,14 +319,29 @@ fn test_json(t: &TestSubRec) -> Value {
 
 // ----- request helpers -----
 
+/// Largest oversize body read and discarded so the client can read its 413 (a client
+/// still sending when the connection closes sees a broken pipe, not the answer).
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+async fn drain(body: Body) {
+    let reader = body.into_async_read();
+    let _ = tokio::io::copy(&mut reader.take(DRAIN_MAX), &mut tokio::io::sink()).await;
+}
+
+/// Read at most `limit` bytes of body; more is a 413, whatever Content-Length said.
 async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    match body.into_bytes_limit(limit).await {
-        Ok(b) => Ok(b.to_vec()),
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large(limit)),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "cannot read request body: {e}"
-        ))),
+    let mut reader = body.into_async_read();
+    let mut buf = Vec::new();
+    (&mut reader)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+    if buf.len() > limit {
+        let _ = tokio::io::copy(&mut reader.take(DRAIN_MAX), &mut tokio::io::sink()).await;
+        return Err(too_large(limit));
     }
+    Ok(buf)
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -940,6 +956,8 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
             .header(header::CONTENT_LENGTH)
             .and_then(|v| v.trim().parse::<u64>().ok());
         let mut resp = if declared.is_some_and(|n| n > limit as u64) {
+            let mut req = req;
+            drain(req.take_body()).await;
             too_large(limit).into_response()
         } else {
             match self.inner.call(req).await {
