@@ -490,14 +490,14 @@ async fn submit_solution(req: &Request, body: Body, relay: Data<&Arc<Relay>>) ->
     let hotkey = signer.hotkey;
     let invited = relay.cfg.test_mode || relay.db.linked_code(&hotkey)?.is_some();
     let blacklist_votes = relay.db.blacklist_votes(&hotkey)?;
-    let (now_us, now_s) = (now_us(), now_s());
+    let now_s = now_s();
     let record = ResultRec {
         id: submit::result_id(&hotkey, &sub.task_id, now_s),
         miner_hotkey: hotkey.clone(),
         task_id: sub.task_id.clone(),
         algorithm_result: sub.algorithm_result_text(),
         score,
-        timestamp_us: now_us,
+        timestamp_us: 0,
         signature: req
             .header(crate::keys::HEADER_SIGNATURE)
             .unwrap_or_default()
@@ -521,7 +521,11 @@ async fn submit_solution(req: &Request, body: Body, relay: Data<&Arc<Relay>>) ->
             content,
         };
         submit::check(score, &facts)?;
-        let stored = relay.db.put_result(record)?;
+        // Stamped under the lock, so that newest-first order and timestamps agree.
+        let stored = relay.db.put_result(ResultRec {
+            timestamp_us: now_us(),
+            ..record
+        })?;
         tracker.record(&hotkey, hash, now_s, relay.cfg.max_submissions_per_hour > 0);
         stored
     };

@@ -72,7 +72,14 @@ impl Api {
     }
 
     pub fn post(&self, path: &str, who: As, body: &Value) -> Answer {
-        self.send(Self::sign(self.client.post(self.url(path)).json(body), who))
+        self.try_post(path, who, body).expect("request")
+    }
+
+    /// `post`, with transport errors returned (the daemon may be gone).
+    pub fn try_post(&self, path: &str, who: As, body: &Value) -> reqwest::Result<Answer> {
+        Self::sign(self.client.post(self.url(path)).json(body), who)
+            .send()
+            .map(answer)
     }
 
     pub fn post_raw(&self, path: &str, who: As, body: Vec<u8>) -> Answer {
@@ -96,7 +103,18 @@ impl Api {
     }
 
     pub fn submit(&self, kp: &Keypair, task: &str, score: f64, salt: u64) -> Answer {
-        self.post(
+        self.try_submit(kp, task, score, salt).expect("request")
+    }
+
+    /// A submission whose `algorithm_result` is made unique by `salt`.
+    pub fn try_submit(
+        &self,
+        kp: &Keypair,
+        task: &str,
+        score: f64,
+        salt: u64,
+    ) -> reqwest::Result<Answer> {
+        self.try_post(
             "/submit_solution",
             As::Miner(kp),
             &serde_json::json!({
@@ -108,7 +126,18 @@ impl Api {
     }
 
     pub fn vote(&self, kp: &Keypair, miner: &str, score: f64, seen_block: u64) -> Answer {
-        self.post(
+        self.try_vote(kp, miner, score, seen_block)
+            .expect("request")
+    }
+
+    pub fn try_vote(
+        &self,
+        kp: &Keypair,
+        miner: &str,
+        score: f64,
+        seen_block: u64,
+    ) -> reqwest::Result<Answer> {
+        self.try_post(
             "/sota/vote",
             As::Validator(kp),
             &serde_json::json!({"miner_hotkey": miner, "score": score, "seen_block": seen_block}),
