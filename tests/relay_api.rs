@@ -192,6 +192,16 @@ fn submission_rejections_are_4xx_with_reasons() {
             400,
             "task_type",
         ),
+        (
+            json!({"task_id": "t", "algorithm_result": {"algorithm_dsl": "# setup\ns0 = frob(s1)\n"}, "score": 0.9}),
+            400,
+            "line 2, column",
+        ),
+        (
+            json!({"task_id": "t", "algorithm_result": {"algorithm_dsl": 42}, "score": 0.9}),
+            400,
+            "algorithm_dsl",
+        ),
     ];
     for (body, status, needle) in cases {
         let a = post(body.clone());
@@ -220,6 +230,12 @@ fn submission_rejections_are_4xx_with_reasons() {
     }
     let a = api.send(rb);
     assert_eq!(a.status, 413, "{:?}", a.body);
+    // A strict-valid program is accepted.
+    let good = json!({"task_id": "t", "score": 0.6, "algorithm_result": {
+        "task_type": "scalar_linear", "input_dim": 16,
+        "algorithm_dsl": "# setup\ns1 = uniform(0.5)\n# predict\ns0 = s1 + s1\n# learn\n"}});
+    let a = post(good);
+    assert_eq!(a.status, 200, "{:?}", a.body);
     // Equal to the SOTA is accepted; the same algorithm again (any miner) is a duplicate.
     let body = json!({"task_id": "t", "algorithm_result": {"a": 1, "b": 2}, "score": 0.5});
     assert_eq!(post(body).status, 200);

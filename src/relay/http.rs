@@ -405,10 +405,11 @@ fn opt_str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Result<Option<&'a
     }
 }
 
-/// Step 7's strict DSL check. The engine's strict parser (engine.md) lands separately;
-/// this is the one place that calls it.
-fn parse_dsl(_text: &str) -> Result<(), String> {
-    Ok(())
+/// Step 7's strict DSL check (the engine's parser; its error names line and column).
+fn parse_dsl(text: &str) -> Result<(), String> {
+    crate::engine::parse_program(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn coldkey_of(relay: &Relay, miner: &str) -> Result<Option<String>, ApiError> {
