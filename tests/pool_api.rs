@@ -821,6 +821,9 @@ fn the_pool_forwards_its_best_to_the_relay_with_its_own_hotkey() {
         algorithm["metadata"]["pool_algorithm_id"].as_u64(),
         Some(evolved)
     );
+    let mut d = d;
+    let status = d.signal_and_wait(libc::SIGTERM);
+    assert!(status.success(), "clean shutdown: {}", d.stderr());
 }
 
 #[test]

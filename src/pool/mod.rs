@@ -135,5 +135,7 @@ fn spawn_background(
                 tracing::warn!(error = %e, "[pool] background task failed");
             }
         }
+        // The link's blocking HTTP client must not be dropped on an async thread.
+        let _ = tokio::task::spawn_blocking(move || drop(link)).await;
     });
 }

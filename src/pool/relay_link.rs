@@ -32,7 +32,9 @@ pub enum LinkError {
 pub struct RelayLink {
     base: String,
     kp: Keypair,
-    http: reqwest::blocking::Client,
+    /// Built on first use: a blocking client must not be created (or dropped) on an
+    /// async thread, and the link is built while the daemon's runtime starts.
+    http: std::sync::OnceLock<reqwest::blocking::Client>,
 }
 
 /// What forwarding did.
@@ -51,16 +53,22 @@ impl RelayLink {
         RelayLink {
             base: base.trim_end_matches('/').to_string(),
             kp,
-            http: reqwest::blocking::Client::builder()
+            http: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn http(&self) -> &reqwest::blocking::Client {
+        self.http.get_or_init(|| {
+            reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()
-                .unwrap_or_default(),
-        }
+                .unwrap_or_default()
+        })
     }
 
     fn get(&self, path: &str, signed: bool) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut rb = self.http.get(&url);
+        let mut rb = self.http().get(&url);
         if signed {
             let h = relay_validator_headers(&self.kp, now_s());
             rb = h.pairs().iter().fold(rb, |rb, (k, v)| rb.header(*k, *v));
@@ -115,7 +123,7 @@ impl RelayLink {
         let rb = h
             .pairs()
             .iter()
-            .fold(self.http.post(&url), |rb, (k, v)| rb.header(*k, *v));
+            .fold(self.http().post(&url), |rb, (k, v)| rb.header(*k, *v));
         let outcome = match read_response(&url, rb.json(&body).send()) {
             Ok(_) => Forwarded::Accepted {
                 algorithm_id: best.id,
