@@ -240,14 +240,9 @@ impl Coordinator {
     /// A log line to tracing and (best effort) to the run's sidecar log.
     fn log(&self, message: String) {
         tracing::info!("{message}");
-        let body =
-            json!({"run_id": self.s.run_id, "events": [{"type": "log", "message": message}]});
-        let url = format!("{}/ingest_batch", self.sidecar.base());
-        let _ = reqwest::blocking::Client::new()
-            .post(url)
-            .timeout(Duration::from_secs(5))
-            .json(&body)
-            .send();
+        if let Err(e) = self.sidecar.log(&self.s.run_id, &message) {
+            tracing::debug!(error = %e, "[pool] sidecar log failed");
+        }
     }
 
     fn run(mut self) {

@@ -161,6 +161,12 @@ impl SidecarClient {
             .map(|_| ())
     }
 
+    /// Append a log line to the run (`POST /ingest_batch`).
+    pub fn log(&self, run_id: &str, message: &str) -> Result<(), ClientError> {
+        let body = json!({"run_id": run_id, "events": [{"type": "log", "message": message}]});
+        self.post("/ingest_batch", &body).map(|_| ())
+    }
+
     /// `GET /jobs/results`: result events from `cursor`; returns the next cursor.
     pub fn results(&self, run_id: &str, cursor: u64) -> Result<(u64, Vec<Value>), ClientError> {
         let url = format!("{}/jobs/results", self.base);
