@@ -23,5 +23,10 @@ fn usage_errors_exit_2_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--run-id"));
     // --run-id is required.
-    assert_eq!(worker(&["--sidecar-url", "http://127.0.0.1:9"]).status.code(), Some(2));
+    assert_eq!(
+        worker(&["--sidecar-url", "http://127.0.0.1:9"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
