@@ -4,7 +4,7 @@
 //! threads.
 
 use super::jobs::canonical_dsl;
-use super::state::{AlgorithmStatus, PoolState};
+use super::state::PoolState;
 use super::worker::{read_response, ClientError};
 use crate::keys::{relay_miner_headers, relay_validator_headers, Keypair};
 use serde_json::{json, Value};
@@ -175,19 +175,7 @@ impl RelayLink {
         match (fits, dsl) {
             (true, Some(dsl)) => {
                 let score = result["score"].as_f64().or(event["score"].as_f64());
-                let already = state.all_algorithms().ok().is_some_and(|all| {
-                    all.iter()
-                        .any(|a| a.status == AlgorithmStatus::Seed && a.dsl == dsl)
-                });
-                if already {
-                    return Ok(None);
-                }
-                Ok(Some(state.add_seed(
-                    &dsl,
-                    score,
-                    "relay",
-                    super::state::unix_now(),
-                )?))
+                Ok(state.add_seed(&dsl, score, "relay", super::state::unix_now())?)
             }
             _ => Ok(None),
         }

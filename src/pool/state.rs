@@ -392,19 +392,18 @@ impl PoolState {
         self.algorithms.iter().map(|r| r.map(|(_, a)| a)).collect()
     }
 
-    /// Add a seed unless one with the same DSL exists; returns its id.
+    /// Add a seed unless the pool already holds an algorithm with the same DSL (the
+    /// relay's SOTA may be the pool's own forwarded best); returns the new seed's id.
     pub fn add_seed(
         &self,
         dsl: &str,
         score: Option<f64>,
         origin: &str,
         now: f64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         let _g = self.lock.lock();
-        for a in self.all_algorithms()? {
-            if a.status == AlgorithmStatus::Seed && a.dsl == dsl {
-                return Ok(a.id);
-            }
+        if self.all_algorithms()?.iter().any(|a| a.dsl == dsl) {
+            return Ok(None);
         }
         let id = self.next_id("next_algorithm_id")?;
         let a = Algorithm {
@@ -425,7 +424,7 @@ impl PoolState {
         };
         self.algorithms.insert(u64_key(id), &a)?;
         self.store.commit()?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// Verified algorithms, best first; filters as `/results`.
