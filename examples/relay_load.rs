@@ -65,7 +65,7 @@ fn loopback(url: &str) -> bool {
                 && url[p.len()..]
                     .chars()
                     .next()
-                    .is_none_or(|c| c == ':' || c == '/')
+                    .map_or(true, |c| c == ':' || c == '/')
         })
 }
 

@@ -9,11 +9,9 @@ use serde::{Deserialize, Serialize};
 /// `None` when the score is not finite or does not fit in an i64.
 pub fn score_int(score: f64) -> Option<i64> {
     let scaled = (score * 1e18).round_ties_even();
-    // 2^63 is exactly representable; anything at or beyond it does not fit.
-    (scaled.is_finite()
-        && scaled >= -9.223_372_036_854_775_808e18
-        && scaled < 9.223_372_036_854_775_808e18)
-        .then_some(scaled as i64)
+    // `i64::MAX as f64` is exactly 2^63: the first value that does not fit.
+    let limit = i64::MAX as f64;
+    (-limit..limit).contains(&scaled).then_some(scaled as i64)
 }
 
 /// `b` if it is a multiple of `m`, else the next multiple of `m` (`m` ≥ 1).

@@ -230,7 +230,7 @@ impl RelayStore {
                 break;
             }
             if let Some(r) = self.results.get(miner.as_bytes())? {
-                if task_id.is_none_or(|t| r.task_id == t) {
+                if task_id.map_or(true, |t| r.task_id == t) {
                     out.push(r);
                 }
             }
