@@ -131,9 +131,8 @@ pub struct Decision {
     pub status: Status,
     /// The validator's vote to store (None: nothing to write for the vote itself).
     pub write: Option<Vote>,
-    /// The validator's stale vote from an earlier round, to delete (only when no new vote
-    /// replaces it under the same key, i.e. never with one-vote-per-validator keys; kept
-    /// for the caller's log).
+    /// The validator's vote from an earlier round that this one replaces (step 2), so the
+    /// caller can log that a round without consensus expired.
     pub expired: Option<Vote>,
     pub votes_for_candidate: u32,
     /// Set when consensus is reached: the event's decision block (max `seen_block` of

@@ -600,6 +600,10 @@ async fn sota_vote(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
         let pending = relay.db.pending_votes()?;
         let d = consensus::decide_vote(&relay.params, sota.value, &pending, &vote)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if let Some(old) = &d.expired {
+            tracing::info!(validator = %old.validator_hotkey, miner = %old.miner_hotkey,
+                seen_block = old.seen_block, "relay: vote from an earlier round expired");
+        }
         match (&d.write, d.finalize) {
             (Some(w), Some(decision_block)) => {
                 let window = consensus::window(&relay.params, decision_block);
