@@ -1016,8 +1016,10 @@ mod tests {
     use super::*;
 
     fn context(dir: &std::path::Path) -> AppContext {
-        let mut config = crate::config::Config::default();
-        config.data_dir = dir.to_path_buf();
+        let mut config = crate::config::Config {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
         config.validator.enabled = false;
         config.relay.max_body_bytes = 100;
         AppContext {
