@@ -143,15 +143,21 @@ pub fn spawn(
 ) -> CoordinatorHandle {
     let stats = Arc::new(CoordinatorStats::default());
     let mut threads = Vec::new();
-    let sidecar = SidecarClient::new(&settings.sidecar_url);
+    // Blocking HTTP clients are built inside the threads: the caller may be on an async
+    // runtime thread, where building or dropping one is not allowed.
     for w in 0..workers {
-        let (sidecar, run_id, stop) = (sidecar.clone(), settings.run_id.clone(), stop.clone());
+        let (url, run_id, stop) = (
+            settings.sidecar_url.clone(),
+            settings.run_id.clone(),
+            stop.clone(),
+        );
         threads.push(std::thread::spawn(move || {
-            run_worker(&sidecar, &run_id, &format!("w{w}"), &stop)
+            run_worker(&SidecarClient::new(&url), &run_id, &format!("w{w}"), &stop)
         }));
     }
     let (st, stop2) = (stats.clone(), stop.clone());
     threads.push(std::thread::spawn(move || {
+        let sidecar = SidecarClient::new(&settings.sidecar_url);
         Coordinator::new(settings, sidecar, st, stop2).run()
     }));
     CoordinatorHandle {
