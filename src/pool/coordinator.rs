@@ -82,6 +82,12 @@ impl CoordinatorHandle {
     /// Set the stop flag and wait for every thread (each stops within one step).
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.join();
+    }
+
+    /// Wait for every thread to end (after someone sets the stop flag). A supervisor
+    /// that tracks one `JoinHandle` per run can run this on its own thread.
+    pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
         }
