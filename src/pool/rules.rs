@@ -344,6 +344,31 @@ mod tests {
         assert_eq!((a, left), (vec![0, 0], 100));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn split_never_overpays_and_fills_when_it_can(
+            weights in proptest::collection::vec(0.0f64..100.0, 0..12),
+            budget in 0u64..10_000_000,
+            cap in 0.01f64..1.0,
+        ) {
+            let (a, left) = split_budget(&weights, budget, cap);
+            let cap_amount = (cap * budget as f64).floor() as u64;
+            proptest::prop_assert_eq!(a.iter().sum::<u64>() + left, budget);
+            proptest::prop_assert!(a.iter().all(|&x| x <= cap_amount));
+            for (w, x) in weights.iter().zip(&a) {
+                if *w <= 0.0 {
+                    proptest::prop_assert_eq!(*x, 0);
+                }
+            }
+            // Money is left over only when every earner is (within a unit) at the cap.
+            let earners: Vec<u64> =
+                weights.iter().zip(&a).filter(|(w, _)| **w > 0.0).map(|(_, x)| *x).collect();
+            if left > earners.len() as u64 && !earners.is_empty() {
+                proptest::prop_assert!(earners.iter().all(|&x| x + 1 >= cap_amount));
+            }
+        }
+    }
+
     #[test]
     fn merkle_proofs_verify_and_detect_tampering() {
         for n in 1..=7usize {
