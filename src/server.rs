@@ -252,6 +252,16 @@ fn build_service(
         service: name,
         reason,
     };
+    // Each service commits with its own durability setting over the one database.
+    let durability = match name {
+        "relay" => ctx.config.relay.durability,
+        "sidecar" => ctx.config.sidecar.durability,
+        _ => ctx.config.pool.durability,
+    };
+    let ctx = &AppContext {
+        store: ctx.store.with_durability(durability),
+        ..ctx.clone()
+    };
     let route = match name {
         "relay" => crate::relay::routes(ctx).map_err(|e| service_err(e.to_string()))?,
         "sidecar" => crate::sidecar::routes(ctx).map_err(|e| service_err(e.to_string()))?,
