@@ -13,9 +13,12 @@
 pub mod client;
 pub mod metrics;
 pub mod rules;
+pub mod run;
 pub mod seen;
 pub mod state;
+pub mod suites;
 
+use crate::server::AppContext;
 use poem::web::{Data, Json};
 use poem::{get, handler, EndpointExt, Route};
 use state::ValidatorState;
@@ -47,4 +50,45 @@ fn list_validators(Data(registry): Data<&Registry>) -> Json<serde_json::Value> {
 pub fn route(states: Vec<Arc<ValidatorState>>) -> Route {
     let registry: Registry = Arc::new(states);
     Route::new().at("/appliance/validators", get(list_validators).data(registry))
+}
+
+/// Start the daemon's embedded validators: identities `validator-1..=count` in the data
+/// directory, each polling `[validator] relay_url` (default the embedded relay) on its
+/// own blocking thread until `ctx.shutdown`. Returns the `/appliance/validators` route
+/// (for the sidecar listener) and the loops' handles. Disabled validators give the route
+/// with an empty list.
+pub fn start(
+    ctx: &AppContext,
+) -> Result<(Route, Vec<tokio::task::JoinHandle<()>>), ValidatorError> {
+    let cfg = &ctx.config.validator;
+    if !cfg.enabled || cfg.count == 0 {
+        return Ok((route(Vec::new()), Vec::new()));
+    }
+    let relay_url = ctx.relay_url_or_embedded(&cfg.relay_url).ok_or_else(|| {
+        ValidatorError::Config(
+            "validator.relay_url is empty and the embedded relay is disabled".into(),
+        )
+    })?;
+    let suites =
+        Arc::new(suites::Suites::from_config(cfg, &ctx.data_dir).map_err(ValidatorError::Config)?);
+    let mut states = Vec::new();
+    let mut handles = Vec::new();
+    for i in 1..=cfg.count {
+        let name = format!("validator-{i}");
+        let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, &name)?;
+        let metrics = metrics::metrics_path(&cfg.metrics_log, &ctx.data_dir, &name);
+        let lp = run::ValidatorLoop::new(
+            name,
+            keypair,
+            &relay_url,
+            cfg.clone(),
+            &ctx.store,
+            suites.clone(),
+            metrics,
+        )?;
+        states.push(lp.state());
+        let stop = ctx.shutdown.clone();
+        handles.push(tokio::task::spawn_blocking(move || lp.run(&stop, 0)));
+    }
+    Ok((route(states), handles))
 }

@@ -1,0 +1,300 @@
+//! Validators against the real daemon's relay, over HTTP: `bitsota validate` processes
+//! (each its own key, store and metrics) judging signed miner submissions.
+
+mod common;
+
+use bitsota::config::ValidatorConfig;
+use bitsota::keys::{relay_miner_headers, relay_validator_headers, Keypair};
+use bitsota::tasks::TaskType;
+use bitsota::validator::suites::Suites;
+use common::{bin, http, repo_root, wait_bounded, Daemon, Opts};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Validator suite size for these tests (small: debug builds).
+const TASKS: &str = "6";
+
+/// The spec's dialect-A example: online linear regression by gradient steps.
+const LINEAR: &str =
+    "# setup\ns2 = 0.009999999776482582\nv1 = gaussian(0.0, 0.10000000149011612)\n\
+    # predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The validator score of `dsl` on the test suite, computed in this process by the same
+/// library code the validators run.
+fn local_score(dsl: &str) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ValidatorConfig {
+        task_count: TASKS.parse().unwrap(),
+        ..ValidatorConfig::default()
+    };
+    let suites = Suites::from_config(&cfg, dir.path()).unwrap();
+    let alg = suites.parse(&algorithm(dsl).to_string()).unwrap();
+    suites
+        .prepared(TaskType::ScalarLinear, 16)
+        .unwrap()
+        .score(&alg.program)
+}
+
+fn algorithm(dsl: &str) -> Value {
+    json!({"task_type": "scalar_linear", "algorithm_dsl": dsl, "input_dim": 16})
+}
+
+/// A signed `POST /submit_solution`; returns the status and body.
+fn submit(relay: &str, miner: &Keypair, algorithm_result: Value, score: f64) -> (u16, Value) {
+    let mut req = http().post(format!("{relay}/submit_solution")).json(
+        &json!({"task_id": "sota-mine-test", "score": score, "algorithm_result": algorithm_result}),
+    );
+    for (k, v) in relay_miner_headers(miner, unix_now()).pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req.send().unwrap();
+    (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+}
+
+fn sota(relay: &str) -> f64 {
+    let v: Value = http()
+        .get(format!("{relay}/sota_threshold"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["sota_threshold"].as_f64().unwrap()
+}
+
+/// `GET /sota/events` as some validator (test mode: any signer).
+fn events(relay: &str) -> Vec<Value> {
+    let mut req = http().get(format!("{relay}/sota/events"));
+    for (k, v) in relay_validator_headers(&Keypair::generate(), unix_now()).pairs() {
+        req = req.header(k, v);
+    }
+    let body: Value = req.send().unwrap().json().unwrap();
+    body.as_array().cloned().unwrap_or_default()
+}
+
+/// Run `bitsota validate` against `relay` with its own data directory until it has
+/// polled `polls` times; returns its stderr (the stats lines).
+fn validate(relay: &str, data_dir: &Path, polls: u32, extra: &[&str]) -> String {
+    let stderr_path = data_dir.with_extension("stderr.log");
+    let mut child = Command::new(bin())
+        .args(["validate", "--config"])
+        .arg(repo_root().join("appliance.toml"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--relay-url", relay, "--poll-interval", "0.2"])
+        .args(["--max-polls", &polls.to_string()])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env("VALIDATOR_TASK_COUNT", TASKS)
+        .env("BITSOTA_LOG_FILE", "false")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(status.success(), "validate failed: {stderr}");
+    stderr
+}
+
+/// The counters of the last stats line, as `name → value`.
+fn last_stats(stderr: &str) -> std::collections::HashMap<String, String> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("polls="))
+        .unwrap_or_else(|| panic!("no stats line in: {stderr}"));
+    let start = line.find("polls=").unwrap();
+    line[start..]
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every JSONL metrics line a validator wrote under `data_dir/metrics`.
+fn metrics(data_dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(data_dir.join("metrics")).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("validator-"));
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            out.push(serde_json::from_str(line).expect("metrics lines are JSON"));
+        }
+    }
+    out
+}
+
+fn of_event<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == event).collect()
+}
+
+#[test]
+fn two_validator_processes_agree_and_finalize() {
+    let d = Daemon::start(Opts::default().env("SOTA_CONSENSUS_VOTES", "2"));
+    let score = local_score(LINEAR);
+    assert!(score > 0.5, "the test program learns: {score}");
+    let miner = Keypair::generate();
+    let (status, body) = submit(&d.relay, &miner, algorithm(LINEAR), score);
+    assert_eq!(status, 200, "{body}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = (tmp.path().join("v1"), tmp.path().join("v2"));
+    let out1 = validate(&d.relay, &v1, 10, &["--stats-interval", "1"]);
+    let s1 = last_stats(&out1);
+    assert_eq!(
+        (s1["new"].as_str(), s1["passed"].as_str()),
+        ("1", "1"),
+        "{out1}"
+    );
+    assert_eq!(s1["votes"], "1/1");
+    assert_eq!(s1["finalized"], "0");
+    // Ten polls 0.2 s apart last over 1.8 s: at least one periodic line plus the last.
+    assert!(out1.matches("polls=").count() >= 2, "{out1}");
+    assert_eq!(sota(&d.relay), 0.0, "one vote of two does not finalize");
+
+    let out2 = validate(&d.relay, &v2, 1, &[]);
+    let s2 = last_stats(&out2);
+    assert_eq!(
+        (s2["votes"].as_str(), s2["finalized"].as_str()),
+        ("1/1", "1"),
+        "{out2}"
+    );
+    // The relay finalizes only when both votes name the same (miner, score_int): the two
+    // processes computed the same score, which is also ours.
+    assert_eq!(sota(&d.relay), score);
+    let ev = events(&d.relay);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["miner_hotkey"], miner.ss58());
+    assert_eq!(
+        ev[0]["score_int"].as_i64(),
+        Some((score * 1e18).round_ties_even() as i64)
+    );
+
+    let (m1, m2) = (metrics(&v1), metrics(&v2));
+    for m in [&m1, &m2] {
+        for line in m.iter() {
+            for field in ["timestamp", "session_id", "event"] {
+                assert!(line.get(field).is_some(), "{field} missing: {line}");
+            }
+        }
+        assert_eq!(of_event(m, "session_start").len(), 1);
+        let r = of_event(m, "miner_result");
+        assert_eq!(r.len(), 1, "{m:?}");
+        assert_eq!(r[0]["validator_score"].as_f64(), Some(score));
+        assert_eq!(r[0]["miner_score"].as_f64(), Some(score));
+        assert_eq!(r[0]["result_status"], "passed");
+        assert_eq!(r[0]["pushed_sota"], true);
+        assert_eq!(r[0]["sota_threshold"].as_f64(), Some(0.0));
+        assert_eq!(r[0]["delta_improvement"].as_f64(), Some(score));
+        assert!(r[0]["miner_hotkey"].as_str().unwrap().ends_with("..."));
+        let b = of_event(m, "evaluation_batch");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0]["num_evaluations"], 1);
+        assert!(b[0]["total_evaluation_time_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(b[0]["avg_time_per_eval_seconds"].as_f64().is_some());
+        assert_eq!(b[0]["sota_threshold"].as_f64(), Some(0.0));
+    }
+    assert!(of_event(&m1, "sota_update").is_empty());
+    let u = of_event(&m2, "sota_update");
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0]["old_sota"].as_f64(), Some(0.0));
+    assert_eq!(u[0]["new_sota"].as_f64(), Some(score));
+    assert_eq!(u[0]["improvement"].as_f64(), Some(score));
+    assert!(u[0]["triggering_miner"].as_str().unwrap().ends_with("..."));
+}
+
+#[test]
+fn an_inflated_claim_is_blacklisted_and_the_miner_refused() {
+    let d = Daemon::start(Opts::default());
+    let score = local_score(LINEAR);
+    let cheater = Keypair::generate();
+    let (status, body) = submit(&d.relay, &cheater, algorithm(LINEAR), score + 0.3);
+    assert_eq!(status, 200, "{body}");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["v1", "v2"] {
+        let out = validate(&d.relay, &tmp.path().join(name), 1, &[]);
+        let s = last_stats(&out);
+        assert_eq!(
+            (s["blacklisted"].as_str(), s["votes"].as_str()),
+            ("1", "0/0"),
+            "{out}"
+        );
+        let r = metrics(&tmp.path().join(name));
+        let r = of_event(&r, "miner_result");
+        assert_eq!(r[0]["result_status"], "blacklisted");
+        assert_eq!(r[0]["pushed_sota"], false);
+    }
+    assert_eq!(sota(&d.relay), 0.0, "a cheater gets no SOTA vote");
+    // Two distinct validators voted: the relay now refuses the miner.
+    let other = LINEAR.replace("0.009999999776482582", "0.02");
+    let (status, body) = submit(&d.relay, &cheater, algorithm(&other), score);
+    assert_eq!(status, 403, "{body}");
+}
+
+#[test]
+fn unparsable_programs_are_counted_and_never_voted() {
+    let d = Daemon::start(Opts::default());
+    // No `algorithm_dsl`: the relay stores it, validators must refuse to score it.
+    let (status, body) = submit(
+        &d.relay,
+        &Keypair::generate(),
+        json!({"task_type": "scalar_linear", "input_dim": 16, "program": "s0 = 1"}),
+        0.9,
+    );
+    assert_eq!(status, 200, "{body}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = validate(&d.relay, &tmp.path().join("v"), 1, &[]);
+    let s = last_stats(&out);
+    assert_eq!(
+        (s["parse_fail"].as_str(), s["new"].as_str()),
+        ("1", "1"),
+        "{out}"
+    );
+    assert_eq!(
+        (s["votes"].as_str(), s["blacklisted"].as_str()),
+        ("0/0", "0")
+    );
+    assert!(of_event(&metrics(&tmp.path().join("v")), "miner_result").is_empty());
+}
+
+#[test]
+fn a_restart_does_not_vote_again() {
+    let d = Daemon::start(Opts::default().env("SOTA_CONSENSUS_VOTES", "2"));
+    let score = local_score(LINEAR);
+    let (status, body) = submit(&d.relay, &Keypair::generate(), algorithm(LINEAR), score);
+    assert_eq!(status, 200, "{body}");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let first = last_stats(&validate(&d.relay, &dir, 1, &[]));
+    assert_eq!(
+        (first["new"].as_str(), first["votes"].as_str()),
+        ("1", "1/1")
+    );
+    let again = validate(&d.relay, &dir, 2, &[]);
+    let second = last_stats(&again);
+    assert_eq!(
+        (
+            second["new"].as_str(),
+            second["dupe"].as_str(),
+            second["votes"].as_str()
+        ),
+        ("0", "2", "0/0"),
+        "{again}"
+    );
+    assert_eq!(second["unique_seen"], "1");
+}
