@@ -61,7 +61,10 @@ pub struct SotaVote<'a> {
 pub struct RelayClient {
     base: String,
     keypair: Keypair,
-    http: reqwest::blocking::Client,
+    /// Built on first use: a blocking client must not be created (or dropped) inside an
+    /// async context, and the daemon builds validators there before handing each one to
+    /// its blocking thread.
+    http: std::sync::OnceLock<reqwest::blocking::Client>,
 }
 
 fn unix_now() -> u64 {
@@ -72,16 +75,23 @@ fn unix_now() -> u64 {
 }
 
 impl RelayClient {
-    pub fn new(base_url: &str, keypair: Keypair) -> Result<Self, RelayError> {
-        let http = reqwest::blocking::Client::builder()
+    pub fn new(base_url: &str, keypair: Keypair) -> Self {
+        RelayClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            keypair,
+            http: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::blocking::Client, RelayError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::blocking::Client::builder()
             .timeout(TIMEOUT)
             .build()
             .map_err(|e| RelayError::Http(e.to_string()))?;
-        Ok(RelayClient {
-            base: base_url.trim_end_matches('/').to_string(),
-            keypair,
-            http,
-        })
+        Ok(self.http.get_or_init(|| client))
     }
 
     pub fn base_url(&self) -> &str {
@@ -124,7 +134,7 @@ impl RelayClient {
     /// `GET /results?limit=N` (signed): the raw results, newest first.
     pub fn results(&self, limit: u32) -> Result<Vec<serde_json::Value>, RelayError> {
         let req = self
-            .http
+            .http()?
             .get(format!("{}/results", self.base))
             .query(&[("limit", limit)]);
         match self.send(self.signed(req))? {
@@ -138,7 +148,7 @@ impl RelayClient {
 
     /// `GET /sota_threshold` (unsigned).
     pub fn sota_threshold(&self) -> Result<f64, RelayError> {
-        let body = self.send(self.http.get(format!("{}/sota_threshold", self.base)))?;
+        let body = self.send(self.http()?.get(format!("{}/sota_threshold", self.base)))?;
         body.get("sota_threshold")
             .and_then(|v| v.as_f64())
             .ok_or_else(|| RelayError::Body("/sota_threshold: no numeric sota_threshold".into()))
@@ -147,7 +157,7 @@ impl RelayClient {
     /// The miner of the newest SOTA event (`GET /sota/events?limit=1`, signed).
     pub fn latest_winner(&self) -> Result<Option<String>, RelayError> {
         let req = self
-            .http
+            .http()?
             .get(format!("{}/sota/events", self.base))
             .query(&[("limit", 1)]);
         let body = self.send(self.signed(req))?;
@@ -163,11 +173,11 @@ impl RelayClient {
 
     /// `POST /sota/vote` (signed).
     pub fn vote(&self, vote: &SotaVote<'_>) -> VoteAnswer {
-        let req = self
-            .http
-            .post(format!("{}/sota/vote", self.base))
-            .json(vote);
-        match self.send(self.signed(req)) {
+        let sent = self.http().and_then(|http| {
+            let req = http.post(format!("{}/sota/vote", self.base)).json(vote);
+            self.send(self.signed(req))
+        });
+        match sent {
             Ok(body) => {
                 let status = body
                     .get("status")
@@ -192,10 +202,11 @@ impl RelayClient {
 
     /// `POST /blacklist/{miner}` (signed).
     pub fn blacklist(&self, miner_hotkey: &str) -> VoteAnswer {
-        let req = self
-            .http
-            .post(format!("{}/blacklist/{miner_hotkey}", self.base));
-        match self.send(self.signed(req)) {
+        let sent = self.http().and_then(|http| {
+            let req = http.post(format!("{}/blacklist/{miner_hotkey}", self.base));
+            self.send(self.signed(req))
+        });
+        match sent {
             Ok(body) => VoteAnswer {
                 status: body
                     .get("status")

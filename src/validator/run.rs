@@ -67,7 +67,7 @@ impl ValidatorLoop {
     ) -> Result<Self, ValidatorError> {
         let hotkey = keypair.ss58();
         let seen = SeenSet::open(store, &hotkey, SEEN_CAPACITY)?;
-        let client = RelayClient::new(relay_url, keypair)?;
+        let client = RelayClient::new(relay_url, keypair);
         let state = Arc::new(ValidatorState::new(
             name,
             hotkey,

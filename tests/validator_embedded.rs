@@ -1,0 +1,192 @@
+//! The daemon's embedded validators (threads of `bitsota serve`), their
+//! `/appliance/validators` view, and agreement with a validator in another process.
+
+mod common;
+
+use bitsota::config::ValidatorConfig;
+use bitsota::keys::{relay_miner_headers, Keypair};
+use bitsota::tasks::TaskType;
+use bitsota::validator::suites::Suites;
+use common::{bin, http, poll_until, repo_root, wait_bounded, Daemon, Opts};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const TASKS: &str = "6";
+
+const LINEAR: &str =
+    "# setup\ns2 = 0.009999999776482582\nv1 = gaussian(0.0, 0.10000000149011612)\n\
+    # predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
+
+fn algorithm() -> Value {
+    json!({"task_type": "scalar_linear", "algorithm_dsl": LINEAR, "input_dim": 16})
+}
+
+fn local_score() -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ValidatorConfig {
+        task_count: TASKS.parse().unwrap(),
+        ..ValidatorConfig::default()
+    };
+    let suites = Suites::from_config(&cfg, dir.path()).unwrap();
+    let alg = suites.parse(&algorithm().to_string()).unwrap();
+    suites
+        .prepared(TaskType::ScalarLinear, 16)
+        .unwrap()
+        .score(&alg.program)
+}
+
+fn submit(relay: &str, miner: &Keypair, score: f64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut req = http()
+        .post(format!("{relay}/submit_solution"))
+        .json(&json!({
+            "task_id": "sota-mine-test", "score": score, "algorithm_result": algorithm()
+        }));
+    for (k, v) in relay_miner_headers(miner, now).pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req.send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
+}
+
+fn get(url: &str) -> Value {
+    http().get(url).send().unwrap().json().unwrap()
+}
+
+fn validator_scores(metrics_file: &Path) -> Vec<f64> {
+    std::fs::read_to_string(metrics_file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"] == "miner_result")
+        .map(|l| l["validator_score"].as_f64().unwrap())
+        .collect()
+}
+
+fn embedded(consensus: &str) -> Daemon {
+    Daemon::start(
+        Opts::default()
+            .env("BITSOTA_VALIDATOR_ENABLED", "true")
+            .env("BITSOTA_VALIDATOR_POLL_INTERVAL_S", "0.3")
+            .env("BITSOTA_VALIDATOR_STATS_INTERVAL_S", "1")
+            .env("VALIDATOR_TASK_COUNT", TASKS)
+            .env("SOTA_CONSENSUS_VOTES", consensus),
+    )
+}
+
+#[test]
+fn embedded_validators_reach_consensus_and_agree_with_another_process() {
+    let d = embedded("2");
+    let score = local_score();
+    let miner = Keypair::generate();
+    submit(&d.relay, &miner, score);
+
+    let sota = poll_until(200, Duration::from_millis(100), || {
+        let s = get(&format!("{}/sota_threshold", d.relay))["sota_threshold"].as_f64()?;
+        (s > 0.0).then_some(s)
+    });
+    assert_eq!(
+        sota,
+        Some(score),
+        "two threads voted the same score_int; stderr: {}",
+        d.stderr()
+    );
+
+    // The dashboard view: both validators, their counters, the relay's answers, weights.
+    let view = poll_until(100, Duration::from_millis(100), || {
+        let v = get(&format!("{}/appliance/validators", d.sidecar));
+        let all_weighted = v["validators"]
+            .as_array()?
+            .iter()
+            .all(|x| x["weights"]["winner"] == miner.ss58());
+        all_weighted.then_some(v)
+    })
+    .expect("weights follow the finalized event");
+    let list = view["validators"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let mut statuses = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        assert_eq!(v["name"], format!("validator-{}", i + 1));
+        assert_eq!(v["hotkey"].as_str().unwrap().len(), 48);
+        assert_eq!(v["relay_url"], d.relay.as_str());
+        let c = &v["counters"];
+        assert_eq!(
+            (c["new"].as_u64(), c["passed"].as_u64()),
+            (Some(1), Some(1)),
+            "{v}"
+        );
+        assert_eq!(
+            (c["votes_ok"].as_u64(), c["votes_tried"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(c["unique_seen"].as_u64(), Some(1));
+        assert!(c["polls"].as_u64().unwrap() >= 1);
+        let votes = v["recent_votes"].as_array().unwrap();
+        assert_eq!(votes.len(), 1);
+        assert_eq!(votes[0]["kind"], "sota");
+        assert_eq!(votes[0]["miner_hotkey"], miner.ss58());
+        assert_eq!(votes[0]["score"].as_f64(), Some(score));
+        statuses.push(votes[0]["status"].as_str().unwrap().to_string());
+        assert_eq!(v["weights"]["burn"].as_f64(), Some(0.9));
+        assert_eq!(v["weights"]["winner_weight"].as_f64(), Some(0.1));
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["finalized", "vote_recorded"]);
+    let finalized: u64 = list
+        .iter()
+        .map(|v| v["counters"]["finalized"].as_u64().unwrap())
+        .sum();
+    assert_eq!(finalized, 1);
+
+    // A validator in another process computes the same score for the same submission.
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("v");
+    let mut child = Command::new(bin())
+        .args(["validate", "--config"])
+        .arg(repo_root().join("appliance.toml"))
+        .arg("--data-dir")
+        .arg(&other)
+        .args(["--relay-url", &d.relay, "--max-polls", "1"])
+        .env("VALIDATOR_TASK_COUNT", TASKS)
+        .env("BITSOTA_LOG_FILE", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_bounded(&mut child, Duration::from_secs(120)).success());
+    let theirs: Vec<f64> = std::fs::read_dir(other.join("metrics"))
+        .unwrap()
+        .flat_map(|e| validator_scores(&e.unwrap().path()))
+        .collect();
+    assert_eq!(theirs, [score]);
+    for name in ["validator-1", "validator-2"] {
+        let ours = validator_scores(&d.data_dir.join("metrics").join(format!("{name}.jsonl")));
+        assert_eq!(ours, [score], "{name}");
+    }
+
+    // The stats line, every second.
+    let stats = poll_until(50, Duration::from_millis(100), || {
+        let n = d.stderr().matches("polls=").count();
+        (n >= 4).then_some(n)
+    });
+    assert!(stats.is_some(), "stats lines: {}", d.stderr());
+}
+
+#[test]
+fn validators_disabled_serve_an_empty_list() {
+    let d = Daemon::start(Opts::default());
+    let v = get(&format!("{}/appliance/validators", d.sidecar));
+    assert_eq!(v, json!({"validators": []}));
+    // The sidecar's own routes still answer next to it.
+    assert!(http()
+        .get(format!("{}/health", d.sidecar))
+        .send()
+        .unwrap()
+        .status()
+        .is_success());
+}
