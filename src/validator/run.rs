@@ -370,3 +370,74 @@ fn finite_or_null(x: f64) -> serde_json::Value {
         serde_json::Value::Null
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::relay_miner_headers;
+    use crate::store::Durability;
+
+    const LINEAR: &str = "# setup\nv1 = gaussian(0.0, 0.1)\n# predict\ns0 = dot(v0, v1)\n";
+
+    fn validator(dir: &std::path::Path) -> ValidatorLoop {
+        let cfg = ValidatorConfig {
+            task_count: 2,
+            ..ValidatorConfig::default()
+        };
+        let store = Store::open(&dir.join("store"), Durability::Sync).unwrap();
+        let suites = Arc::new(Suites::from_config(&cfg, dir).unwrap());
+        // Screening never talks to the relay: an unroutable URL proves it.
+        ValidatorLoop::new(
+            "validator-t".into(),
+            Keypair::generate(),
+            "http://127.0.0.1:9",
+            cfg,
+            &store,
+            suites,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn result(miner: &Keypair, dsl: &str) -> serde_json::Value {
+        let h = relay_miner_headers(miner, 1_700_000_000);
+        let alg = json!({"task_type": "scalar_linear", "input_dim": 4, "algorithm_dsl": dsl});
+        json!({"id": "r", "miner_hotkey": miner.ss58(), "timestamp_message": h.timestamp,
+               "signature": h.signature, "score": 0.5, "algorithm_result": alg.to_string()})
+    }
+
+    #[test]
+    fn screening_counts_forgeries_and_bad_programs_and_passes_only_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = validator(dir.path());
+        let (honest, forger, sloppy, other) = (
+            Keypair::generate(),
+            Keypair::generate(),
+            Keypair::generate(),
+            Keypair::generate(),
+        );
+        let good = result(&honest, LINEAR);
+        // Signed by someone else than the claimed miner.
+        let mut forged = result(&forger, LINEAR);
+        forged["signature"] = json!(other.sign_hex(forged["timestamp_message"].as_str().unwrap()));
+        // A valid signature, but over another message than the one presented.
+        let mut replayed = result(&other, LINEAR);
+        replayed["timestamp_message"] = json!("auth:1700000001");
+        let unparsable = result(&sloppy, "s0 = frobnicate(v0)");
+        let mut missing = result(&Keypair::generate(), LINEAR);
+        missing.as_object_mut().unwrap().remove("score");
+
+        let batch = [good, forged, replayed, unparsable, missing];
+        let pending = v.screen(&batch).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].sub.miner_hotkey, honest.ss58());
+        let c = v.state.counters();
+        assert_eq!(
+            (c.new, c.sig_fail, c.parse_fail, c.invalid, c.unique_seen),
+            (5, 2, 1, 1, 5)
+        );
+        // Seen: a second look skips them all, rejected ones included.
+        assert!(v.screen(&batch).unwrap().is_empty());
+        assert_eq!(v.state.counters().dupe, 5);
+    }
+}
