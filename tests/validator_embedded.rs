@@ -190,3 +190,39 @@ fn validators_disabled_serve_an_empty_list() {
         .status()
         .is_success());
 }
+
+#[test]
+fn a_daemon_restart_does_not_vote_again() {
+    // One embedded validator of two needed votes: its vote stays pending at the relay.
+    let mut d = Daemon::start(
+        Opts::default()
+            .env("BITSOTA_VALIDATOR_ENABLED", "true")
+            .env("BITSOTA_VALIDATOR_COUNT", "1")
+            .env("BITSOTA_VALIDATOR_POLL_INTERVAL_S", "0.2")
+            .env("VALIDATOR_TASK_COUNT", TASKS)
+            .env("SOTA_CONSENSUS_VOTES", "2"),
+    );
+    submit(&d.relay, &Keypair::generate(), local_score());
+    let counters = |d: &Daemon| {
+        get(&format!("{}/appliance/validators", d.sidecar))["validators"][0]["counters"].clone()
+    };
+    let before = poll_until(200, Duration::from_millis(100), || {
+        let c = counters(&d);
+        (c["votes_tried"] == 1).then_some(c)
+    })
+    .expect("the validator votes once");
+    assert_eq!(before["votes_ok"], 1);
+    d.restart();
+    let after = poll_until(200, Duration::from_millis(100), || {
+        let c = counters(&d);
+        (c["polls"].as_u64()? >= 3).then_some(c)
+    })
+    .expect("the restarted validator polls");
+    assert_eq!(
+        (after["new"].as_u64(), after["votes_tried"].as_u64()),
+        (Some(0), Some(0)),
+        "{after}"
+    );
+    assert!(after["dupe"].as_u64().unwrap() >= 3);
+    assert_eq!(after["unique_seen"], 1);
+}

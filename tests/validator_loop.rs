@@ -154,7 +154,13 @@ fn two_validator_processes_agree_and_finalize() {
 
     let tmp = tempfile::tempdir().unwrap();
     let (v1, v2) = (tmp.path().join("v1"), tmp.path().join("v2"));
-    let out1 = validate(&d.relay, &v1, 10, &["--stats-interval", "1"]);
+    let fixed = ["--seen-block-mode", "fixed", "--seen-block", "7"];
+    let out1 = validate(
+        &d.relay,
+        &v1,
+        10,
+        &[&fixed[..], &["--stats-interval", "1"]].concat(),
+    );
     let s1 = last_stats(&out1);
     assert_eq!(
         (s1["new"].as_str(), s1["passed"].as_str()),
@@ -167,7 +173,7 @@ fn two_validator_processes_agree_and_finalize() {
     assert!(out1.matches("polls=").count() >= 2, "{out1}");
     assert_eq!(sota(&d.relay), 0.0, "one vote of two does not finalize");
 
-    let out2 = validate(&d.relay, &v2, 1, &[]);
+    let out2 = validate(&d.relay, &v2, 1, &fixed);
     let s2 = last_stats(&out2);
     assert_eq!(
         (s2["votes"].as_str(), s2["finalized"].as_str()),
@@ -226,8 +232,14 @@ fn an_inflated_claim_is_blacklisted_and_the_miner_refused() {
     let (status, body) = submit(&d.relay, &cheater, algorithm(LINEAR), score + 0.3);
     assert_eq!(status, 200, "{body}");
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["v1", "v2"] {
-        let out = validate(&d.relay, &tmp.path().join(name), 1, &[]);
+    // The second validator signs with a keyfile of its own.
+    let key = bitsota::keys::identity::load_or_create(tmp.path(), "bl-key").unwrap();
+    let keyfile = tmp.path().join("keys").join("bl-key");
+    for (name, args) in [
+        ("v1", vec![]),
+        ("v2", vec!["--keyfile", keyfile.to_str().unwrap()]),
+    ] {
+        let out = validate(&d.relay, &tmp.path().join(name), 1, &args);
         let s = last_stats(&out);
         assert_eq!(
             (s["blacklisted"].as_str(), s["votes"].as_str()),
@@ -239,6 +251,11 @@ fn an_inflated_claim_is_blacklisted_and_the_miner_refused() {
         assert_eq!(r[0]["result_status"], "blacklisted");
         assert_eq!(r[0]["pushed_sota"], false);
     }
+    let hk8: String = key.ss58().chars().take(8).collect();
+    assert!(tmp
+        .path()
+        .join(format!("v2/metrics/validator-{hk8}.jsonl"))
+        .is_file());
     assert_eq!(sota(&d.relay), 0.0, "a cheater gets no SOTA vote");
     // Two distinct validators voted: the relay now refuses the miner.
     let other = LINEAR.replace("0.009999999776482582", "0.02");
@@ -297,4 +314,20 @@ fn a_restart_does_not_vote_again() {
         "{again}"
     );
     assert_eq!(second["unique_seen"], "1");
+}
+
+#[test]
+fn relay_errors_back_off_exponentially() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9: every poll fails.
+    let out = validate("http://127.0.0.1:9", &tmp.path().join("v"), 3, &[]);
+    let retries: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("relay poll failed"))
+        .filter_map(|l| l.split("retry_in_s=").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .collect();
+    // Polls are 0.2 s apart; after n failures the wait is 0.2·2^n.
+    assert_eq!(retries, ["0.4", "0.8", "1.6"], "{out}");
+    assert_eq!(last_stats(&out)["polls"], "3");
 }
