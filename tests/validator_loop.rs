@@ -264,7 +264,7 @@ fn an_inflated_claim_is_blacklisted_and_the_miner_refused() {
 }
 
 #[test]
-fn unparsable_programs_are_counted_and_never_voted() {
+fn unparsable_or_unevaluable_programs_are_counted_and_never_voted() {
     let d = Daemon::start(Opts::default());
     // No `algorithm_dsl`: the relay stores it, validators must refuse to score it.
     let (status, body) = submit(

@@ -234,4 +234,32 @@ mod tests {
             .expect("no CIFAR-10 files in an empty data directory");
         assert!(err.to_lowercase().contains("cifar"), "{err}");
     }
+
+    #[test]
+    fn hyperparams_file_sets_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("validator_hyperparams.json");
+        std::fs::write(
+            &path,
+            r#"{"task_count": 3, "task_seed": 7, "default_task_type": "scalar_linear",
+                "default_input_dim": 4, "tasks": {"scalar_linear": {"train_samples": 50, "val_samples": 40}}}"#,
+        )
+        .unwrap();
+        let cfg = ValidatorConfig {
+            hyperparams_file: Some(path.clone()),
+            ..ValidatorConfig::default()
+        };
+        let s = Suites::from_config(&cfg, dir.path()).unwrap();
+        let alg = s.parse(&result(LINEAR, serde_json::json!({}))).unwrap();
+        assert_eq!((alg.task_type, alg.input_dim), (TaskType::ScalarLinear, 4));
+        let suite = s.prepared(TaskType::ScalarLinear, 4).unwrap();
+        assert_eq!(suite.tasks.len(), 3);
+        assert_eq!(
+            (suite.tasks[0].train_len(), suite.tasks[0].val_len()),
+            (50, 40)
+        );
+        std::fs::write(&path, r#"{"task_count": 3, "tasks": {"imagenet": {}}}"#).unwrap();
+        let err = Suites::from_config(&cfg, dir.path()).err().unwrap();
+        assert!(err.contains("imagenet"), "{err}");
+    }
 }
