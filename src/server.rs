@@ -183,6 +183,7 @@ impl Daemon {
                 service: "validator",
                 reason: e.to_string(),
             })?;
+        // `/appliance/validators` is served on the sidecar listener, ahead of its routes.
         let mut validators = Some(validators);
         let mut servers = Vec::new();
         for b in bound {

@@ -323,11 +323,38 @@ fn relay_errors_back_off_exponentially() {
     let out = validate("http://127.0.0.1:9", &tmp.path().join("v"), 3, &[]);
     let retries: Vec<&str> = out
         .lines()
-        .filter(|l| l.contains("relay poll failed"))
+        .filter(|l| l.contains("poll failed"))
         .filter_map(|l| l.split("retry_in_s=").nth(1))
         .filter_map(|r| r.split_whitespace().next())
         .collect();
     // Polls are 0.2 s apart; after n failures the wait is 0.2·2^n.
     assert_eq!(retries, ["0.4", "0.8", "1.6"], "{out}");
     assert_eq!(last_stats(&out)["polls"], "3");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--relay-url", "localhost:8002"],
+        vec![
+            "--relay-url",
+            "http://127.0.0.1:9",
+            "--seen-block-mode",
+            "sometimes",
+        ],
+        vec!["--relay-url", "http://127.0.0.1:9", "--poll-interval", "0"],
+    ] {
+        let out = Command::new(bin())
+            .args(["validate", "--config"])
+            .arg(repo_root().join("appliance.toml"))
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    }
 }

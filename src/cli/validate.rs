@@ -98,6 +98,13 @@ impl ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
+    if !(args.relay_url.starts_with("http://") || args.relay_url.starts_with("https://")) {
+        return Err(super::UsageError(format!(
+            "--relay-url {:?}: expected an http:// or https:// URL",
+            args.relay_url
+        ))
+        .into());
+    }
     let config = args.config.load(args.overrides())?;
     let _log_guard = super::init_logging(&config, true)?;
     let data_dir = config.data_dir.clone();

@@ -109,7 +109,7 @@ impl ValidatorLoop {
                     failures = failures.saturating_add(1);
                     tracing::warn!(validator = %name, error = %e, failures,
                         retry_in_s = backoff(self.cfg.poll_interval_s, failures).as_secs_f64(),
-                        "relay poll failed");
+                        "poll failed");
                 }
             }
             polls += 1;
@@ -132,8 +132,8 @@ impl ValidatorLoop {
         tracing::info!(validator = %name, "{}", stats_line(&self.state.counters(), self.state.sota()));
     }
 
-    /// One poll: fetch, judge every new result, vote. `Err` only when the relay's
-    /// result list could not be fetched (the caller backs off).
+    /// One poll: fetch, judge every new result, vote. `Err` when the relay's result list
+    /// could not be fetched or the seen-set not written (the caller backs off).
     pub fn poll_once(&mut self) -> Result<(), ValidatorError> {
         self.state.count(|c| c.polls += 1);
         let raw = self.client.results(self.cfg.limit)?;
