@@ -3,18 +3,16 @@
 //! by the validators' own poll count, not by wall time.
 
 mod common;
+mod validator_support;
 
-use common::{http, poll_until, Daemon, Opts};
+use common::{poll_until, Daemon, Opts};
 use serde_json::Value;
 use std::time::Duration;
+use validator_support::get;
 
 /// Validator polls (2 s apart in the shipped config) allowed before the loop must have
 /// produced an event: two minutes of polling, twice the one-minute target.
 const MAX_POLLS: u64 = 60;
-
-fn get(url: &str) -> Value {
-    http().get(url).send().unwrap().json().unwrap()
-}
 
 #[test]
 fn shipped_config_mines_votes_and_finalizes() {

@@ -3,11 +3,15 @@
 //! (`../shared/datasets`, or BITSOTA_TEST_DATASETS). Run in release:
 //! `CARGO_TARGET_DIR=/work/target cargo test --release --test validator_bench -- --ignored --nocapture`
 
+mod common;
+mod validator_support;
+
 use bitsota::config::ValidatorConfig;
 use bitsota::tasks::TaskType;
 use bitsota::validator::suites::Suites;
 use std::path::PathBuf;
 use std::time::Instant;
+use validator_support::LINEAR;
 
 /// A full-size `cifar`-profile program (7 setup / 11 predict / 23 learn instructions):
 /// a one-hidden-layer network trained by error-scaled outer-product updates.
@@ -58,10 +62,6 @@ s4 = s4 * s2
 v6 = v0 * s4
 v2 = v2 + v6
 ";
-
-const LINEAR: &str =
-    "# setup\ns2 = 0.009999999776482582\nv1 = gaussian(0.0, 0.10000000149011612)\n\
-    # predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
 
 fn datasets() -> Option<PathBuf> {
     let dir = std::env::var_os("BITSOTA_TEST_DATASETS")

@@ -2,70 +2,26 @@
 //! `/appliance/validators` view, and agreement with a validator in another process.
 
 mod common;
+mod validator_support;
 
-use bitsota::config::ValidatorConfig;
-use bitsota::keys::{relay_miner_headers, Keypair};
-use bitsota::tasks::TaskType;
-use bitsota::validator::suites::Suites;
-use common::{bin, http, poll_until, repo_root, wait_bounded, Daemon, Opts};
+use bitsota::keys::Keypair;
+use common::{poll_until, Daemon, Opts};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
+use validator_support::*;
 
-const TASKS: &str = "6";
-
-const LINEAR: &str =
-    "# setup\ns2 = 0.009999999776482582\nv1 = gaussian(0.0, 0.10000000149011612)\n\
-    # predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
-
-fn algorithm() -> Value {
-    json!({"task_type": "scalar_linear", "algorithm_dsl": LINEAR, "input_dim": 16})
-}
-
-fn local_score() -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ValidatorConfig {
-        task_count: TASKS.parse().unwrap(),
-        ..ValidatorConfig::default()
-    };
-    let suites = Suites::from_config(&cfg, dir.path()).unwrap();
-    let alg = suites.parse(&algorithm().to_string()).unwrap();
-    suites
-        .prepared(TaskType::ScalarLinear, 16)
-        .unwrap()
-        .score(&alg.program)
-}
-
-fn submit(relay: &str, miner: &Keypair, score: f64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut req = http()
-        .post(format!("{relay}/submit_solution"))
-        .json(&json!({
-            "task_id": "sota-mine-test", "score": score, "algorithm_result": algorithm()
-        }));
-    for (k, v) in relay_miner_headers(miner, now).pairs() {
-        req = req.header(k, v);
-    }
-    let resp = req.send().unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
-}
-
-fn get(url: &str) -> Value {
-    http().get(url).send().unwrap().json().unwrap()
-}
-
-fn validator_scores(metrics_file: &Path) -> Vec<f64> {
-    std::fs::read_to_string(metrics_file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["event"] == "miner_result")
+/// The `validator_score` of every `miner_result` in `lines`.
+fn validator_scores(lines: &[Value]) -> Vec<f64> {
+    of_event(lines, "miner_result")
+        .iter()
         .map(|l| l["validator_score"].as_f64().unwrap())
         .collect()
+}
+
+/// A signed submission of the test program claiming `score`; the relay must accept it.
+fn submit_linear(relay: &str, miner: &Keypair, score: f64) {
+    let (status, body) = submit(relay, miner, algorithm(LINEAR), score);
+    assert_eq!(status, 200, "{body}");
 }
 
 fn embedded(consensus: &str) -> Daemon {
@@ -82,9 +38,9 @@ fn embedded(consensus: &str) -> Daemon {
 #[test]
 fn embedded_validators_reach_consensus_and_agree_with_another_process() {
     let d = embedded("2");
-    let score = local_score();
+    let score = local_score(LINEAR);
     let miner = Keypair::generate();
-    submit(&d.relay, &miner, score);
+    submit_linear(&d.relay, &miner, score);
 
     let sota = poll_until(200, Duration::from_millis(100), || {
         let s = get(&format!("{}/sota_threshold", d.relay))["sota_threshold"].as_f64()?;
@@ -146,26 +102,13 @@ fn embedded_validators_reach_consensus_and_agree_with_another_process() {
     // A validator in another process computes the same score for the same submission.
     let tmp = tempfile::tempdir().unwrap();
     let other = tmp.path().join("v");
-    let mut child = Command::new(bin())
-        .args(["validate", "--config"])
-        .arg(repo_root().join("appliance.toml"))
-        .arg("--data-dir")
-        .arg(&other)
-        .args(["--relay-url", &d.relay, "--max-polls", "1"])
-        .env("VALIDATOR_TASK_COUNT", TASKS)
-        .env("BITSOTA_LOG_FILE", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_bounded(&mut child, Duration::from_secs(120)).success());
-    let theirs: Vec<f64> = std::fs::read_dir(other.join("metrics"))
-        .unwrap()
-        .flat_map(|e| validator_scores(&e.unwrap().path()))
-        .collect();
+    validate(&d.relay, &other, 1, &[]);
+    let theirs = validator_scores(&metrics(&other));
     assert_eq!(theirs, [score]);
     for name in ["validator-1", "validator-2"] {
-        let ours = validator_scores(&d.data_dir.join("metrics").join(format!("{name}.jsonl")));
+        let ours = validator_scores(&metrics_file(
+            &d.data_dir.join("metrics").join(format!("{name}.jsonl")),
+        ));
         assert_eq!(ours, [score], "{name}");
     }
 
@@ -183,12 +126,7 @@ fn validators_disabled_serve_an_empty_list() {
     let v = get(&format!("{}/appliance/validators", d.sidecar));
     assert_eq!(v, json!({"validators": []}));
     // The sidecar's own routes still answer next to it.
-    assert!(http()
-        .get(format!("{}/health", d.sidecar))
-        .send()
-        .unwrap()
-        .status()
-        .is_success());
+    assert_eq!(get(&format!("{}/health", d.sidecar))["status"], "ok");
 }
 
 #[test]
@@ -202,7 +140,7 @@ fn a_daemon_restart_does_not_vote_again() {
             .env("VALIDATOR_TASK_COUNT", TASKS)
             .env("SOTA_CONSENSUS_VOTES", "2"),
     );
-    submit(&d.relay, &Keypair::generate(), local_score());
+    submit_linear(&d.relay, &Keypair::generate(), local_score(LINEAR));
     let counters = |d: &Daemon| {
         get(&format!("{}/appliance/validators", d.sidecar))["validators"][0]["counters"].clone()
     };
