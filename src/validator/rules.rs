@@ -139,7 +139,8 @@ pub struct Candidate {
 
 /// Index of the candidate that gets the batch's one vote: the best validator score
 /// strictly above `sota`. Candidates within [`TIE_EPSILON`] of the best tie: the miner
-/// this validator currently backs (`current_winner`, its last accepted vote) keeps it,
+/// this validator currently backs (`current_winner`: its pending vote, else the latest
+/// SOTA winner) keeps it,
 /// else the oldest submission (then the smallest result id, so the choice never depends
 /// on the relay's ordering).
 pub fn select_vote(

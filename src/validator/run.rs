@@ -43,8 +43,11 @@ pub struct ValidatorLoop {
     suites: Arc<Suites>,
     state: Arc<ValidatorState>,
     metrics: MetricsLog,
-    /// The miner of our last accepted SOTA vote: it keeps our vote while tied.
+    /// The miner we back, who keeps our vote while tied: that of our last accepted SOTA
+    /// vote, or — once an event has cleared the pending votes — the event's winner.
     backing: Option<String>,
+    /// The winner of the newest SOTA event we have seen.
+    latest_winner: Option<String>,
 }
 
 /// A new result that passed the signature and parse checks.
@@ -83,6 +86,7 @@ impl ValidatorLoop {
             state,
             metrics: MetricsLog::open(metrics_path),
             backing: None,
+            latest_winner: None,
         })
     }
 
@@ -349,12 +353,18 @@ impl ValidatorLoop {
         });
     }
 
-    /// The would-be weights follow the relay's newest SOTA event.
-    fn refresh_weights(&self) {
+    /// The would-be weights follow the relay's newest SOTA event; a new event also
+    /// becomes the miner we back (the relay dropped every pending vote when finalizing).
+    fn refresh_weights(&mut self) {
         match self.client.latest_winner() {
-            Ok(winner) => self
-                .state
-                .set_weights(rules::weights(&self.cfg.burn_hotkey, winner.as_deref())),
+            Ok(winner) => {
+                if winner.is_some() && winner != self.latest_winner {
+                    self.backing = winner.clone();
+                }
+                self.state
+                    .set_weights(rules::weights(&self.cfg.burn_hotkey, winner.as_deref()));
+                self.latest_winner = winner;
+            }
             Err(e) => {
                 tracing::debug!(validator = %self.state.name, error = %e, "SOTA events unavailable")
             }
