@@ -15,3 +15,4 @@ pub mod server;
 pub mod sidecar;
 pub mod store;
 pub mod tasks;
+pub mod validator;

@@ -178,9 +178,21 @@ impl Daemon {
         };
         write_endpoints_file(&context)?;
 
+        let (validators, workers) =
+            crate::validator::start(&context).map_err(|e| ServerError::Service {
+                service: "validator",
+                reason: e.to_string(),
+            })?;
+        // `/appliance/validators` is served on the sidecar listener, ahead of its routes.
+        let mut validators = Some(validators);
         let mut servers = Vec::new();
         for b in bound {
-            let endpoint = build_service(b.name, &context)?;
+            let mut endpoint = build_service(b.name, &context)?;
+            if b.name == "sidecar" {
+                if let Some(v) = validators.take() {
+                    endpoint = v.nest_no_strip("/", endpoint).boxed();
+                }
+            }
             let token = context.shutdown.clone();
             let acceptor = TcpAcceptor::from_tokio(b.listener).map_err(|e| ServerError::Bind {
                 key: b.key,
@@ -201,7 +213,7 @@ impl Daemon {
         Ok(Daemon {
             context,
             servers,
-            workers: Vec::new(),
+            workers,
         })
     }
 
