@@ -125,6 +125,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
     let max_polls = args.max_polls;
     runtime.block_on(async {
+        let signals = super::serve::ShutdownSignals::install()?;
         let worker = {
             let stop = stop.clone();
             tokio::task::spawn_blocking(move || lp.run(&stop, max_polls))
@@ -132,8 +133,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
         tokio::pin!(worker);
         tokio::select! {
             r = &mut worker => r.context("validator loop")?,
-            r = super::serve::wait_for_signal() => {
-                r?;
+            () = signals.wait() => {
                 tracing::info!("stopping");
                 stop.cancel();
                 worker.await.context("validator loop")?;
