@@ -54,24 +54,26 @@ enum Reduce {
     Std,
 }
 
-/// A pre-resolved kernel. Offsets live in [`CInstr`]; `n` is the destination length.
+/// A pre-resolved kernel. Offsets live in [`CInstr`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kernel {
+    /// Scalar ∘ scalar into a scalar: the most common instruction, kept branch-free.
+    BinS(BinOp),
     Bin(BinOp, Mode, Mode),
     Un(UnOp, Mode),
-    /// `d[..n] = c1`.
+    /// Every destination element = c1.
     Fill,
-    /// `n` normal draws into `d`.
+    /// A normal draw per destination element.
     Gaussian,
-    /// `n` uniform draws into `d`.
+    /// A uniform draw per destination element.
     Uniform,
     /// A dead random op: advance the RNG by `n` 64-bit draws, write nothing.
     Skip,
-    /// Inner product of two vectors, filled into `n` elements.
+    /// Inner product of two vectors, filled into the destination.
     Dot,
-    /// Reduction of `b` elements starting at `a`, filled into `n` elements.
+    /// Reduction of `b` elements starting at `a`, filled into the destination.
     Reduce(Reduce),
-    /// Matrix × vector; `n` = D (vector dest) or D² (every row of a matrix dest).
+    /// Matrix × vector into a vector, or every row of a matrix destination.
     MatVec,
     MatMat,
     Outer,
@@ -80,9 +82,12 @@ enum Kernel {
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct CInstr {
     k: Kernel,
+    /// Destination kind: the number of elements written (1, D or D²).
+    dk: Kind,
     a: u32,
     b: u32,
     d: u32,
+    /// Skip: number of 64-bit draws to discard.
     n: u32,
     c1: f32,
     c2: f32,
@@ -131,13 +136,13 @@ struct Resolved {
 fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
     let d = lay.offset(i.dest)?;
     let kd = i.dest?.kind;
-    let n = lay.len(kd);
     let mut ins = CInstr {
         k: Kernel::Fill,
+        dk: kd,
         a: 0,
         b: 0,
         d: d as u32,
-        n: n as u32,
+        n: 0,
         c1: i.const1,
         c2: i.const2,
     };
@@ -173,7 +178,11 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
         if ka.max(kb) > kd {
             return None;
         }
-        ins.k = Kernel::Bin(op, mode(ka), mode(kb));
+        ins.k = if (ka, kb, kd) == (Kind::Scalar, Kind::Scalar, Kind::Scalar) {
+            Kernel::BinS(op)
+        } else {
+            Kernel::Bin(op, mode(ka), mode(kb))
+        };
         (ins.a, ins.b) = (a as u32, b as u32);
         reads = [Some(a), Some(b)];
     } else if let Some(op) = un {
@@ -194,7 +203,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
                     return None;
                 }
                 ins.d = (d + t as usize) as u32;
-                ins.n = 1;
+                ins.dk = Kind::Scalar;
                 ins.c1 = i.const2;
             }
             Op::Gaussian => ins.k = Kernel::Gaussian,
@@ -314,7 +323,7 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
                     let per = if r.ins.k == Kernel::Gaussian { 2 } else { 1 };
                     Some(CInstr {
                         k: Kernel::Skip,
-                        n: r.ins.n * per,
+                        n: (lay.len(r.ins.dk) * per) as u32,
                         ..r.ins
                     })
                 } else {
@@ -344,29 +353,71 @@ impl Compiled {
     }
 }
 
+/// Unchecked register access for the hot loop. Registers are laid out task-major:
+/// element `e` of task `t` lives at `e·T + t`, so one instruction runs for all `T`
+/// tasks in a row and the per-task arithmetic vectorises.
+///
+/// Safety: [`compile`] only emits offsets whose whole operand and destination ranges lie
+/// inside the register file (`n_regs` elements), [`Evaluator::run`] sizes the file to
+/// `n_regs·T` and dispatches `D` equal to the compiled `dim`.
+#[derive(Clone, Copy)]
+struct Regs {
+    p: *mut f32,
+    t: usize,
+}
+
+impl Regs {
+    #[inline(always)]
+    fn get(self, e: usize, t: usize) -> f32 {
+        unsafe { *self.p.add(e * self.t + t) }
+    }
+    #[inline(always)]
+    fn set(self, e: usize, t: usize, v: f32) {
+        unsafe { *self.p.add(e * self.t + t) = v }
+    }
+}
+
 #[inline(always)]
-fn bin<F: Fn(f32, f32) -> f32>(r: &mut [f32], i: &CInstr, ma: Mode, mb: Mode, dim: usize, f: F) {
-    let (a, b, d, n) = (i.a as usize, i.b as usize, i.d as usize, i.n as usize);
+#[allow(clippy::too_many_arguments)]
+fn bin<F: Fn(f32, f32) -> f32>(
+    r: Regs,
+    i: &CInstr,
+    ma: Mode,
+    mb: Mode,
+    n: usize,
+    dim: usize,
+    tasks: usize,
+    f: F,
+) {
+    let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
     match (ma, mb) {
         (Mode::Scalar, Mode::Scalar) => {
-            let v = f(r[a], r[b]);
-            r[d..d + n].fill(v);
+            for t in 0..tasks {
+                let v = f(r.get(a, t), r.get(b, t));
+                for k in 0..n {
+                    r.set(d + k, t, v);
+                }
+            }
         }
         (Mode::Same, Mode::Same) => {
             for k in 0..n {
-                r[d + k] = f(r[a + k], r[b + k]);
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(a + k, t), r.get(b + k, t)));
+                }
             }
         }
         (Mode::Scalar, Mode::Same) => {
-            let x = r[a];
             for k in 0..n {
-                r[d + k] = f(x, r[b + k]);
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(a, t), r.get(b + k, t)));
+                }
             }
         }
         (Mode::Same, Mode::Scalar) => {
-            let y = r[b];
             for k in 0..n {
-                r[d + k] = f(r[a + k], y);
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(a + k, t), r.get(b, t)));
+                }
             }
         }
         _ => {
@@ -376,29 +427,26 @@ fn bin<F: Fn(f32, f32) -> f32>(r: &mut [f32], i: &CInstr, ma: Mode, mb: Mode, di
                 Mode::Row => base + k % dim,
             };
             for k in 0..n {
-                r[d + k] = f(r[at(a, ma, k)], r[at(b, mb, k)]);
+                let (ea, eb) = (at(a, ma, k), at(b, mb, k));
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(ea, t), r.get(eb, t)));
+                }
             }
         }
     }
 }
 
 #[inline(always)]
-fn un<F: Fn(f32) -> f32>(r: &mut [f32], i: &CInstr, m: Mode, dim: usize, f: F) {
-    let (a, d, n) = (i.a as usize, i.d as usize, i.n as usize);
-    match m {
-        Mode::Scalar => {
-            let v = f(r[a]);
-            r[d..d + n].fill(v);
-        }
-        Mode::Same => {
-            for k in 0..n {
-                r[d + k] = f(r[a + k]);
-            }
-        }
-        Mode::Row => {
-            for k in 0..n {
-                r[d + k] = f(r[a + k % dim]);
-            }
+fn un<F: Fn(f32) -> f32>(r: Regs, i: &CInstr, m: Mode, n: usize, dim: usize, tasks: usize, f: F) {
+    let (a, d) = (i.a as usize, i.d as usize);
+    for k in 0..n {
+        let ea = match m {
+            Mode::Scalar => a,
+            Mode::Same => a + k,
+            Mode::Row => a + k % dim,
+        };
+        for t in 0..tasks {
+            r.set(d + k, t, f(r.get(ea, t)));
         }
     }
 }
@@ -421,95 +469,183 @@ fn min_nan(x: f32, y: f32) -> f32 {
     }
 }
 
-fn reduce(r: &[f32], op: Reduce) -> f32 {
+#[inline(always)]
+fn bin_op(op: BinOp, x: f32, y: f32) -> f32 {
     match op {
-        Reduce::Norm => libm::sqrtf(r.iter().fold(0.0f32, |s, x| s + x * x)),
-        Reduce::Mean => r.iter().fold(0.0f32, |s, x| s + x) / r.len() as f32,
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div => x / (y + 1e-8),
+        BinOp::Min => min_nan(x, y),
+        BinOp::Max => max_nan(x, y),
+    }
+}
+
+/// Reduction of `len` elements from `a` for task `t`, summed in index order.
+fn reduce(r: Regs, a: usize, len: usize, t: usize, op: Reduce) -> f32 {
+    let sum = |f: &dyn Fn(f32) -> f32| (0..len).fold(0.0f32, |s, k| s + f(r.get(a + k, t)));
+    match op {
+        Reduce::Norm => libm::sqrtf(sum(&|x| x * x)),
+        Reduce::Mean => sum(&|x| x) / len as f32,
         Reduce::Std => {
-            let mean = r.iter().fold(0.0f32, |s, x| s + x) / r.len() as f32;
-            let var = r.iter().fold(0.0f32, |s, x| s + (x - mean) * (x - mean)) / r.len() as f32;
-            libm::sqrtf(var)
+            let mean = sum(&|x| x) / len as f32;
+            libm::sqrtf(sum(&|x| (x - mean) * (x - mean)) / len as f32)
         }
     }
 }
 
-fn exec(code: &[CInstr], r: &mut [f32], tmp: &mut [f32], rng: &mut Rng, dim: usize) {
+/// Scratch for matrix products and per-task accumulators (`D²·T` + `T`).
+struct Scratch<'a> {
+    mat: &'a mut [f32],
+    acc: &'a mut [f32],
+}
+
+/// Run one phase for all tasks. `D` > 0 is the compile-time vector size (4, 8, 16,
+/// 32: loops unroll); `D` = 0 uses the run-time `dim_rt`. Per task, every operation
+/// happens in the same order as for a lone task, so results are bit-identical.
+#[inline(always)]
+fn exec<const D: usize>(
+    code: &[CInstr],
+    regs: &mut [f32],
+    s: &mut Scratch,
+    rngs: &mut [Rng],
+    dim_rt: usize,
+) {
+    let dim = if D == 0 { dim_rt } else { D };
+    let tasks = rngs.len();
+    let len = |k: Kind| match k {
+        Kind::Scalar => 1,
+        Kind::Vector => dim,
+        Kind::Matrix => dim * dim,
+    };
+    debug_assert!(s.acc.len() >= tasks && s.mat.len() >= dim * dim * tasks);
+    let r = Regs {
+        p: regs.as_mut_ptr(),
+        t: tasks,
+    };
     for i in code {
-        let (a, b, d, n) = (i.a as usize, i.b as usize, i.d as usize, i.n as usize);
+        let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
+        let n = len(i.dk);
+        debug_assert!((d + n) * tasks <= regs.len());
         match i.k {
+            Kernel::BinS(op) => {
+                for t in 0..tasks {
+                    r.set(d, t, bin_op(op, r.get(a, t), r.get(b, t)));
+                }
+            }
             Kernel::Bin(op, ma, mb) => match op {
-                BinOp::Add => bin(r, i, ma, mb, dim, |x, y| x + y),
-                BinOp::Sub => bin(r, i, ma, mb, dim, |x, y| x - y),
-                BinOp::Mul => bin(r, i, ma, mb, dim, |x, y| x * y),
-                BinOp::Div => bin(r, i, ma, mb, dim, |x, y| x / (y + 1e-8)),
-                BinOp::Min => bin(r, i, ma, mb, dim, min_nan),
-                BinOp::Max => bin(r, i, ma, mb, dim, max_nan),
+                BinOp::Add => bin(r, i, ma, mb, n, dim, tasks, |x, y| x + y),
+                BinOp::Sub => bin(r, i, ma, mb, n, dim, tasks, |x, y| x - y),
+                BinOp::Mul => bin(r, i, ma, mb, n, dim, tasks, |x, y| x * y),
+                BinOp::Div => bin(r, i, ma, mb, n, dim, tasks, |x, y| x / (y + 1e-8)),
+                BinOp::Min => bin(r, i, ma, mb, n, dim, tasks, min_nan),
+                BinOp::Max => bin(r, i, ma, mb, n, dim, tasks, max_nan),
             },
             Kernel::Un(op, m) => match op {
-                UnOp::Abs => un(r, i, m, dim, f32::abs),
-                UnOp::Exp => un(r, i, m, dim, |x| libm::expf(x.clamp(-10.0, 10.0))),
-                UnOp::Log => un(r, i, m, dim, |x| libm::logf(x.abs() + 1e-8)),
-                UnOp::Sin => un(r, i, m, dim, libm::sinf),
-                UnOp::Cos => un(r, i, m, dim, libm::cosf),
-                UnOp::Tan => un(r, i, m, dim, libm::tanf),
-                UnOp::Heaviside => un(r, i, m, dim, |x| if x > 0.0 { 1.0 } else { 0.0 }),
-                UnOp::Identity => un(r, i, m, dim, |x| x),
+                UnOp::Abs => un(r, i, m, n, dim, tasks, f32::abs),
+                UnOp::Exp => un(r, i, m, n, dim, tasks, |x| libm::expf(x.clamp(-10.0, 10.0))),
+                UnOp::Log => un(r, i, m, n, dim, tasks, |x| libm::logf(x.abs() + 1e-8)),
+                UnOp::Sin => un(r, i, m, n, dim, tasks, libm::sinf),
+                UnOp::Cos => un(r, i, m, n, dim, tasks, libm::cosf),
+                UnOp::Tan => un(r, i, m, n, dim, tasks, libm::tanf),
+                UnOp::Heaviside => un(r, i, m, n, dim, tasks, |x| if x > 0.0 { 1.0 } else { 0.0 }),
+                UnOp::Identity => un(r, i, m, n, dim, tasks, |x| x),
             },
-            Kernel::Fill => r[d..d + n].fill(i.c1),
+            Kernel::Fill => {
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, i.c1);
+                    }
+                }
+            }
+            // Each task draws from its own RNG, element by element, as it would alone.
             Kernel::Gaussian => {
-                for x in &mut r[d..d + n] {
-                    *x = rng.normal_f32(i.c1, i.c2);
+                for k in 0..n {
+                    for (t, rng) in rngs.iter_mut().enumerate() {
+                        r.set(d + k, t, rng.normal_f32(i.c1, i.c2));
+                    }
                 }
             }
             Kernel::Uniform => {
-                for x in &mut r[d..d + n] {
-                    *x = rng.uniform_f32(i.c1, i.c2);
+                for k in 0..n {
+                    for (t, rng) in rngs.iter_mut().enumerate() {
+                        r.set(d + k, t, rng.uniform_f32(i.c1, i.c2));
+                    }
                 }
             }
             Kernel::Skip => {
-                for _ in 0..n {
-                    rng.next_u64();
+                for rng in rngs.iter_mut() {
+                    for _ in 0..i.n {
+                        rng.next_u64();
+                    }
                 }
             }
             Kernel::Dot => {
-                let mut s = 0.0f32;
+                let acc = &mut s.acc[..tasks];
+                acc.fill(0.0);
                 for k in 0..dim {
-                    s += r[a + k] * r[b + k];
+                    for (t, x) in acc.iter_mut().enumerate() {
+                        *x += r.get(a + k, t) * r.get(b + k, t);
+                    }
                 }
-                r[d..d + n].fill(s);
+                for k in 0..n {
+                    for (t, x) in acc.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
             }
             Kernel::Reduce(op) => {
-                let v = reduce(&r[a..a + b], op);
-                r[d..d + n].fill(v);
+                for t in 0..tasks {
+                    s.acc[t] = reduce(r, a, b, t, op);
+                }
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.acc[t]);
+                    }
+                }
             }
             Kernel::MatVec => {
+                // mat[row·T + t] = Σ_c m[row][c]·v[c], summed in c order.
                 for row in 0..dim {
-                    let mut s = 0.0f32;
+                    let acc = &mut s.mat[row * tasks..(row + 1) * tasks];
+                    acc.fill(0.0);
                     for c in 0..dim {
-                        s += r[a + row * dim + c] * r[b + c];
+                        for (t, x) in acc.iter_mut().enumerate() {
+                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
+                        }
                     }
-                    tmp[row] = s;
                 }
-                for chunk in r[d..d + n].chunks_exact_mut(dim) {
-                    chunk.copy_from_slice(&tmp[..dim]);
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.mat[(k % dim) * tasks + t]);
+                    }
                 }
             }
             Kernel::MatMat => {
                 for row in 0..dim {
                     for c in 0..dim {
-                        let mut s = 0.0f32;
+                        let e = row * dim + c;
+                        let acc = &mut s.mat[e * tasks..(e + 1) * tasks];
+                        acc.fill(0.0);
                         for k in 0..dim {
-                            s += r[a + row * dim + k] * r[b + k * dim + c];
+                            for (t, x) in acc.iter_mut().enumerate() {
+                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
+                            }
                         }
-                        tmp[row * dim + c] = s;
                     }
                 }
-                r[d..d + n].copy_from_slice(&tmp[..n]);
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.mat[k * tasks + t]);
+                    }
+                }
             }
             Kernel::Outer => {
                 for row in 0..dim {
                     for c in 0..dim {
-                        r[d + row * dim + c] = r[a + row] * r[b + c];
+                        for t in 0..tasks {
+                            r.set(d + row * dim + c, t, r.get(a + row, t) * r.get(b + c, t));
+                        }
                     }
                 }
             }
@@ -528,15 +664,29 @@ pub struct EvalOptions {
 /// The score of an early-stopped task (AutoML-Zero's minimum fitness).
 pub const MIN_FITNESS: f32 = 0.0;
 
-/// Reusable evaluation buffers (registers, scratch, predictions), so the evolution hot
-/// loop does not allocate per task.
+/// Reusable evaluation buffers (registers, scratch, predictions, RNGs), so the
+/// evolution hot loop does not allocate per child.
 #[derive(Default)]
 pub struct Evaluator {
     regs: Vec<f32>,
-    tmp: Vec<f32>,
+    mat: Vec<f32>,
+    acc: Vec<f32>,
+    rngs: Vec<Rng>,
+    /// Validation predictions, task-major: task `t`'s are `preds[t·n_val..]`.
     preds: Vec<f32>,
-    /// Training-phase prediction errors of the last run, when requested.
+    n_val: usize,
+    stopped: Vec<bool>,
+    /// Training-phase prediction errors of the last single-task run, when requested.
     pub(crate) train_errors: Vec<f32>,
+}
+
+/// What one lockstep run covers.
+#[derive(Clone, Copy)]
+pub(crate) struct RunSpec {
+    pub n_train: usize,
+    pub n_val: usize,
+    pub early_stop: Option<f32>,
+    pub record_train_errors: bool,
 }
 
 impl Evaluator {
@@ -546,77 +696,153 @@ impl Evaluator {
 
     /// Score `compiled` on `task` with evaluation seed `seed` (engine.md §2).
     pub fn score(&mut self, c: &Compiled, task: &Task, seed: u64, opts: &EvalOptions) -> f32 {
-        let (nt, nv) = (task.train_len(), task.val_len());
-        if self.run(c, task, seed, nt, nv, opts.early_stop_abs_error, false) {
-            score_predictions(task.metric, &self.preds, &task.val_y[..nv])
-        } else {
-            MIN_FITNESS
-        }
+        let mut out = [0.0];
+        self.score_many(c, &[task], &[seed], opts, &mut out);
+        out[0]
     }
 
-    /// Run setup, `n_train` training and `n_val` validation examples; predictions land
-    /// in `self.preds`. Returns false when stopped early.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn run(
+    /// Score `compiled` on several tasks at once, in lockstep when their shapes agree
+    /// (same input size and example counts), one by one otherwise. Results are
+    /// bit-identical to scoring each task alone.
+    pub fn score_many(
         &mut self,
         c: &Compiled,
-        task: &Task,
-        seed: u64,
-        n_train: usize,
-        n_val: usize,
-        early_stop: Option<f32>,
-        record_train_errors: bool,
-    ) -> bool {
-        let dim = c.dim;
-        self.regs.clear();
-        self.regs.resize(c.n_regs, 0.0);
-        if self.tmp.len() < dim * dim {
-            self.tmp.resize(dim * dim, 0.0);
+        tasks: &[&Task],
+        seeds: &[u64],
+        opts: &EvalOptions,
+        out: &mut [f32],
+    ) {
+        let shape = |t: &Task| (t.input_dim, t.train_len(), t.val_len());
+        let same = tasks.windows(2).all(|w| shape(w[0]) == shape(w[1]));
+        if !same {
+            for ((task, seed), o) in tasks.iter().zip(seeds).zip(out.iter_mut()) {
+                *o = self.score(c, task, *seed, opts);
+            }
+            return;
         }
-        self.preds.clear();
-        self.train_errors.clear();
-        let r = &mut self.regs[..];
-        let tmp = &mut self.tmp[..];
-        let mut rng = Rng::new(seed);
-        let load = dim.min(task.input_dim);
-        let [setup, predict, learn] = &c.phases;
-        exec(setup, r, tmp, &mut rng, dim);
-        for e in 0..n_train.min(task.train_len()) {
-            if let Some(v0) = c.v0 {
-                r[v0..v0 + load].copy_from_slice(&task.train_row(e)[..load]);
-            }
-            exec(predict, r, tmp, &mut rng, dim);
-            let y = task.train_y[e];
-            let pred = c.s0.map_or(0.0, |s0| r[s0]);
-            if let Some(limit) = early_stop {
-                if pred.is_nan() || (pred - y).abs() > limit {
-                    return false;
-                }
-            }
-            if record_train_errors {
-                self.train_errors.push(pred - y);
-            }
-            if let Some(s1) = c.s1 {
-                r[s1] = y;
-            }
-            exec(learn, r, tmp, &mut rng, dim);
-            if let Some(s1) = c.s1 {
-                r[s1] = 0.0;
-            }
+        let Some(first) = tasks.first() else {
+            return;
+        };
+        let spec = RunSpec {
+            n_train: first.train_len(),
+            n_val: first.val_len(),
+            early_stop: opts.early_stop_abs_error,
+            record_train_errors: false,
+        };
+        self.run(c, tasks, seeds, spec);
+        for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
+            *o = if self.stopped[t] {
+                MIN_FITNESS
+            } else {
+                score_predictions(
+                    task.metric,
+                    self.predictions_of(t),
+                    &task.val_y[..self.n_val],
+                )
+            };
         }
-        for e in 0..n_val.min(task.val_len()) {
-            if let Some(v0) = c.v0 {
-                r[v0..v0 + load].copy_from_slice(&task.val_row(e)[..load]);
-            }
-            exec(predict, r, tmp, &mut rng, dim);
-            self.preds.push(c.s0.map_or(0.0, |s0| r[s0]));
-        }
-        true
     }
 
-    /// Validation predictions of the last run.
+    /// Run setup, `n_train` training and `n_val` validation examples on every task in
+    /// lockstep. All tasks must have the shape of the first (callers check).
+    pub(crate) fn run(&mut self, c: &Compiled, tasks: &[&Task], seeds: &[u64], spec: RunSpec) {
+        let dim = c.dim;
+        let nt = tasks.len();
+        let first = tasks[0];
+        let spec = RunSpec {
+            n_train: spec.n_train.min(first.train_len()),
+            n_val: spec.n_val.min(first.val_len()),
+            ..spec
+        };
+        self.regs.clear();
+        self.regs.resize(c.n_regs * nt, 0.0);
+        self.mat.resize(self.mat.len().max(dim * dim * nt), 0.0);
+        self.acc.resize(self.acc.len().max(nt), 0.0);
+        self.rngs.clear();
+        self.rngs
+            .extend(seeds.iter().take(nt).map(|&s| Rng::new(s)));
+        self.preds.clear();
+        self.preds.resize(spec.n_val * nt, 0.0);
+        self.n_val = spec.n_val;
+        self.stopped.clear();
+        self.stopped.resize(nt, false);
+        self.train_errors.clear();
+        match dim {
+            4 => self.run_dim::<4>(c, tasks, spec),
+            8 => self.run_dim::<8>(c, tasks, spec),
+            16 => self.run_dim::<16>(c, tasks, spec),
+            32 => self.run_dim::<32>(c, tasks, spec),
+            _ => self.run_dim::<0>(c, tasks, spec),
+        }
+    }
+
+    fn run_dim<const D: usize>(&mut self, c: &Compiled, tasks: &[&Task], spec: RunSpec) {
+        let dim = c.dim;
+        let nt = tasks.len();
+        let regs = &mut self.regs[..];
+        let mut scratch = Scratch {
+            mat: &mut self.mat[..],
+            acc: &mut self.acc[..],
+        };
+        let rngs = &mut self.rngs[..];
+        let load = dim.min(tasks[0].input_dim);
+        let [setup, predict, learn] = &c.phases;
+        let load_rows = |regs: &mut [f32], row_of: &dyn Fn(&Task) -> &[f32]| {
+            if let Some(v0) = c.v0 {
+                for (t, task) in tasks.iter().enumerate() {
+                    let row = row_of(task);
+                    for k in 0..load {
+                        regs[(v0 + k) * nt + t] = row[k];
+                    }
+                }
+            }
+        };
+        exec::<D>(setup, regs, &mut scratch, rngs, dim);
+        let mut running = nt;
+        for e in 0..spec.n_train {
+            load_rows(regs, &|task| task.train_row(e));
+            exec::<D>(predict, regs, &mut scratch, rngs, dim);
+            for (t, task) in tasks.iter().enumerate() {
+                let y = task.train_y[e];
+                let pred = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
+                if let Some(limit) = spec.early_stop {
+                    if !self.stopped[t] && (pred.is_nan() || (pred - y).abs() > limit) {
+                        self.stopped[t] = true;
+                        running -= 1;
+                    }
+                }
+                if spec.record_train_errors {
+                    self.train_errors.push(pred - y);
+                }
+                if let Some(s1) = c.s1 {
+                    regs[s1 * nt + t] = y;
+                }
+            }
+            if running == 0 {
+                return;
+            }
+            exec::<D>(learn, regs, &mut scratch, rngs, dim);
+            if let Some(s1) = c.s1 {
+                regs[s1 * nt..(s1 + 1) * nt].fill(0.0);
+            }
+        }
+        for e in 0..spec.n_val {
+            load_rows(regs, &|task| task.val_row(e));
+            exec::<D>(predict, regs, &mut scratch, rngs, dim);
+            for t in 0..nt {
+                self.preds[t * spec.n_val + e] = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
+            }
+        }
+    }
+
+    /// Validation predictions of task `t` of the last run.
+    pub fn predictions_of(&self, t: usize) -> &[f32] {
+        &self.preds[t * self.n_val..(t + 1) * self.n_val]
+    }
+
+    /// Validation predictions of the last single-task run.
     pub fn predictions(&self) -> &[f32] {
-        &self.preds
+        self.predictions_of(0)
     }
 }
 
