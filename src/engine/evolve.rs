@@ -866,6 +866,9 @@ mod explore {
                 early_stop_abs_error: (env("ES", 0) == 1).then_some(100.0),
                 ..Default::default()
             };
+            if env("ARG", 0) == 1 {
+                cfg.mutations.push(Mutation::AlterArg);
+            }
             if demo {
                 cfg.initial_population = InitialPopulation::Random;
                 cfg.mutations = vec![

@@ -118,6 +118,18 @@ impl Layout {
             Kind::Matrix => self.dim * self.dim,
         }
     }
+    /// A dense register number for liveness sets.
+    fn id(&self, a: Addr) -> usize {
+        let before = match a.kind {
+            Kind::Scalar => 0,
+            Kind::Vector => self.counts[0],
+            Kind::Matrix => self.counts[0] + self.counts[1],
+        };
+        before + a.index as usize
+    }
+    fn n_ids(&self) -> usize {
+        self.counts.iter().sum()
+    }
     fn offset(&self, a: Option<Addr>) -> Option<usize> {
         let a = a?;
         let k = a.kind as usize;
@@ -129,8 +141,11 @@ impl Layout {
 /// One instruction resolved: its kernel, the registers it reads and the one it writes.
 struct Resolved {
     ins: CInstr,
+    /// Register ids (see [`Layout::id`]) read and written.
     reads: [Option<usize>; 2],
     write: usize,
+    /// Whether every element of the destination is written (all but CONST_VEC).
+    full: bool,
 }
 
 fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
@@ -147,6 +162,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
         c2: i.const2,
     };
     let operand = |a: Option<Addr>| Some((lay.offset(a)?, a?.kind));
+    let id = |a: Option<Addr>| a.map(|a| lay.id(a));
     let mode = |k: Kind| match (k, kd) {
         (Kind::Scalar, _) => Mode::Scalar,
         (Kind::Vector, Kind::Matrix) => Mode::Row,
@@ -184,7 +200,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
             Kernel::Bin(op, mode(ka), mode(kb))
         };
         (ins.a, ins.b) = (a as u32, b as u32);
-        reads = [Some(a), Some(b)];
+        reads = [id(i.arg1), id(i.arg2)];
     } else if let Some(op) = un {
         let (a, ka) = operand(i.arg1)?;
         if ka > kd {
@@ -192,7 +208,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
         }
         ins.k = Kernel::Un(op, mode(ka));
         ins.a = a as u32;
-        reads[0] = Some(a);
+        reads[0] = id(i.arg1);
     } else {
         match i.op {
             Op::Noop => return None,
@@ -211,7 +227,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
             Op::Copy => {
                 let (a, ka) = operand(i.arg1)?;
                 ins.a = a as u32;
-                reads[0] = Some(a);
+                reads[0] = id(i.arg1);
                 if ka <= kd {
                     ins.k = Kernel::Un(UnOp::Identity, mode(ka));
                 } else if kd == Kind::Scalar {
@@ -233,7 +249,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
                 });
                 ins.a = a as u32;
                 ins.b = lay.len(ka) as u32;
-                reads[0] = Some(a);
+                reads[0] = id(i.arg1);
             }
             Op::Dot | Op::Matmul | Op::Outer => {
                 let (a, ka) = operand(i.arg1)?;
@@ -248,7 +264,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
                     _ => return None,
                 };
                 (ins.a, ins.b) = (a as u32, b as u32);
-                reads = [Some(a), Some(b)];
+                reads = [id(i.arg1), id(i.arg2)];
             }
             _ => unreachable!("every op is handled above"),
         }
@@ -256,7 +272,8 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
     Some(Resolved {
         ins,
         reads,
-        write: d,
+        write: lay.id(i.dest?),
+        full: i.op != Op::ConstVec,
     })
 }
 
@@ -287,30 +304,11 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
                 .collect()
         })
         .collect();
-    // Flow-insensitive liveness to a fixed point: registers read by live instructions.
-    let s0 = lay.offset(Some(Addr::s(0)));
-    let mut live_reg = vec![false; n_regs];
-    if let Some(s0) = s0 {
-        live_reg[s0] = true;
-    }
-    let mut live: Vec<Vec<bool>> = resolved.iter().map(|p| vec![false; p.len()]).collect();
-    loop {
-        let mut changed = false;
-        for (phase, flags) in resolved.iter().zip(live.iter_mut()) {
-            for (r, flag) in phase.iter().zip(flags.iter_mut()) {
-                if !*flag && (live_reg[r.write] || !eliminate_dead) {
-                    *flag = true;
-                    changed = true;
-                    for x in r.reads.iter().flatten() {
-                        live_reg[*x] = true;
-                    }
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let live = if eliminate_dead {
+        liveness(&resolved, &lay)
+    } else {
+        resolved.iter().map(|p| vec![true; p.len()]).collect()
+    };
     let phases = [0, 1, 2].map(|p| {
         resolved[p]
             .iter()
@@ -336,9 +334,65 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
         dim,
         n_regs,
         v0: lay.offset(Some(Addr::v(0))),
-        s0,
+        s0: lay.offset(Some(Addr::s(0))),
         s1: lay.offset(Some(Addr::s(1))),
         phases,
+    }
+}
+
+/// Backward pass over one phase: which instructions write a register that is read
+/// later (strong liveness: a dead instruction's reads do not count), and the registers
+/// live at the phase's start.
+fn backward(code: &[Resolved], mut live: Vec<bool>) -> (Vec<bool>, Vec<bool>) {
+    let mut flags = vec![false; code.len()];
+    for (j, r) in code.iter().enumerate().rev() {
+        if live[r.write] {
+            flags[j] = true;
+            if r.full {
+                live[r.write] = false;
+            }
+            for x in r.reads.iter().flatten() {
+                live[*x] = true;
+            }
+        }
+    }
+    (live, flags)
+}
+
+/// Flow-sensitive liveness over the evaluation loop (engine.md §2): setup → predict,
+/// predict → (s1 := label) learn, predict → predict (validation), learn → (s1 := 0)
+/// predict; `s0` is read after every predict. The `v0` load is a partial write, so it
+/// kills nothing. Returns, per phase, which instructions are live.
+fn liveness(resolved: &[Vec<Resolved>], lay: &Layout) -> Vec<Vec<bool>> {
+    let n = lay.n_ids();
+    let s0 = (lay.counts[0] > 0).then_some(0);
+    let s1 = (lay.counts[0] > 1).then_some(1);
+    let mut in_p = vec![false; n];
+    let mut in_l = vec![false; n];
+    loop {
+        let mut out_l = in_p.clone();
+        if let Some(s1) = s1 {
+            out_l[s1] = false;
+        }
+        let (new_in_l, flags_l) = backward(&resolved[2], out_l);
+        let mut out_p = in_p.clone();
+        for (o, &l) in out_p.iter_mut().zip(&new_in_l) {
+            *o |= l;
+        }
+        if let Some(s1) = s1 {
+            out_p[s1] = in_p[s1];
+        }
+        if let Some(s0) = s0 {
+            out_p[s0] = true;
+        }
+        let (new_in_p, flags_p) = backward(&resolved[1], out_p);
+        let merged: Vec<bool> = new_in_p.iter().zip(&in_p).map(|(a, b)| a | b).collect();
+        if merged == in_p && new_in_l == in_l {
+            let (_, flags_s) = backward(&resolved[0], in_p);
+            return vec![flags_s, flags_p, flags_l];
+        }
+        in_p = merged;
+        in_l = new_in_l;
     }
 }
 
@@ -789,10 +843,15 @@ impl Evaluator {
         let [setup, predict, learn] = &c.phases;
         let load_rows = |regs: &mut [f32], row_of: &dyn Fn(&Task) -> &[f32]| {
             if let Some(v0) = c.v0 {
+                debug_assert!((v0 + load) * nt <= regs.len());
+                let r = Regs {
+                    p: regs.as_mut_ptr(),
+                    t: nt,
+                };
                 for (t, task) in tasks.iter().enumerate() {
-                    let row = row_of(task);
-                    for k in 0..load {
-                        regs[(v0 + k) * nt + t] = row[k];
+                    let row = &row_of(task)[..load];
+                    for (k, x) in row.iter().enumerate() {
+                        r.set(v0 + k, t, *x);
                     }
                 }
             }
