@@ -55,6 +55,18 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// CPU time of this process so far (user + system): a steadier denominator than wall
+/// time when other work shares the cores.
+fn cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 fn fec_json(fec: Option<FecStats>) -> serde_json::Value {
     match fec {
         Some(s) => json!({"lookups": s.lookups, "hits": s.hits, "hit_rate": s.hit_rate()}),
@@ -157,6 +169,7 @@ fn timed_search(
 ) -> anyhow::Result<serde_json::Value> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut children = vec![0u64; cfg.workers.max(1)];
     let mut fec: Vec<Option<FecStats>> = vec![None; cfg.workers.max(1)];
     let mut best = f32::NEG_INFINITY;
@@ -199,6 +212,7 @@ fn timed_search(
         result
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     let total: u64 = children.iter().sum();
     let fec_total = fec.iter().flatten().copied().reduce(FecStats::merged);
     Ok(json!({
@@ -208,6 +222,8 @@ fn timed_search(
         "children": total,
         "children_per_sec": total as f64 / elapsed,
         "task_evals_per_sec": (total * tasks.len() as u64) as f64 / elapsed,
+        "cpu_seconds": cpu,
+        "children_per_cpu_sec": total as f64 / cpu,
         "best_fitness": best,
         "fec": fec_json(fec_total),
     }))

@@ -7,7 +7,7 @@
 //! [`run_islands`] runs `workers` islands on threads and reports [`EvolutionEvent`]s.
 
 use super::fec::{Fec, FecStats};
-use super::interp::{compile, Combine, EvalOptions, Evaluator};
+use super::interp::{compile, Combine, EvalOptions, Evaluator, TaskBatch};
 use super::mutate::{mutate, random_program, Mutation};
 use super::program::{Phase, Profile, Program};
 use crate::rng::Rng;
@@ -190,6 +190,8 @@ pub struct Evolver {
     cfg: EvolutionConfig,
     profile: Profile,
     tasks: Vec<Arc<Task>>,
+    /// The tasks interleaved for lockstep evaluation (when their shapes agree).
+    batch: Option<TaskBatch>,
     seeds: Vec<u64>,
     dim: usize,
     rng: Rng,
@@ -255,6 +257,7 @@ impl Evolver {
             },
             cfg: config,
             profile,
+            batch: TaskBatch::new(&tasks),
             tasks,
             seeds,
             dim,
@@ -281,10 +284,19 @@ impl Evolver {
             }
             None => None,
         };
-        let tasks: Vec<&Task> = self.tasks.iter().map(|t| &**t).collect();
-        let mut scores = vec![0.0; tasks.len()];
-        self.evaluator
-            .score_many(&c, &tasks, &self.seeds, &self.opts, &mut scores);
+        let mut scores = vec![0.0; self.tasks.len()];
+        match &self.batch {
+            Some(batch) => {
+                self.evaluator
+                    .score_batch(&c, batch, &self.seeds, &self.opts, &mut scores)
+            }
+            None => {
+                for ((task, &seed), s) in self.tasks.iter().zip(&self.seeds).zip(scores.iter_mut())
+                {
+                    *s = self.evaluator.score(&c, task, seed, &self.opts);
+                }
+            }
+        }
         let fitness = self.cfg.fitness.apply(&scores);
         if let (Some(fec), Some(key)) = (&mut self.fec, key) {
             fec.insert(key, fitness);

@@ -2,7 +2,7 @@
 //! small probe almost always score identically, so a child whose probe behaviour was
 //! seen before reuses the cached fitness instead of a full evaluation.
 
-use super::interp::{Compiled, Evaluator, RunSpec};
+use super::interp::{Compiled, Evaluator, Lanes, RunSpec};
 use crate::tasks::Task;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -67,7 +67,7 @@ impl Fec {
             early_stop: None,
             record_train_errors: true,
         };
-        ev.run(c, &[task], &[seed], spec);
+        ev.run(c, Lanes::single(task), &[seed], spec);
         // SipHash with fixed keys: the same fingerprint in every process.
         let mut h = std::hash::DefaultHasher::new();
         let val_errors = ev.predictions().iter().zip(&task.val_y).map(|(p, y)| p - y);

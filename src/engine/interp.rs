@@ -734,6 +734,92 @@ pub struct Evaluator {
     pub(crate) train_errors: Vec<f32>,
 }
 
+/// Tasks of one shape (input size, example counts) with their examples interleaved
+/// lane-major — feature `k` of example `e` of task `t` at `(e·input_dim + k)·T + t` —
+/// so lockstep evaluation loads an example for all tasks with one contiguous copy.
+/// Build it once per task set (a miner's suite), not per evaluation.
+pub struct TaskBatch {
+    tasks: Vec<Arc<Task>>,
+    input_dim: usize,
+    n_train: usize,
+    n_val: usize,
+    train_x: Vec<f32>,
+    train_y: Vec<f32>,
+    val_x: Vec<f32>,
+}
+
+impl TaskBatch {
+    /// `None` when `tasks` is empty or their shapes differ.
+    pub fn new(tasks: &[Arc<Task>]) -> Option<TaskBatch> {
+        let first = tasks.first()?;
+        let shape = |t: &Task| (t.input_dim, t.train_len(), t.val_len());
+        if tasks.iter().any(|t| shape(t) != shape(first)) {
+            return None;
+        }
+        let nt = tasks.len();
+        let interleave = |rows: &dyn Fn(&Task) -> &[f32], n: usize, width: usize| {
+            let mut out = vec![0.0f32; n * width * nt];
+            for (t, task) in tasks.iter().enumerate() {
+                for (i, x) in rows(task)[..n * width].iter().enumerate() {
+                    out[i * nt + t] = *x;
+                }
+            }
+            out
+        };
+        let dim = first.input_dim;
+        Some(TaskBatch {
+            input_dim: dim,
+            n_train: first.train_len(),
+            n_val: first.val_len(),
+            train_x: interleave(&|t| &t.train_x, first.train_len(), dim),
+            train_y: interleave(&|t| &t.train_y, first.train_len(), 1),
+            val_x: interleave(&|t| &t.val_x, first.val_len(), dim),
+            tasks: tasks.to_vec(),
+        })
+    }
+
+    pub fn tasks(&self) -> &[Arc<Task>] {
+        &self.tasks
+    }
+}
+
+/// Example data as the interpreter reads it (lane-major; one lane is plain row-major).
+#[derive(Clone, Copy)]
+pub(crate) struct Lanes<'a> {
+    lanes: usize,
+    input_dim: usize,
+    n_train: usize,
+    n_val: usize,
+    train_x: &'a [f32],
+    train_y: &'a [f32],
+    val_x: &'a [f32],
+}
+
+impl<'a> Lanes<'a> {
+    pub(crate) fn single(task: &'a Task) -> Self {
+        Lanes {
+            lanes: 1,
+            input_dim: task.input_dim,
+            n_train: task.train_len(),
+            n_val: task.val_len(),
+            train_x: &task.train_x,
+            train_y: &task.train_y,
+            val_x: &task.val_x,
+        }
+    }
+    fn of(batch: &'a TaskBatch) -> Self {
+        Lanes {
+            lanes: batch.tasks.len(),
+            input_dim: batch.input_dim,
+            n_train: batch.n_train,
+            n_val: batch.n_val,
+            train_x: &batch.train_x,
+            train_y: &batch.train_y,
+            val_x: &batch.val_x,
+        }
+    }
+}
+
 /// What one lockstep run covers.
 #[derive(Clone, Copy)]
 pub(crate) struct RunSpec {
@@ -751,39 +837,40 @@ impl Evaluator {
     /// Score `compiled` on `task` with evaluation seed `seed` (engine.md §2).
     pub fn score(&mut self, c: &Compiled, task: &Task, seed: u64, opts: &EvalOptions) -> f32 {
         let mut out = [0.0];
-        self.score_many(c, &[task], &[seed], opts, &mut out);
+        self.score_lanes(c, Lanes::single(task), &[task], &[seed], opts, &mut out);
         out[0]
     }
 
-    /// Score `compiled` on several tasks at once, in lockstep when their shapes agree
-    /// (same input size and example counts), one by one otherwise. Results are
-    /// bit-identical to scoring each task alone.
-    pub fn score_many(
+    /// Score `compiled` on every task of a batch in lockstep (task `i` with seed
+    /// `seeds[i]`); bit-identical to scoring each task alone.
+    pub fn score_batch(
         &mut self,
         c: &Compiled,
+        batch: &TaskBatch,
+        seeds: &[u64],
+        opts: &EvalOptions,
+        out: &mut [f32],
+    ) {
+        let tasks: Vec<&Task> = batch.tasks.iter().map(|t| &**t).collect();
+        self.score_lanes(c, Lanes::of(batch), &tasks, seeds, opts, out);
+    }
+
+    fn score_lanes(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
         tasks: &[&Task],
         seeds: &[u64],
         opts: &EvalOptions,
         out: &mut [f32],
     ) {
-        let shape = |t: &Task| (t.input_dim, t.train_len(), t.val_len());
-        let same = tasks.windows(2).all(|w| shape(w[0]) == shape(w[1]));
-        if !same {
-            for ((task, seed), o) in tasks.iter().zip(seeds).zip(out.iter_mut()) {
-                *o = self.score(c, task, *seed, opts);
-            }
-            return;
-        }
-        let Some(first) = tasks.first() else {
-            return;
-        };
         let spec = RunSpec {
-            n_train: first.train_len(),
-            n_val: first.val_len(),
+            n_train: data.n_train,
+            n_val: data.n_val,
             early_stop: opts.early_stop_abs_error,
             record_train_errors: false,
         };
-        self.run(c, tasks, seeds, spec);
+        self.run(c, data, seeds, spec);
         for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
             *o = if self.stopped[t] {
                 MIN_FITNESS
@@ -797,15 +884,14 @@ impl Evaluator {
         }
     }
 
-    /// Run setup, `n_train` training and `n_val` validation examples on every task in
-    /// lockstep. All tasks must have the shape of the first (callers check).
-    pub(crate) fn run(&mut self, c: &Compiled, tasks: &[&Task], seeds: &[u64], spec: RunSpec) {
+    /// Run setup, `n_train` training and `n_val` validation examples on every lane in
+    /// lockstep (one lane per task; `seeds` has one seed per lane).
+    pub(crate) fn run(&mut self, c: &Compiled, data: Lanes, seeds: &[u64], spec: RunSpec) {
         let dim = c.dim;
-        let nt = tasks.len();
-        let first = tasks[0];
+        let nt = data.lanes;
         let spec = RunSpec {
-            n_train: spec.n_train.min(first.train_len()),
-            n_val: spec.n_val.min(first.val_len()),
+            n_train: spec.n_train.min(data.n_train),
+            n_val: spec.n_val.min(data.n_val),
             ..spec
         };
         self.regs.clear();
@@ -822,47 +908,40 @@ impl Evaluator {
         self.stopped.resize(nt, false);
         self.train_errors.clear();
         match dim {
-            4 => self.run_dim::<4>(c, tasks, spec),
-            8 => self.run_dim::<8>(c, tasks, spec),
-            16 => self.run_dim::<16>(c, tasks, spec),
-            32 => self.run_dim::<32>(c, tasks, spec),
-            _ => self.run_dim::<0>(c, tasks, spec),
+            4 => self.run_dim::<4>(c, data, spec),
+            8 => self.run_dim::<8>(c, data, spec),
+            16 => self.run_dim::<16>(c, data, spec),
+            32 => self.run_dim::<32>(c, data, spec),
+            _ => self.run_dim::<0>(c, data, spec),
         }
     }
 
-    fn run_dim<const D: usize>(&mut self, c: &Compiled, tasks: &[&Task], spec: RunSpec) {
+    fn run_dim<const D: usize>(&mut self, c: &Compiled, data: Lanes, spec: RunSpec) {
         let dim = c.dim;
-        let nt = tasks.len();
+        let nt = data.lanes;
         let regs = &mut self.regs[..];
         let mut scratch = Scratch {
             mat: &mut self.mat[..],
             acc: &mut self.acc[..],
         };
         let rngs = &mut self.rngs[..];
-        let load = dim.min(tasks[0].input_dim);
+        let load = dim.min(data.input_dim);
+        let block = data.input_dim * nt;
         let [setup, predict, learn] = &c.phases;
-        let load_rows = |regs: &mut [f32], row_of: &dyn Fn(&Task) -> &[f32]| {
+        // One contiguous copy loads example `e` into v0 for every lane.
+        let load_example = |regs: &mut [f32], xs: &[f32], e: usize| {
             if let Some(v0) = c.v0 {
-                debug_assert!((v0 + load) * nt <= regs.len());
-                let r = Regs {
-                    p: regs.as_mut_ptr(),
-                    t: nt,
-                };
-                for (t, task) in tasks.iter().enumerate() {
-                    let row = &row_of(task)[..load];
-                    for (k, x) in row.iter().enumerate() {
-                        r.set(v0 + k, t, *x);
-                    }
-                }
+                regs[v0 * nt..(v0 + load) * nt]
+                    .copy_from_slice(&xs[e * block..e * block + load * nt]);
             }
         };
         exec::<D>(setup, regs, &mut scratch, rngs, dim);
         let mut running = nt;
         for e in 0..spec.n_train {
-            load_rows(regs, &|task| task.train_row(e));
+            load_example(regs, data.train_x, e);
             exec::<D>(predict, regs, &mut scratch, rngs, dim);
-            for (t, task) in tasks.iter().enumerate() {
-                let y = task.train_y[e];
+            let ys = &data.train_y[e * nt..(e + 1) * nt];
+            for (t, &y) in ys.iter().enumerate() {
                 let pred = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
                 if let Some(limit) = spec.early_stop {
                     if !self.stopped[t] && (pred.is_nan() || (pred - y).abs() > limit) {
@@ -873,12 +952,12 @@ impl Evaluator {
                 if spec.record_train_errors {
                     self.train_errors.push(pred - y);
                 }
-                if let Some(s1) = c.s1 {
-                    regs[s1 * nt + t] = y;
-                }
             }
             if running == 0 {
                 return;
+            }
+            if let Some(s1) = c.s1 {
+                regs[s1 * nt..(s1 + 1) * nt].copy_from_slice(ys);
             }
             exec::<D>(learn, regs, &mut scratch, rngs, dim);
             if let Some(s1) = c.s1 {
@@ -886,10 +965,12 @@ impl Evaluator {
             }
         }
         for e in 0..spec.n_val {
-            load_rows(regs, &|task| task.val_row(e));
+            load_example(regs, data.val_x, e);
             exec::<D>(predict, regs, &mut scratch, rngs, dim);
-            for t in 0..nt {
-                self.preds[t * spec.n_val + e] = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
+            if let Some(s0) = c.s0 {
+                for t in 0..nt {
+                    self.preds[t * spec.n_val + e] = regs[s0 * nt + t];
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ pub use evolve::{
 pub use fec::FecStats;
 pub use interp::{
     compile, evaluate_task, score_on_suite, Combine, Compiled, EvalOptions, Evaluator, SuiteScore,
+    TaskBatch,
 };
 pub use mutate::Mutation;
 pub use ops::{Kind, Op, Signature};

@@ -270,17 +270,17 @@ proptest! {
         let c = compile(&p, dim);
         let mut g = Evaluator::new();
         let spec = RunSpec { n_train: task.train_len(), n_val: task.val_len(), early_stop: None, record_train_errors: false };
-        g.run(&c, &[&task], &[5], spec);
+        g.run(&c, Lanes::single(&task), &[5], spec);
         g.regs.fill(0.0);
         g.rngs = vec![crate::rng::Rng::new(5)];
-        g.run_dim::<0>(&c, &[&task], spec);
+        g.run_dim::<0>(&c, Lanes::single(&task), spec);
         prop_assert_eq!(bits(&g), bits(&a));
         // Lockstep over several tasks equals scoring each alone, early stop included.
-        let tasks: Vec<Task> = (0..3).map(|id| tiny_task(dim, id)).collect();
-        let refs: Vec<&Task> = tasks.iter().collect();
+        let tasks: Vec<Arc<Task>> = (0..3).map(|id| Arc::new(tiny_task(dim, id))).collect();
+        let batch = TaskBatch::new(&tasks).unwrap();
         let opts = EvalOptions { early_stop_abs_error: Some(3.0) };
         let mut together = [0.0f32; 3];
-        Evaluator::new().score_many(&c, &refs, &[7, 8, 9], &opts, &mut together);
+        Evaluator::new().score_batch(&c, &batch, &[7, 8, 9], &opts, &mut together);
         for (t, task) in tasks.iter().enumerate() {
             let alone = Evaluator::new().score(&c, task, 7 + t as u64, &opts);
             prop_assert_eq!(alone.to_bits(), together[t].to_bits());
