@@ -308,7 +308,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Cifar => 180.0,
         BenchKind::Discover => 300.0,
     });
-    if !(seconds > 0.0) {
+    if !seconds.is_finite() || seconds <= 0.0 {
         return Err(UsageError("--seconds must be positive".into()).into());
     }
     let summary = match args.bench {

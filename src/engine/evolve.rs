@@ -41,7 +41,7 @@ pub enum InitialPopulation {
 #[serde(untagged)]
 pub enum ProfileChoice {
     Named(String),
-    Inline(Profile),
+    Inline(Box<Profile>),
 }
 
 impl ProfileChoice {
@@ -50,7 +50,7 @@ impl ProfileChoice {
             ProfileChoice::Named(n) => {
                 Profile::builtin(n).ok_or_else(|| EvolveError::UnknownProfile(n.clone()))
             }
-            ProfileChoice::Inline(p) => Ok(p.clone()),
+            ProfileChoice::Inline(p) => Ok((**p).clone()),
         }
     }
 }
@@ -579,8 +579,10 @@ impl Evolver {
 
 /// Mailboxes of the migration ring: worker `w` sends to `(w + 1) % n`. Each message is
 /// tagged with its migration round so exchanges are deterministic.
+type Mailbox = VecDeque<(u64, Vec<Member>)>;
+
 struct Ring {
-    boxes: Mutex<Vec<VecDeque<(u64, Vec<Member>)>>>,
+    boxes: Mutex<Vec<Mailbox>>,
     ready: Condvar,
 }
 
