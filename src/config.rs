@@ -656,7 +656,7 @@ impl Config {
         positive("miner.miner_task_count", self.miner.miner_task_count as u64)?;
         positive("miner.input_dim", self.miner.input_dim as u64)?;
         positive("pool.input_dim", self.pool.input_dim as u64)?;
-        if !(self.validator.poll_interval_s > 0.0) {
+        if self.validator.poll_interval_s.is_nan() || self.validator.poll_interval_s <= 0.0 {
             return Err(err("config: validator.poll_interval_s: must be > 0"));
         }
         if !(0.0..=1.0).contains(&self.miner.mutation_prob) {

@@ -1,1 +1,261 @@
-//! Listener assembly and shutdown.
+//! Assembles the daemon: data directory, store, listeners, services, shutdown.
+//!
+//! Start-up order matters: every listener is bound first (so `127.0.0.1:0` resolves to a
+//! real port and a port in use fails before anything runs), then the services are built
+//! with the real URLs (the embedded validators and miner talk to the embedded relay over
+//! HTTP, exactly as remote ones would), then the HTTP servers and background workers are
+//! spawned. Shutdown reverses it: stop accepting, finish in-flight requests (bounded),
+//! stop workers, flush the store.
+
+use crate::config::{parse_listen, Config, ConfigError};
+use crate::store::{Store, StoreError};
+use poem::endpoint::BoxEndpoint;
+use poem::listener::TcpAcceptor;
+use poem::EndpointExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long in-flight requests may take to finish at shutdown.
+const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything that can stop the daemon from starting or stopping cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key}: cannot listen on {addr}: {reason}")]
+    Bind {
+        key: &'static str,
+        addr: String,
+        reason: String,
+    },
+    #[error("cannot create {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("{service}: {reason}")]
+    Service {
+        service: &'static str,
+        reason: String,
+    },
+}
+
+/// Base URLs of the listeners that are enabled (the real bound addresses).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    pub relay: Option<String>,
+    pub sidecar: Option<String>,
+    pub pool: Option<String>,
+}
+
+/// What every service gets to build itself.
+#[derive(Clone)]
+pub struct AppContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub data_dir: PathBuf,
+    pub endpoints: Endpoints,
+    pub started_at: Instant,
+    /// Cancelled when the daemon shuts down; background workers watch it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppContext {
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.data_dir.join("datasets")
+    }
+    pub fn metrics_dir(&self) -> PathBuf {
+        self.data_dir.join("metrics")
+    }
+    /// The relay other components should talk to: `configured`, or the embedded one.
+    pub fn relay_url_or_embedded(&self, configured: &str) -> Option<String> {
+        if configured.is_empty() {
+            self.endpoints.relay.clone()
+        } else {
+            Some(configured.trim_end_matches('/').to_string())
+        }
+    }
+}
+
+/// The subdirectories of the data directory.
+pub const DATA_SUBDIRS: &[&str] = &["store", "keys", "datasets", "metrics", "logs"];
+
+/// Create the data directory layout (appliance.md §3).
+pub fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {
+    for sub in DATA_SUBDIRS {
+        let path = dir.join(sub);
+        std::fs::create_dir_all(&path).map_err(|e| ServerError::DataDir {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub context: AppContext,
+    servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+struct Bound {
+    key: &'static str,
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+}
+
+async fn bind(key: &'static str, name: &'static str, addr: &str) -> Result<Bound, ServerError> {
+    let sock = parse_listen(key, addr)?;
+    let listener = tokio::net::TcpListener::bind(sock)
+        .await
+        .map_err(|e| ServerError::Bind {
+            key,
+            addr: addr.to_string(),
+            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                "address already in use".to_string()
+            } else {
+                e.to_string()
+            },
+        })?;
+    Ok(Bound {
+        key,
+        name,
+        listener,
+    })
+}
+
+fn url_of(b: &Bound) -> Result<String, ServerError> {
+    let addr = b.listener.local_addr().map_err(|e| ServerError::Bind {
+        key: b.key,
+        addr: String::new(),
+        reason: e.to_string(),
+    })?;
+    Ok(format!("http://{addr}"))
+}
+
+impl Daemon {
+    /// Prepare the data directory, open the store, bind the listeners and start every
+    /// enabled service.
+    pub async fn start(config: Config) -> Result<Daemon, ServerError> {
+        let data_dir = config.data_dir.clone();
+        prepare_data_dir(&data_dir)?;
+        let store = Store::open(&data_dir.join("store"), config.relay.durability)?;
+
+        let mut bound = Vec::new();
+        if config.relay.enabled {
+            bound.push(bind("relay.listen", "relay", &config.relay.listen).await?);
+        }
+        if config.sidecar.enabled {
+            bound.push(bind("sidecar.listen", "sidecar", &config.sidecar.listen).await?);
+        }
+        if config.pool.enabled {
+            bound.push(bind("pool.listen", "pool", &config.pool.listen).await?);
+        }
+        let mut endpoints = Endpoints::default();
+        for b in &bound {
+            let url = Some(url_of(b)?);
+            match b.name {
+                "relay" => endpoints.relay = url,
+                "sidecar" => endpoints.sidecar = url,
+                _ => endpoints.pool = url,
+            }
+        }
+
+        let context = AppContext {
+            config: Arc::new(config),
+            store,
+            data_dir,
+            endpoints,
+            started_at: Instant::now(),
+            shutdown: CancellationToken::new(),
+        };
+        write_endpoints_file(&context)?;
+
+        let mut servers = Vec::new();
+        for b in bound {
+            let endpoint = build_service(b.name, &context)?;
+            let token = context.shutdown.clone();
+            let acceptor = TcpAcceptor::from_tokio(b.listener).map_err(|e| ServerError::Bind {
+                key: b.key,
+                addr: String::new(),
+                reason: e.to_string(),
+            })?;
+            let handle = tokio::spawn(async move {
+                poem::Server::new_with_acceptor(acceptor)
+                    .run_with_graceful_shutdown(
+                        endpoint,
+                        async move { token.cancelled().await },
+                        Some(GRACEFUL_TIMEOUT),
+                    )
+                    .await
+            });
+            servers.push((b.name, handle));
+        }
+        Ok(Daemon {
+            context,
+            servers,
+            workers: Vec::new(),
+        })
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.context.endpoints
+    }
+
+    /// Stop accepting, finish in-flight requests, stop workers, flush the store.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.context.shutdown.cancel();
+        for (name, handle) in self.servers {
+            match tokio::time::timeout(GRACEFUL_TIMEOUT * 2, handle).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(service = name, error = %e, "listener ended with an error")
+                }
+                Ok(Err(e)) => tracing::warn!(service = name, error = %e, "listener task failed"),
+                Err(_) => tracing::warn!(service = name, "listener did not stop in time"),
+            }
+        }
+        for handle in self.workers {
+            let _ = tokio::time::timeout(GRACEFUL_TIMEOUT, handle).await;
+        }
+        self.context.store.flush()?;
+        tracing::info!("store flushed; bye");
+        Ok(())
+    }
+}
+
+/// Where `bitsota dash` finds a daemon whose ports were chosen at start-up.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+fn write_endpoints_file(ctx: &AppContext) -> Result<(), ServerError> {
+    let path = ctx.data_dir.join(ENDPOINTS_FILE);
+    let text = serde_json::to_string_pretty(&ctx.endpoints).unwrap_or_default();
+    std::fs::write(&path, text).map_err(|e| ServerError::DataDir {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Build the HTTP endpoint of one service, with the middleware every listener shares.
+fn build_service(
+    name: &'static str,
+    ctx: &AppContext,
+) -> Result<BoxEndpoint<'static>, ServerError> {
+    let service_err = |reason: String| ServerError::Service {
+        service: name,
+        reason,
+    };
+    let route = match name {
+        "relay" => crate::relay::routes(ctx).map_err(|e| service_err(e.to_string()))?,
+        "sidecar" => crate::sidecar::routes(ctx).map_err(|e| service_err(e.to_string()))?,
+        _ => crate::pool::routes(ctx).map_err(|e| service_err(e.to_string()))?,
+    };
+    Ok(route.boxed())
+}

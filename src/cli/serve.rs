@@ -1,18 +1,98 @@
-//! `bitsota serve`.
+//! `bitsota serve`: the daemon.
 
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {
-    /// Configuration file.
-    #[arg(long, default_value = "appliance.toml")]
-    pub config: std::path::PathBuf,
-    /// Data directory (overrides the config).
+use crate::config::{Config, Override};
+use crate::server::Daemon;
+use std::path::PathBuf;
+
+/// Flags shared by every command that reads the appliance configuration.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (default: ./appliance.toml when it exists, else built-in defaults).
     #[arg(long)]
-    pub data_dir: Option<std::path::PathBuf>,
-    /// Relay test mode.
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config and BITSOTA_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Load the configuration with these flags as the top layer plus `extra` flags.
+    pub fn load(&self, mut extra: Vec<Override>) -> Result<Config, crate::config::ConfigError> {
+        if let Some(dir) = &self.data_dir {
+            extra.push(Override {
+                key: "data_dir".into(),
+                value: dir.display().to_string(),
+                source: "--data-dir".into(),
+            });
+        }
+        let (file, required) = match &self.config {
+            Some(path) => (path.clone(), true),
+            None => (PathBuf::from("appliance.toml"), false),
+        };
+        crate::config::load_from_env(&file, required, &extra)
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Relay test mode (every signer is a validator, no invitation needed).
     #[arg(long)]
     pub test: bool,
 }
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    super::not_built("serve")
+impl ServeArgs {
+    pub fn load_config(&self) -> Result<Config, crate::config::ConfigError> {
+        let mut flags = Vec::new();
+        if self.test {
+            flags.push(Override {
+                key: "relay.test_mode".into(),
+                value: "true".into(),
+                source: "--test".into(),
+            });
+        }
+        self.config.load(flags)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.load_config()?;
+    let _log_guard = super::init_logging(&config, true)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let daemon = Daemon::start(config).await?;
+        print_endpoints(&daemon);
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        daemon.shutdown().await?;
+        Ok(())
+    })
+}
+
+/// One line per listener on stdout, so users (and tests) learn the bound ports.
+pub fn print_endpoints(daemon: &Daemon) {
+    let e = daemon.endpoints();
+    for (name, url) in [
+        ("relay", &e.relay),
+        ("sidecar", &e.sidecar),
+        ("pool", &e.pool),
+    ] {
+        if let Some(url) = url {
+            println!("{name} listening on {url}");
+        }
+    }
+    println!("data directory: {}", daemon.context.data_dir.display());
+}
+
+/// Resolve on SIGINT or SIGTERM.
+pub async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }
