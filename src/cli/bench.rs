@@ -9,9 +9,12 @@ use crate::engine::{
     EvolutionEvent, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
 };
 use crate::rng::Rng;
+use crate::tasks::image::ImageSizes;
+use crate::tasks::prepare::{prepare_suite, DataConfig};
 use crate::tasks::scalar_linear::{build, LinearSizes};
 use crate::tasks::suite::{median, SuiteSpec};
 use crate::tasks::{Metric, Task, TaskSpec, TaskType};
+use anyhow::Context;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,6 +50,9 @@ pub struct BenchArgs {
     /// Synthetic binary tasks of the same shape instead of projected CIFAR-10.
     #[arg(long)]
     pub synthetic: bool,
+    /// Data directory (datasets in `<DIR>/datasets/`).
+    #[arg(long, env = "BITSOTA_DATA_DIR", default_value = "bitsota-data")]
+    pub data_dir: std::path::PathBuf,
     /// Search seed (discover: the first of 5 seeds).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -103,24 +109,29 @@ fn synthetic_binary_task(id: u32, dim: usize, train: usize, val: usize) -> Task 
     }
 }
 
+/// Projected CIFAR-10 tasks from the data directory, or synthetic ones of that shape.
 fn cifar_tasks(
     count: usize,
     train: usize,
     val: usize,
-    synthetic: bool,
+    args: &BenchArgs,
 ) -> anyhow::Result<(Vec<Arc<Task>>, Vec<u64>)> {
     let suite = SuiteSpec::new(TaskType::Cifar10Binary, 16, count, 1337);
-    if !synthetic {
-        return Err(UsageError(
-            "projected CIFAR-10 tasks are not available in this build; pass --synthetic".into(),
-        )
-        .into());
-    }
-    let tasks = suite
-        .tasks
-        .iter()
-        .map(|t| Arc::new(synthetic_binary_task(t.task_id, 16, train, val)))
-        .collect();
+    let tasks = if args.synthetic {
+        suite
+            .tasks
+            .iter()
+            .map(|t| Arc::new(synthetic_binary_task(t.task_id, 16, train, val)))
+            .collect()
+    } else {
+        let mut cfg = DataConfig::for_data_dir(&args.data_dir);
+        cfg.cifar10_binary = ImageSizes {
+            n_samples: train + val,
+            train_split: train as f64 / (train + val) as f64,
+        };
+        eprintln!("[bench] preparing {count} cifar10_binary tasks ({train}/{val})");
+        prepare_suite(&suite, &cfg).context("preparing CIFAR-10 tasks (or pass --synthetic)")?
+    };
     Ok((tasks, (0..count).map(|i| suite.eval_seed(i)).collect()))
 }
 
@@ -325,7 +336,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             timed_search("demo", &cfg, &tasks, &seeds, seconds)?
         }
         BenchKind::Cifar => {
-            let (tasks, seeds) = cifar_tasks(10, 8000, 1000, args.synthetic)?;
+            let (tasks, seeds) = cifar_tasks(10, 8000, 1000, &args)?;
             let cfg = EvolutionConfig {
                 profile: ProfileChoice::Named("az_baseline".into()),
                 pop_size: 100,
@@ -369,9 +380,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             })
         }
         BenchKind::Validator => {
-            let (tasks, seeds) = cifar_tasks(128, 1000, 1000, args.synthetic)?;
+            let (tasks, seeds) = cifar_tasks(128, 1000, 1000, &args)?;
             let profile = Profile::builtin("cifar").expect("built in");
-            let program = random_program(&profile, 16, &mut Rng::new(args.seed));
+            // A full-size program (7/11/23) whose instructions mostly survive dead-code
+            // elimination: the most live of 200 seeded random programs.
+            let mut rng = Rng::new(args.seed);
+            let program = (0..200)
+                .map(|_| random_program(&profile, 16, &mut rng))
+                .max_by_key(|p| compile(p, 16).live_sizes().iter().sum::<usize>())
+                .expect("200 candidates");
+            let live = compile(&program, 16).live_sizes();
+            eprintln!("[bench validator] program: {} instructions, {live:?} live", program.len());
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(args.workers)
                 .build()?;
@@ -392,6 +411,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "bench": "validator",
                 "workers": args.workers,
                 "suites": runs.len(),
+                "live_instructions": live,
                 "seconds_per_suite": per_suite,
                 "children_per_sec": 1.0 / per_suite,
                 "task_evals_per_sec": 128.0 / per_suite,

@@ -1024,23 +1024,44 @@ pub struct SuiteScore {
 }
 
 /// Score `program` on every task (task `i` with evaluation seed `seeds[i]`; extra
-/// entries of the longer slice are ignored). Tasks run in parallel, each sequentially,
-/// so the result is bit-identical for any thread count.
+/// entries of the longer slice are ignored). Batches of tasks run in parallel, each in
+/// lockstep with every task's arithmetic in its own fixed order, so the result is
+/// bit-identical for any thread count and equal to scoring each task alone.
 pub fn score_on_suite(program: &Program, tasks: &[Arc<Task>], seeds: &[u64]) -> SuiteScore {
-    let per_task: Vec<f32> = tasks
-        .par_iter()
-        .zip(seeds.par_iter())
+    /// Tasks per lockstep batch: enough lanes to vectorise, enough batches to share
+    /// across threads.
+    const LANES: usize = 8;
+    let n = tasks.len().min(seeds.len());
+    let opts = EvalOptions::default();
+    let chunks: Vec<Vec<f32>> = tasks[..n]
+        .par_chunks(LANES)
+        .zip(seeds[..n].par_chunks(LANES))
         .map_init(
             || (Evaluator::new(), None::<(usize, Compiled)>),
-            |(ev, cache), (task, &seed)| {
-                if !matches!(cache, Some((dim, _)) if *dim == task.input_dim) {
-                    *cache = Some((task.input_dim, compile(program, task.input_dim)));
+            |(ev, cache), (chunk, chunk_seeds)| {
+                let dim = chunk[0].input_dim;
+                if !matches!(cache, Some((d, _)) if *d == dim) {
+                    *cache = Some((dim, compile(program, dim)));
                 }
                 let (_, c) = cache.as_ref().expect("compiled just above");
-                ev.score(c, task, seed, &EvalOptions::default())
+                let mut out = vec![0.0; chunk.len()];
+                match TaskBatch::new(chunk) {
+                    Some(batch) => ev.score_batch(c, &batch, chunk_seeds, &opts, &mut out),
+                    None => {
+                        for ((task, &seed), o) in chunk.iter().zip(chunk_seeds).zip(&mut out) {
+                            *o = if task.input_dim == dim {
+                                ev.score(c, task, seed, &opts)
+                            } else {
+                                ev.score(&compile(program, task.input_dim), task, seed, &opts)
+                            };
+                        }
+                    }
+                }
+                out
             },
         )
         .collect();
+    let per_task: Vec<f32> = chunks.into_iter().flatten().collect();
     SuiteScore {
         score: median(&per_task),
         per_task,

@@ -330,7 +330,7 @@ fn linear_learner_solves_the_validator_suite_and_empty_does_not() {
 
 #[test]
 fn suite_scores_are_bit_identical_across_runs_and_thread_counts() {
-    let (tasks, seeds) = validator_suite(8);
+    let (tasks, seeds) = validator_suite(11);
     let learner = parse_program(LINEAR_LEARNER).unwrap();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -346,6 +346,11 @@ fn suite_scores_are_bit_identical_across_runs_and_thread_counts() {
     assert_eq!(bits(&one), bits(&two));
     assert_eq!(bits(&two), bits(&again));
     assert_eq!(one.score.to_bits(), two.score.to_bits());
+    // Lockstep batches inside the suite give exactly the lone-task scores.
+    for (i, task) in tasks.iter().enumerate() {
+        let alone = evaluate_task(&compile(&learner, 16), task, seeds[i]);
+        assert_eq!(alone.to_bits(), one.per_task[i].to_bits());
+    }
 }
 
 #[test]
