@@ -6,7 +6,7 @@ use super::UsageError;
 use crate::engine::mutate::random_program;
 use crate::engine::{
     compile, run_islands, score_on_suite, Combine, EvalOptions, Evaluator, EvolutionConfig,
-    EvolutionEvent, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
+    EvolutionEvent, Evolver, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
 };
 use crate::rng::Rng;
 use crate::tasks::image::ImageSizes;
@@ -256,10 +256,7 @@ fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
     let mut children = 0u64;
     for restart in 0u64.. {
         let cfg = EvolutionConfig {
-            // 2e8 training steps = children × 10 tasks × 100 examples.
-            max_children: Some(200_000),
             target_fitness: Some(SOLVED),
-            checkpoint_generations: u64::MAX,
             ..demo_config(fec, seed * 1000 + restart, 1)
         };
         let (tasks, seeds) = linear_tasks(
@@ -270,28 +267,21 @@ fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
                 val: 100,
             },
         );
-        let stop = AtomicBool::new(false);
-        let cap_left = cap - started.elapsed().as_secs_f64();
-        if cap_left <= 0.0 {
-            return (None, children);
-        }
-        let mut best = None;
-        std::thread::scope(|scope| {
-            let stop = &stop;
-            scope.spawn(move || {
-                let until = Instant::now() + Duration::from_secs_f64(cap_left);
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                stop.store(true, Ordering::Relaxed);
-            });
-            let mut evolver =
-                crate::engine::Evolver::new(cfg, tasks, seeds).expect("valid demo config");
-            evolver.run(0, stop, |_| {});
-            children += evolver.children();
-            best = evolver.best().cloned();
-            stop.store(true, Ordering::Relaxed);
-        });
+        let mut evolver = Evolver::new(cfg, tasks, seeds).expect("valid demo config");
+        let best = loop {
+            if started.elapsed().as_secs_f64() > cap {
+                return (None, children + evolver.children());
+            }
+            // Restart with a fresh population and tasks every 2e8 training steps.
+            let best = evolver.best().filter(|b| b.fitness >= SOLVED);
+            if best.is_some() || evolver.train_steps() >= 200_000_000 {
+                break best.cloned();
+            }
+            for _ in 0..100 {
+                evolver.step();
+            }
+        };
+        children += evolver.children();
         if let Some(best) = best.filter(|b| b.fitness >= SOLVED) {
             let c = compile(&best.program, 4);
             let mut ev = Evaluator::new();
@@ -390,7 +380,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .max_by_key(|p| compile(p, 16).live_sizes().iter().sum::<usize>())
                 .expect("200 candidates");
             let live = compile(&program, 16).live_sizes();
-            eprintln!("[bench validator] program: {} instructions, {live:?} live", program.len());
+            eprintln!(
+                "[bench validator] program: {} instructions, {live:?} live",
+                program.len()
+            );
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(args.workers)
                 .build()?;

@@ -477,6 +477,11 @@ impl Evolver {
     pub fn children(&self) -> u64 {
         self.children
     }
+    /// Training examples run so far, summed over tasks (AutoML-Zero's "training steps";
+    /// early-stopped tasks count only the examples they ran, FEC hits only the probe).
+    pub fn train_steps(&self) -> u64 {
+        self.evaluator.train_steps()
+    }
     pub fn best(&self) -> Option<&Member> {
         self.best.as_ref()
     }
@@ -793,11 +798,12 @@ mod tests {
         assert_eq!(run(), run());
     }
 
-    /// From empty programs, the baseline search discovers linear regression.
+    /// The baseline search discovers linear regression by SGD (AutoML-Zero's demo
+    /// search: az_demo space, random initial programs, mean fitness, early stopping).
     #[test]
     fn baseline_discovers_linear_regression() {
         let (tasks, seeds) = miner_tasks(
-            4,
+            10,
             4,
             LinearSizes {
                 train: 100,
@@ -805,11 +811,19 @@ mod tests {
             },
         );
         let cfg = EvolutionConfig {
-            profile: ProfileChoice::Named("scalar_linear".into()),
-            pop_size: 100,
+            profile: ProfileChoice::Named("az_demo".into()),
+            pop_size: 1000,
             tournament_size: 10,
+            mutations: vec![
+                Mutation::AlterParam,
+                Mutation::AlterInstruction,
+                Mutation::RandomizeComponent,
+            ],
+            initial_population: InitialPopulation::Random,
+            fitness: Combine::Mean,
+            early_stop_abs_error: Some(100.0),
             seed: 1,
-            fec_cache_size: 10_000,
+            fec_cache_size: 100_000,
             fec_train_examples: 10,
             fec_val_examples: 10,
             max_children: Some(BUDGET),
@@ -826,81 +840,17 @@ mod tests {
             e.children(),
             crate::engine::print_program(&best.program)
         );
-    }
-
-    const BUDGET: u64 = 200_000;
-}
-
-#[cfg(test)]
-mod explore {
-    use super::*;
-    use crate::tasks::scalar_linear::{build, LinearSizes};
-    use crate::tasks::suite::SuiteSpec;
-    use crate::tasks::TaskType;
-
-    #[test]
-    #[ignore]
-    fn explore_discovery() {
-        let env = |k: &str, d: u64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, env("TASKS", 4) as usize, 0);
-        let sizes = LinearSizes {
-            train: 100,
-            val: 100,
-        };
-        let tasks: Vec<Arc<Task>> = suite
+        // The found learner generalises: validator scoring on fresh 4-feature tasks.
+        let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, 8, 1337);
+        let fresh: Vec<Arc<Task>> = suite
             .tasks
             .iter()
-            .map(|t| Arc::new(build(t, sizes)))
+            .map(|t| Arc::new(build(t, LinearSizes::default())))
             .collect();
-        let seeds: Vec<u64> = (0..tasks.len()).map(|i| suite.eval_seed(i)).collect();
-        let demo = env("DEMO", 0) == 1;
-        for seed in 0..env("SEEDS", 3) {
-            let mut cfg = EvolutionConfig {
-                profile: ProfileChoice::Named(
-                    std::env::var("PROFILE").unwrap_or("scalar_linear".into()),
-                ),
-                pop_size: env("POP", 100) as usize,
-                tournament_size: env("TOUR", 10) as usize,
-                seed,
-                fec_cache_size: 10_000,
-                fec_train_examples: 10,
-                fec_val_examples: 10,
-                max_children: Some(env("BUDGET", 1_000_000)),
-                target_fitness: Some(0.99),
-                fitness: if env("MEAN", 0) == 1 {
-                    Combine::Mean
-                } else {
-                    Combine::Median
-                },
-                early_stop_abs_error: (env("ES", 0) == 1).then_some(100.0),
-                ..Default::default()
-            };
-            if env("ARG", 0) == 1 {
-                cfg.mutations.push(Mutation::AlterArg);
-            }
-            if demo {
-                cfg.initial_population = InitialPopulation::Random;
-                cfg.mutations = vec![
-                    Mutation::AlterParam,
-                    Mutation::AlterInstruction,
-                    Mutation::RandomizeComponent,
-                ];
-            }
-            let t = Instant::now();
-            let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
-            e.run(0, &AtomicBool::new(false), |_| {});
-            println!(
-                "seed {seed}: best {} children {} in {:?} fec {:?}",
-                e.best().unwrap().fitness,
-                e.children(),
-                t.elapsed(),
-                e.fec_stats()
-            );
-        }
+        let fresh_seeds: Vec<u64> = (0..8).map(|i| suite.eval_seed(i)).collect();
+        let scored = crate::engine::score_on_suite(&best.program, &fresh, &fresh_seeds);
+        assert!(scored.score >= 0.99, "{scored:?}");
     }
+
+    const BUDGET: u64 = 400_000;
 }

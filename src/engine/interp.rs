@@ -730,6 +730,7 @@ pub struct Evaluator {
     preds: Vec<f32>,
     n_val: usize,
     stopped: Vec<bool>,
+    train_steps: u64,
     /// Training-phase prediction errors of the last single-task run, when requested.
     pub(crate) train_errors: Vec<f32>,
 }
@@ -938,6 +939,7 @@ impl Evaluator {
         exec::<D>(setup, regs, &mut scratch, rngs, dim);
         let mut running = nt;
         for e in 0..spec.n_train {
+            self.train_steps += running as u64;
             load_example(regs, data.train_x, e);
             exec::<D>(predict, regs, &mut scratch, rngs, dim);
             let ys = &data.train_y[e * nt..(e + 1) * nt];
@@ -973,6 +975,11 @@ impl Evaluator {
                 }
             }
         }
+    }
+
+    /// Training examples run by this evaluator so far (summed over tasks still running).
+    pub fn train_steps(&self) -> u64 {
+        self.train_steps
     }
 
     /// Validation predictions of task `t` of the last run.
