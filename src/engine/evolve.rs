@@ -200,6 +200,8 @@ pub struct Evolver {
     /// Baseline: the aging queue (oldest first). Archive: the current population.
     population: VecDeque<Member>,
     archive: Vec<Member>,
+    /// Op signature of each archive member (same order), for the diversity bonus.
+    archive_sigs: Vec<Vec<u8>>,
     next_generation: Vec<Member>,
     children: u64,
     best: Option<Member>,
@@ -265,6 +267,7 @@ impl Evolver {
             fec,
             population: VecDeque::new(),
             archive: Vec::new(),
+            archive_sigs: Vec::new(),
             next_generation: Vec::new(),
             children: 0,
             best: None,
@@ -323,7 +326,20 @@ impl Evolver {
 
     fn tournament(&mut self) -> Program {
         let n = self.population.len();
-        let picks = self.rng.sample_indices(n, self.cfg.tournament_size);
+        let k = self.cfg.tournament_size.min(n);
+        let picks = if 2 * k > n {
+            self.rng.sample_indices(n, k)
+        } else {
+            // Rejection sampling: O(k) instead of a pool of all n indices per child.
+            let mut picks = Vec::with_capacity(k);
+            while picks.len() < k {
+                let i = self.rng.index(n);
+                if !picks.contains(&i) {
+                    picks.push(i);
+                }
+            }
+            picks
+        };
         let mut best = picks[0];
         for &i in &picks[1..] {
             if better(self.population[i].fitness, self.population[best].fitness) {
@@ -406,15 +422,14 @@ impl Evolver {
             .collect();
         let lo = finite.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sigs: Vec<Vec<u8>> = self
-            .archive
-            .iter()
-            .map(|m| op_signature(&m.program))
-            .collect();
+        let mut counts: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+        for sig in &self.archive_sigs {
+            *counts.entry(sig).or_default() += 1;
+        }
         let weights: Vec<f64> = self
             .archive
             .iter()
-            .zip(&sigs)
+            .zip(&self.archive_sigs)
             .map(|(m, sig)| {
                 let norm = if m.fitness.is_finite() && hi > lo {
                     ((m.fitness - lo) / (hi - lo)) as f64
@@ -423,7 +438,7 @@ impl Evolver {
                 } else {
                     0.0
                 };
-                let same = sigs.iter().filter(|s| *s == sig).count() - 1;
+                let same = counts[sig.as_slice()] - 1;
                 libm::exp(norm / 2.0) * (1.0 + 0.3 / (1.0 + same as f64))
             })
             .collect();
@@ -460,8 +475,10 @@ impl Evolver {
                     .collect();
             }
         }
+        let sig = op_signature(&member.program);
         if self.archive.len() < self.cfg.archive_size {
             self.archive.push(member);
+            self.archive_sigs.push(sig);
         } else if let Some((worst, _)) = self
             .archive
             .iter()
@@ -470,6 +487,7 @@ impl Evolver {
         {
             if better(member.fitness, self.archive[worst].fitness) {
                 self.archive[worst] = member;
+                self.archive_sigs[worst] = sig;
             }
         }
     }
