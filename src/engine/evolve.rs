@@ -206,6 +206,8 @@ pub struct Evolver {
     children: u64,
     best: Option<Member>,
     opts: EvalOptions,
+    /// Per-task scores buffer, reused across children.
+    scores: Vec<f32>,
 }
 
 impl Evolver {
@@ -271,6 +273,7 @@ impl Evolver {
             next_generation: Vec::new(),
             children: 0,
             best: None,
+            scores: Vec::new(),
         })
     }
 
@@ -287,7 +290,8 @@ impl Evolver {
             }
             None => None,
         };
-        let mut scores = vec![0.0; self.tasks.len()];
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.resize(self.tasks.len(), 0.0);
         match &self.batch {
             Some(batch) => {
                 self.evaluator
@@ -301,6 +305,7 @@ impl Evolver {
             }
         }
         let fitness = self.cfg.fitness.apply(&scores);
+        self.scores = scores;
         if let (Some(fec), Some(key)) = (&mut self.fec, key) {
             fec.insert(key, fitness);
         }

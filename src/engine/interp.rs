@@ -707,6 +707,21 @@ fn exec<const D: usize>(
     }
 }
 
+/// Copy a few dozen floats without a `memcpy` call (whose overhead dominates at this
+/// size in the per-example loop).
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let v: [f32; 4] = [b[0], b[1], b[2], b[3]];
+        a.copy_from_slice(&v);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
+}
+
 /// Search-only evaluation options (they never apply to a validator's score).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EvalOptions {
@@ -852,15 +867,14 @@ impl Evaluator {
         opts: &EvalOptions,
         out: &mut [f32],
     ) {
-        let tasks: Vec<&Task> = batch.tasks.iter().map(|t| &**t).collect();
-        self.score_lanes(c, Lanes::of(batch), &tasks, seeds, opts, out);
+        self.score_lanes(c, Lanes::of(batch), &batch.tasks, seeds, opts, out);
     }
 
-    fn score_lanes(
+    fn score_lanes<B: std::borrow::Borrow<Task>>(
         &mut self,
         c: &Compiled,
         data: Lanes,
-        tasks: &[&Task],
+        tasks: &[B],
         seeds: &[u64],
         opts: &EvalOptions,
         out: &mut [f32],
@@ -873,6 +887,7 @@ impl Evaluator {
         };
         self.run(c, data, seeds, spec);
         for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
+            let task = task.borrow();
             *o = if self.stopped[t] {
                 MIN_FITNESS
             } else {
@@ -932,8 +947,10 @@ impl Evaluator {
         // One contiguous copy loads example `e` into v0 for every lane.
         let load_example = |regs: &mut [f32], xs: &[f32], e: usize| {
             if let Some(v0) = c.v0 {
-                regs[v0 * nt..(v0 + load) * nt]
-                    .copy_from_slice(&xs[e * block..e * block + load * nt]);
+                copy_small(
+                    &mut regs[v0 * nt..(v0 + load) * nt],
+                    &xs[e * block..e * block + load * nt],
+                );
             }
         };
         exec::<D>(setup, regs, &mut scratch, rngs, dim);

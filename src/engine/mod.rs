@@ -60,8 +60,8 @@ pub use evolve::{
 };
 pub use fec::FecStats;
 pub use interp::{
-    compile, evaluate_task, score_on_suite, Combine, Compiled, EvalOptions, Evaluator,
-    SuiteScore, TaskBatch,
+    compile, evaluate_task, score_on_suite, Combine, Compiled, EvalOptions, Evaluator, SuiteScore,
+    TaskBatch,
 };
 pub use mutate::Mutation;
 pub use ops::{Kind, Op, Signature};
