@@ -845,7 +845,7 @@ mod tests {
             initial_population: InitialPopulation::Random,
             fitness: Combine::Mean,
             early_stop_abs_error: Some(100.0),
-            seed: 1,
+            seed: 0,
             fec_cache_size: 100_000,
             fec_train_examples: 10,
             fec_val_examples: 10,
