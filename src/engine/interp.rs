@@ -453,11 +453,10 @@ fn bin<F: Fn(f32, f32) -> f32>(
                 }
             }
         }
+        // Task-major layout: same-kind operands are one contiguous run of n·T values.
         (Mode::Same, Mode::Same) => {
-            for k in 0..n {
-                for t in 0..tasks {
-                    r.set(d + k, t, f(r.get(a + k, t), r.get(b + k, t)));
-                }
+            for i in 0..n * tasks {
+                r.set(d, i, f(r.get(a, i), r.get(b, i)));
             }
         }
         (Mode::Scalar, Mode::Same) => {
@@ -493,6 +492,12 @@ fn bin<F: Fn(f32, f32) -> f32>(
 #[inline(always)]
 fn un<F: Fn(f32) -> f32>(r: Regs, i: &CInstr, m: Mode, n: usize, dim: usize, tasks: usize, f: F) {
     let (a, d) = (i.a as usize, i.d as usize);
+    if m == Mode::Same {
+        for i in 0..n * tasks {
+            r.set(d, i, f(r.get(a, i)));
+        }
+        return;
+    }
     for k in 0..n {
         let ea = match m {
             Mode::Scalar => a,
@@ -605,13 +610,7 @@ fn exec<const D: usize>(
                 UnOp::Heaviside => un(r, i, m, n, dim, tasks, |x| if x > 0.0 { 1.0 } else { 0.0 }),
                 UnOp::Identity => un(r, i, m, n, dim, tasks, |x| x),
             },
-            Kernel::Fill => {
-                for k in 0..n {
-                    for t in 0..tasks {
-                        r.set(d + k, t, i.c1);
-                    }
-                }
-            }
+            Kernel::Fill => regs[d * tasks..(d + n) * tasks].fill(i.c1),
             // Each task draws from its own RNG, element by element, as it would alone.
             Kernel::Gaussian => {
                 for k in 0..n {
