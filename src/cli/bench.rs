@@ -6,12 +6,15 @@ use super::UsageError;
 use crate::engine::mutate::random_program;
 use crate::engine::{
     compile, run_islands, score_on_suite, Combine, EvalOptions, Evaluator, EvolutionConfig,
-    EvolutionEvent, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
+    EvolutionEvent, Evolver, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
 };
 use crate::rng::Rng;
+use crate::tasks::image::ImageSizes;
+use crate::tasks::prepare::{prepare_suite, DataConfig};
 use crate::tasks::scalar_linear::{build, LinearSizes};
 use crate::tasks::suite::{median, SuiteSpec};
 use crate::tasks::{Metric, Task, TaskSpec, TaskType};
+use anyhow::Context;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,12 +50,27 @@ pub struct BenchArgs {
     /// Synthetic binary tasks of the same shape instead of projected CIFAR-10.
     #[arg(long)]
     pub synthetic: bool,
+    /// Data directory (datasets in `<DIR>/datasets/`).
+    #[arg(long, env = "BITSOTA_DATA_DIR", default_value = "bitsota-data")]
+    pub data_dir: std::path::PathBuf,
     /// Search seed (discover: the first of 5 seeds).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print a JSON summary as the last stdout line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// CPU time of this process so far (user + system): a steadier denominator than wall
+/// time when other work shares the cores.
+fn cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn fec_json(fec: Option<FecStats>) -> serde_json::Value {
@@ -91,24 +109,29 @@ fn synthetic_binary_task(id: u32, dim: usize, train: usize, val: usize) -> Task 
     }
 }
 
+/// Projected CIFAR-10 tasks from the data directory, or synthetic ones of that shape.
 fn cifar_tasks(
     count: usize,
     train: usize,
     val: usize,
-    synthetic: bool,
+    args: &BenchArgs,
 ) -> anyhow::Result<(Vec<Arc<Task>>, Vec<u64>)> {
     let suite = SuiteSpec::new(TaskType::Cifar10Binary, 16, count, 1337);
-    if !synthetic {
-        return Err(UsageError(
-            "projected CIFAR-10 tasks are not available in this build; pass --synthetic".into(),
-        )
-        .into());
-    }
-    let tasks = suite
-        .tasks
-        .iter()
-        .map(|t| Arc::new(synthetic_binary_task(t.task_id, 16, train, val)))
-        .collect();
+    let tasks = if args.synthetic {
+        suite
+            .tasks
+            .iter()
+            .map(|t| Arc::new(synthetic_binary_task(t.task_id, 16, train, val)))
+            .collect()
+    } else {
+        let mut cfg = DataConfig::for_data_dir(&args.data_dir);
+        cfg.cifar10_binary = ImageSizes {
+            n_samples: train + val,
+            train_split: train as f64 / (train + val) as f64,
+        };
+        eprintln!("[bench] preparing {count} cifar10_binary tasks ({train}/{val})");
+        prepare_suite(&suite, &cfg).context("preparing CIFAR-10 tasks (or pass --synthetic)")?
+    };
     Ok((tasks, (0..count).map(|i| suite.eval_seed(i)).collect()))
 }
 
@@ -157,6 +180,7 @@ fn timed_search(
 ) -> anyhow::Result<serde_json::Value> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut children = vec![0u64; cfg.workers.max(1)];
     let mut fec: Vec<Option<FecStats>> = vec![None; cfg.workers.max(1)];
     let mut best = f32::NEG_INFINITY;
@@ -199,6 +223,7 @@ fn timed_search(
         result
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     let total: u64 = children.iter().sum();
     let fec_total = fec.iter().flatten().copied().reduce(FecStats::merged);
     Ok(json!({
@@ -208,6 +233,8 @@ fn timed_search(
         "children": total,
         "children_per_sec": total as f64 / elapsed,
         "task_evals_per_sec": (total * tasks.len() as u64) as f64 / elapsed,
+        "cpu_seconds": cpu,
+        "children_per_cpu_sec": total as f64 / cpu,
         "best_fitness": best,
         "fec": fec_json(fec_total),
     }))
@@ -229,10 +256,7 @@ fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
     let mut children = 0u64;
     for restart in 0u64.. {
         let cfg = EvolutionConfig {
-            // 2e8 training steps = children × 10 tasks × 100 examples.
-            max_children: Some(200_000),
             target_fitness: Some(SOLVED),
-            checkpoint_generations: u64::MAX,
             ..demo_config(fec, seed * 1000 + restart, 1)
         };
         let (tasks, seeds) = linear_tasks(
@@ -243,28 +267,21 @@ fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
                 val: 100,
             },
         );
-        let stop = AtomicBool::new(false);
-        let cap_left = cap - started.elapsed().as_secs_f64();
-        if cap_left <= 0.0 {
-            return (None, children);
-        }
-        let mut best = None;
-        std::thread::scope(|scope| {
-            let stop = &stop;
-            scope.spawn(move || {
-                let until = Instant::now() + Duration::from_secs_f64(cap_left);
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                stop.store(true, Ordering::Relaxed);
-            });
-            let mut evolver =
-                crate::engine::Evolver::new(cfg, tasks, seeds).expect("valid demo config");
-            evolver.run(0, stop, |_| {});
-            children += evolver.children();
-            best = evolver.best().cloned();
-            stop.store(true, Ordering::Relaxed);
-        });
+        let mut evolver = Evolver::new(cfg, tasks, seeds).expect("valid demo config");
+        let best = loop {
+            if started.elapsed().as_secs_f64() > cap {
+                return (None, children + evolver.children());
+            }
+            // Restart with a fresh population and tasks every 2e8 training steps.
+            let best = evolver.best().filter(|b| b.fitness >= SOLVED);
+            if best.is_some() || evolver.train_steps() >= 200_000_000 {
+                break best.cloned();
+            }
+            for _ in 0..100 {
+                evolver.step();
+            }
+        };
+        children += evolver.children();
         if let Some(best) = best.filter(|b| b.fitness >= SOLVED) {
             let c = compile(&best.program, 4);
             let mut ev = Evaluator::new();
@@ -292,7 +309,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Cifar => 180.0,
         BenchKind::Discover => 300.0,
     });
-    if !(seconds > 0.0) {
+    if !seconds.is_finite() || seconds <= 0.0 {
         return Err(UsageError("--seconds must be positive".into()).into());
     }
     let summary = match args.bench {
@@ -309,7 +326,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             timed_search("demo", &cfg, &tasks, &seeds, seconds)?
         }
         BenchKind::Cifar => {
-            let (tasks, seeds) = cifar_tasks(10, 8000, 1000, args.synthetic)?;
+            let (tasks, seeds) = cifar_tasks(10, 8000, 1000, &args)?;
             let cfg = EvolutionConfig {
                 profile: ProfileChoice::Named("az_baseline".into()),
                 pop_size: 100,
@@ -353,9 +370,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             })
         }
         BenchKind::Validator => {
-            let (tasks, seeds) = cifar_tasks(128, 1000, 1000, args.synthetic)?;
+            let (tasks, seeds) = cifar_tasks(128, 1000, 1000, &args)?;
             let profile = Profile::builtin("cifar").expect("built in");
-            let program = random_program(&profile, 16, &mut Rng::new(args.seed));
+            // A full-size program (7/11/23) whose instructions mostly survive dead-code
+            // elimination: the most live of 200 seeded random programs.
+            let mut rng = Rng::new(args.seed);
+            let program = (0..200)
+                .map(|_| random_program(&profile, 16, &mut rng))
+                .max_by_key(|p| compile(p, 16).live_sizes().iter().sum::<usize>())
+                .expect("200 candidates");
+            let live = compile(&program, 16).live_sizes();
+            eprintln!(
+                "[bench validator] program: {} instructions, {live:?} live",
+                program.len()
+            );
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(args.workers)
                 .build()?;
@@ -376,6 +404,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "bench": "validator",
                 "workers": args.workers,
                 "suites": runs.len(),
+                "live_instructions": live,
                 "seconds_per_suite": per_suite,
                 "children_per_sec": 1.0 / per_suite,
                 "task_evals_per_sec": 128.0 / per_suite,

@@ -3,13 +3,11 @@
 
 use super::UsageError;
 use crate::engine::{parse_program, score_on_suite};
-use crate::tasks::scalar_linear::{self, LinearSizes};
+use crate::tasks::prepare::{prepare_suite, DataConfig};
 use crate::tasks::suite::SuiteSpec;
-use crate::tasks::{Task, TaskType};
+use crate::tasks::TaskType;
 use anyhow::Context;
-use rayon::prelude::*;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -29,24 +27,12 @@ pub struct EvalArgs {
     /// Features per example.
     #[arg(long, default_value_t = 16)]
     pub input_dim: usize,
+    /// Data directory (datasets in `<DIR>/datasets/`, prepared tasks cached there).
+    #[arg(long, env = "BITSOTA_DATA_DIR", default_value = "bitsota-data")]
+    pub data_dir: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The tasks of a validator suite, built (synthetic) or prepared (image datasets).
-pub(crate) fn suite_tasks(suite: &SuiteSpec) -> anyhow::Result<Vec<Arc<Task>>> {
-    match suite.task_type {
-        TaskType::ScalarLinear => Ok(suite
-            .tasks
-            .par_iter()
-            .map(|t| Arc::new(scalar_linear::build(t, LinearSizes::default())))
-            .collect()),
-        other => Err(UsageError(format!(
-            "{other} tasks need the image datasets, which this build cannot prepare yet; use --task scalar_linear"
-        ))
-        .into()),
-    }
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -59,7 +45,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let program =
         parse_program(&text).map_err(|e| UsageError(format!("{}: {e}", args.dsl.display())))?;
     let suite = SuiteSpec::new(task_type, args.input_dim, args.tasks, args.seed);
-    let tasks = suite_tasks(&suite)?;
+    let tasks = prepare_suite(&suite, &DataConfig::for_data_dir(&args.data_dir))
+        .with_context(|| format!("preparing the {task_type} suite"))?;
     let seeds: Vec<u64> = (0..tasks.len()).map(|i| suite.eval_seed(i)).collect();
     let started = Instant::now();
     let scored = score_on_suite(&program, &tasks, &seeds);

@@ -7,7 +7,7 @@
 //! [`run_islands`] runs `workers` islands on threads and reports [`EvolutionEvent`]s.
 
 use super::fec::{Fec, FecStats};
-use super::interp::{compile, Combine, EvalOptions, Evaluator};
+use super::interp::{compile, Combine, EvalOptions, Evaluator, TaskBatch};
 use super::mutate::{mutate, random_program, Mutation};
 use super::program::{Phase, Profile, Program};
 use crate::rng::Rng;
@@ -41,7 +41,7 @@ pub enum InitialPopulation {
 #[serde(untagged)]
 pub enum ProfileChoice {
     Named(String),
-    Inline(Profile),
+    Inline(Box<Profile>),
 }
 
 impl ProfileChoice {
@@ -50,7 +50,7 @@ impl ProfileChoice {
             ProfileChoice::Named(n) => {
                 Profile::builtin(n).ok_or_else(|| EvolveError::UnknownProfile(n.clone()))
             }
-            ProfileChoice::Inline(p) => Ok(p.clone()),
+            ProfileChoice::Inline(p) => Ok((**p).clone()),
         }
     }
 }
@@ -190,6 +190,8 @@ pub struct Evolver {
     cfg: EvolutionConfig,
     profile: Profile,
     tasks: Vec<Arc<Task>>,
+    /// The tasks interleaved for lockstep evaluation (when their shapes agree).
+    batch: Option<TaskBatch>,
     seeds: Vec<u64>,
     dim: usize,
     rng: Rng,
@@ -198,10 +200,14 @@ pub struct Evolver {
     /// Baseline: the aging queue (oldest first). Archive: the current population.
     population: VecDeque<Member>,
     archive: Vec<Member>,
+    /// Op signature of each archive member (same order), for the diversity bonus.
+    archive_sigs: Vec<Vec<u8>>,
     next_generation: Vec<Member>,
     children: u64,
     best: Option<Member>,
     opts: EvalOptions,
+    /// Per-task scores buffer, reused across children.
+    scores: Vec<f32>,
 }
 
 impl Evolver {
@@ -255,6 +261,7 @@ impl Evolver {
             },
             cfg: config,
             profile,
+            batch: TaskBatch::new(&tasks),
             tasks,
             seeds,
             dim,
@@ -262,9 +269,11 @@ impl Evolver {
             fec,
             population: VecDeque::new(),
             archive: Vec::new(),
+            archive_sigs: Vec::new(),
             next_generation: Vec::new(),
             children: 0,
             best: None,
+            scores: Vec::new(),
         })
     }
 
@@ -281,11 +290,22 @@ impl Evolver {
             }
             None => None,
         };
-        let mut scores = Vec::with_capacity(self.tasks.len());
-        for (task, &seed) in self.tasks.iter().zip(&self.seeds) {
-            scores.push(self.evaluator.score(&c, task, seed, &self.opts));
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.resize(self.tasks.len(), 0.0);
+        match &self.batch {
+            Some(batch) => {
+                self.evaluator
+                    .score_batch(&c, batch, &self.seeds, &self.opts, &mut scores)
+            }
+            None => {
+                for ((task, &seed), s) in self.tasks.iter().zip(&self.seeds).zip(scores.iter_mut())
+                {
+                    *s = self.evaluator.score(&c, task, seed, &self.opts);
+                }
+            }
         }
         let fitness = self.cfg.fitness.apply(&scores);
+        self.scores = scores;
         if let (Some(fec), Some(key)) = (&mut self.fec, key) {
             fec.insert(key, fitness);
         }
@@ -311,7 +331,20 @@ impl Evolver {
 
     fn tournament(&mut self) -> Program {
         let n = self.population.len();
-        let picks = self.rng.sample_indices(n, self.cfg.tournament_size);
+        let k = self.cfg.tournament_size.min(n);
+        let picks = if 2 * k > n {
+            self.rng.sample_indices(n, k)
+        } else {
+            // Rejection sampling: O(k) instead of a pool of all n indices per child.
+            let mut picks = Vec::with_capacity(k);
+            while picks.len() < k {
+                let i = self.rng.index(n);
+                if !picks.contains(&i) {
+                    picks.push(i);
+                }
+            }
+            picks
+        };
         let mut best = picks[0];
         for &i in &picks[1..] {
             if better(self.population[i].fitness, self.population[best].fitness) {
@@ -394,15 +427,14 @@ impl Evolver {
             .collect();
         let lo = finite.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sigs: Vec<Vec<u8>> = self
-            .archive
-            .iter()
-            .map(|m| op_signature(&m.program))
-            .collect();
+        let mut counts: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+        for sig in &self.archive_sigs {
+            *counts.entry(sig).or_default() += 1;
+        }
         let weights: Vec<f64> = self
             .archive
             .iter()
-            .zip(&sigs)
+            .zip(&self.archive_sigs)
             .map(|(m, sig)| {
                 let norm = if m.fitness.is_finite() && hi > lo {
                     ((m.fitness - lo) / (hi - lo)) as f64
@@ -411,7 +443,7 @@ impl Evolver {
                 } else {
                     0.0
                 };
-                let same = sigs.iter().filter(|s| *s == sig).count() - 1;
+                let same = counts[sig.as_slice()] - 1;
                 libm::exp(norm / 2.0) * (1.0 + 0.3 / (1.0 + same as f64))
             })
             .collect();
@@ -448,8 +480,10 @@ impl Evolver {
                     .collect();
             }
         }
+        let sig = op_signature(&member.program);
         if self.archive.len() < self.cfg.archive_size {
             self.archive.push(member);
+            self.archive_sigs.push(sig);
         } else if let Some((worst, _)) = self
             .archive
             .iter()
@@ -458,12 +492,18 @@ impl Evolver {
         {
             if better(member.fitness, self.archive[worst].fitness) {
                 self.archive[worst] = member;
+                self.archive_sigs[worst] = sig;
             }
         }
     }
 
     pub fn children(&self) -> u64 {
         self.children
+    }
+    /// Training examples run so far, summed over tasks (AutoML-Zero's "training steps";
+    /// early-stopped tasks count only the examples they ran, FEC hits only the probe).
+    pub fn train_steps(&self) -> u64 {
+        self.evaluator.train_steps()
     }
     pub fn best(&self) -> Option<&Member> {
         self.best.as_ref()
@@ -567,8 +607,10 @@ impl Evolver {
 
 /// Mailboxes of the migration ring: worker `w` sends to `(w + 1) % n`. Each message is
 /// tagged with its migration round so exchanges are deterministic.
+type Mailbox = VecDeque<(u64, Vec<Member>)>;
+
 struct Ring {
-    boxes: Mutex<Vec<VecDeque<(u64, Vec<Member>)>>>,
+    boxes: Mutex<Vec<Mailbox>>,
     ready: Condvar,
 }
 
@@ -779,11 +821,12 @@ mod tests {
         assert_eq!(run(), run());
     }
 
-    /// From empty programs, the baseline search discovers linear regression.
+    /// The baseline search discovers linear regression by SGD (AutoML-Zero's demo
+    /// search: az_demo space, random initial programs, mean fitness, early stopping).
     #[test]
     fn baseline_discovers_linear_regression() {
         let (tasks, seeds) = miner_tasks(
-            4,
+            10,
             4,
             LinearSizes {
                 train: 100,
@@ -791,11 +834,19 @@ mod tests {
             },
         );
         let cfg = EvolutionConfig {
-            profile: ProfileChoice::Named("scalar_linear".into()),
-            pop_size: 100,
+            profile: ProfileChoice::Named("az_demo".into()),
+            pop_size: 1000,
             tournament_size: 10,
-            seed: 1,
-            fec_cache_size: 10_000,
+            mutations: vec![
+                Mutation::AlterParam,
+                Mutation::AlterInstruction,
+                Mutation::RandomizeComponent,
+            ],
+            initial_population: InitialPopulation::Random,
+            fitness: Combine::Mean,
+            early_stop_abs_error: Some(100.0),
+            seed: 0,
+            fec_cache_size: 100_000,
             fec_train_examples: 10,
             fec_val_examples: 10,
             max_children: Some(BUDGET),
@@ -812,78 +863,17 @@ mod tests {
             e.children(),
             crate::engine::print_program(&best.program)
         );
-    }
-
-    const BUDGET: u64 = 200_000;
-}
-
-#[cfg(test)]
-mod explore {
-    use super::*;
-    use crate::tasks::scalar_linear::{build, LinearSizes};
-    use crate::tasks::suite::SuiteSpec;
-    use crate::tasks::TaskType;
-
-    #[test]
-    #[ignore]
-    fn explore_discovery() {
-        let env = |k: &str, d: u64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, env("TASKS", 4) as usize, 0);
-        let sizes = LinearSizes {
-            train: 100,
-            val: 100,
-        };
-        let tasks: Vec<Arc<Task>> = suite
+        // The found learner generalises: validator scoring on fresh 4-feature tasks.
+        let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, 8, 1337);
+        let fresh: Vec<Arc<Task>> = suite
             .tasks
             .iter()
-            .map(|t| Arc::new(build(t, sizes)))
+            .map(|t| Arc::new(build(t, LinearSizes::default())))
             .collect();
-        let seeds: Vec<u64> = (0..tasks.len()).map(|i| suite.eval_seed(i)).collect();
-        let demo = env("DEMO", 0) == 1;
-        for seed in 0..env("SEEDS", 3) {
-            let mut cfg = EvolutionConfig {
-                profile: ProfileChoice::Named(
-                    std::env::var("PROFILE").unwrap_or("scalar_linear".into()),
-                ),
-                pop_size: env("POP", 100) as usize,
-                tournament_size: env("TOUR", 10) as usize,
-                seed,
-                fec_cache_size: 10_000,
-                fec_train_examples: 10,
-                fec_val_examples: 10,
-                max_children: Some(env("BUDGET", 1_000_000)),
-                target_fitness: Some(0.99),
-                fitness: if env("MEAN", 0) == 1 {
-                    Combine::Mean
-                } else {
-                    Combine::Median
-                },
-                early_stop_abs_error: (env("ES", 0) == 1).then_some(100.0),
-                ..Default::default()
-            };
-            if demo {
-                cfg.initial_population = InitialPopulation::Random;
-                cfg.mutations = vec![
-                    Mutation::AlterParam,
-                    Mutation::AlterInstruction,
-                    Mutation::RandomizeComponent,
-                ];
-            }
-            let t = Instant::now();
-            let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
-            e.run(0, &AtomicBool::new(false), |_| {});
-            println!(
-                "seed {seed}: best {} children {} in {:?} fec {:?}",
-                e.best().unwrap().fitness,
-                e.children(),
-                t.elapsed(),
-                e.fec_stats()
-            );
-        }
+        let fresh_seeds: Vec<u64> = (0..8).map(|i| suite.eval_seed(i)).collect();
+        let scored = crate::engine::score_on_suite(&best.program, &fresh, &fresh_seeds);
+        assert!(scored.score >= 0.99, "{scored:?}");
     }
+
+    const BUDGET: u64 = 400_000;
 }

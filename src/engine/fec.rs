@@ -2,7 +2,7 @@
 //! small probe almost always score identically, so a child whose probe behaviour was
 //! seen before reuses the cached fitness instead of a full evaluation.
 
-use super::interp::{Compiled, Evaluator};
+use super::interp::{Compiled, Evaluator, Lanes, RunSpec};
 use crate::tasks::Task;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -61,7 +61,13 @@ impl Fec {
     /// The probe fingerprint of a compiled program: its prediction errors on the probe
     /// examples, rounded to 3 decimals, hashed.
     pub fn fingerprint(&self, ev: &mut Evaluator, c: &Compiled, task: &Task, seed: u64) -> u64 {
-        ev.run(c, task, seed, self.train, self.val, None, true);
+        let spec = RunSpec {
+            n_train: self.train,
+            n_val: self.val,
+            early_stop: None,
+            record_train_errors: true,
+        };
+        ev.run(c, Lanes::single(task), &[seed], spec);
         // SipHash with fixed keys: the same fingerprint in every process.
         let mut h = std::hash::DefaultHasher::new();
         let val_errors = ev.predictions().iter().zip(&task.val_y).map(|(p, y)| p - y);

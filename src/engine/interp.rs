@@ -54,24 +54,26 @@ enum Reduce {
     Std,
 }
 
-/// A pre-resolved kernel. Offsets live in [`CInstr`]; `n` is the destination length.
+/// A pre-resolved kernel. Offsets live in [`CInstr`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kernel {
+    /// Scalar ∘ scalar into a scalar: the most common instruction, kept branch-free.
+    BinS(BinOp),
     Bin(BinOp, Mode, Mode),
     Un(UnOp, Mode),
-    /// `d[..n] = c1`.
+    /// Every destination element = c1.
     Fill,
-    /// `n` normal draws into `d`.
+    /// A normal draw per destination element.
     Gaussian,
-    /// `n` uniform draws into `d`.
+    /// A uniform draw per destination element.
     Uniform,
     /// A dead random op: advance the RNG by `n` 64-bit draws, write nothing.
     Skip,
-    /// Inner product of two vectors, filled into `n` elements.
+    /// Inner product of two vectors, filled into the destination.
     Dot,
-    /// Reduction of `b` elements starting at `a`, filled into `n` elements.
+    /// Reduction of `b` elements starting at `a`, filled into the destination.
     Reduce(Reduce),
-    /// Matrix × vector; `n` = D (vector dest) or D² (every row of a matrix dest).
+    /// Matrix × vector into a vector, or every row of a matrix destination.
     MatVec,
     MatMat,
     Outer,
@@ -80,9 +82,12 @@ enum Kernel {
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct CInstr {
     k: Kernel,
+    /// Destination kind: the number of elements written (1, D or D²).
+    dk: Kind,
     a: u32,
     b: u32,
     d: u32,
+    /// Skip: number of 64-bit draws to discard.
     n: u32,
     c1: f32,
     c2: f32,
@@ -113,6 +118,18 @@ impl Layout {
             Kind::Matrix => self.dim * self.dim,
         }
     }
+    /// A dense register number for liveness sets.
+    fn id(&self, a: Addr) -> usize {
+        let before = match a.kind {
+            Kind::Scalar => 0,
+            Kind::Vector => self.counts[0],
+            Kind::Matrix => self.counts[0] + self.counts[1],
+        };
+        before + a.index as usize
+    }
+    fn n_ids(&self) -> usize {
+        self.counts.iter().sum()
+    }
     fn offset(&self, a: Option<Addr>) -> Option<usize> {
         let a = a?;
         let k = a.kind as usize;
@@ -124,24 +141,28 @@ impl Layout {
 /// One instruction resolved: its kernel, the registers it reads and the one it writes.
 struct Resolved {
     ins: CInstr,
+    /// Register ids (see [`Layout::id`]) read and written.
     reads: [Option<usize>; 2],
     write: usize,
+    /// Whether every element of the destination is written (all but CONST_VEC).
+    full: bool,
 }
 
 fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
     let d = lay.offset(i.dest)?;
     let kd = i.dest?.kind;
-    let n = lay.len(kd);
     let mut ins = CInstr {
         k: Kernel::Fill,
+        dk: kd,
         a: 0,
         b: 0,
         d: d as u32,
-        n: n as u32,
+        n: 0,
         c1: i.const1,
         c2: i.const2,
     };
     let operand = |a: Option<Addr>| Some((lay.offset(a)?, a?.kind));
+    let id = |a: Option<Addr>| a.map(|a| lay.id(a));
     let mode = |k: Kind| match (k, kd) {
         (Kind::Scalar, _) => Mode::Scalar,
         (Kind::Vector, Kind::Matrix) => Mode::Row,
@@ -173,9 +194,13 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
         if ka.max(kb) > kd {
             return None;
         }
-        ins.k = Kernel::Bin(op, mode(ka), mode(kb));
+        ins.k = if (ka, kb, kd) == (Kind::Scalar, Kind::Scalar, Kind::Scalar) {
+            Kernel::BinS(op)
+        } else {
+            Kernel::Bin(op, mode(ka), mode(kb))
+        };
         (ins.a, ins.b) = (a as u32, b as u32);
-        reads = [Some(a), Some(b)];
+        reads = [id(i.arg1), id(i.arg2)];
     } else if let Some(op) = un {
         let (a, ka) = operand(i.arg1)?;
         if ka > kd {
@@ -183,7 +208,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
         }
         ins.k = Kernel::Un(op, mode(ka));
         ins.a = a as u32;
-        reads[0] = Some(a);
+        reads[0] = id(i.arg1);
     } else {
         match i.op {
             Op::Noop => return None,
@@ -194,7 +219,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
                     return None;
                 }
                 ins.d = (d + t as usize) as u32;
-                ins.n = 1;
+                ins.dk = Kind::Scalar;
                 ins.c1 = i.const2;
             }
             Op::Gaussian => ins.k = Kernel::Gaussian,
@@ -202,7 +227,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
             Op::Copy => {
                 let (a, ka) = operand(i.arg1)?;
                 ins.a = a as u32;
-                reads[0] = Some(a);
+                reads[0] = id(i.arg1);
                 if ka <= kd {
                     ins.k = Kernel::Un(UnOp::Identity, mode(ka));
                 } else if kd == Kind::Scalar {
@@ -224,7 +249,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
                 });
                 ins.a = a as u32;
                 ins.b = lay.len(ka) as u32;
-                reads[0] = Some(a);
+                reads[0] = id(i.arg1);
             }
             Op::Dot | Op::Matmul | Op::Outer => {
                 let (a, ka) = operand(i.arg1)?;
@@ -239,7 +264,7 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
                     _ => return None,
                 };
                 (ins.a, ins.b) = (a as u32, b as u32);
-                reads = [Some(a), Some(b)];
+                reads = [id(i.arg1), id(i.arg2)];
             }
             _ => unreachable!("every op is handled above"),
         }
@@ -247,7 +272,8 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
     Some(Resolved {
         ins,
         reads,
-        write: d,
+        write: lay.id(i.dest?),
+        full: i.op != Op::ConstVec,
     })
 }
 
@@ -278,30 +304,11 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
                 .collect()
         })
         .collect();
-    // Flow-insensitive liveness to a fixed point: registers read by live instructions.
-    let s0 = lay.offset(Some(Addr::s(0)));
-    let mut live_reg = vec![false; n_regs];
-    if let Some(s0) = s0 {
-        live_reg[s0] = true;
-    }
-    let mut live: Vec<Vec<bool>> = resolved.iter().map(|p| vec![false; p.len()]).collect();
-    loop {
-        let mut changed = false;
-        for (phase, flags) in resolved.iter().zip(live.iter_mut()) {
-            for (r, flag) in phase.iter().zip(flags.iter_mut()) {
-                if !*flag && (live_reg[r.write] || !eliminate_dead) {
-                    *flag = true;
-                    changed = true;
-                    for x in r.reads.iter().flatten() {
-                        live_reg[*x] = true;
-                    }
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let live = if eliminate_dead {
+        liveness(&resolved, &lay)
+    } else {
+        resolved.iter().map(|p| vec![true; p.len()]).collect()
+    };
     let phases = [0, 1, 2].map(|p| {
         resolved[p]
             .iter()
@@ -314,7 +321,7 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
                     let per = if r.ins.k == Kernel::Gaussian { 2 } else { 1 };
                     Some(CInstr {
                         k: Kernel::Skip,
-                        n: r.ins.n * per,
+                        n: (lay.len(r.ins.dk) * per) as u32,
                         ..r.ins
                     })
                 } else {
@@ -327,9 +334,65 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
         dim,
         n_regs,
         v0: lay.offset(Some(Addr::v(0))),
-        s0,
+        s0: lay.offset(Some(Addr::s(0))),
         s1: lay.offset(Some(Addr::s(1))),
         phases,
+    }
+}
+
+/// Backward pass over one phase: which instructions write a register that is read
+/// later (strong liveness: a dead instruction's reads do not count), and the registers
+/// live at the phase's start.
+fn backward(code: &[Resolved], mut live: Vec<bool>) -> (Vec<bool>, Vec<bool>) {
+    let mut flags = vec![false; code.len()];
+    for (j, r) in code.iter().enumerate().rev() {
+        if live[r.write] {
+            flags[j] = true;
+            if r.full {
+                live[r.write] = false;
+            }
+            for x in r.reads.iter().flatten() {
+                live[*x] = true;
+            }
+        }
+    }
+    (live, flags)
+}
+
+/// Flow-sensitive liveness over the evaluation loop (engine.md §2): setup → predict,
+/// predict → (s1 := label) learn, predict → predict (validation), learn → (s1 := 0)
+/// predict; `s0` is read after every predict. The `v0` load is a partial write, so it
+/// kills nothing. Returns, per phase, which instructions are live.
+fn liveness(resolved: &[Vec<Resolved>], lay: &Layout) -> Vec<Vec<bool>> {
+    let n = lay.n_ids();
+    let s0 = (lay.counts[0] > 0).then_some(0);
+    let s1 = (lay.counts[0] > 1).then_some(1);
+    let mut in_p = vec![false; n];
+    let mut in_l = vec![false; n];
+    loop {
+        let mut out_l = in_p.clone();
+        if let Some(s1) = s1 {
+            out_l[s1] = false;
+        }
+        let (new_in_l, flags_l) = backward(&resolved[2], out_l);
+        let mut out_p = in_p.clone();
+        for (o, &l) in out_p.iter_mut().zip(&new_in_l) {
+            *o |= l;
+        }
+        if let Some(s1) = s1 {
+            out_p[s1] = in_p[s1];
+        }
+        if let Some(s0) = s0 {
+            out_p[s0] = true;
+        }
+        let (new_in_p, flags_p) = backward(&resolved[1], out_p);
+        let merged: Vec<bool> = new_in_p.iter().zip(&in_p).map(|(a, b)| a | b).collect();
+        if merged == in_p && new_in_l == in_l {
+            let (_, flags_s) = backward(&resolved[0], in_p);
+            return vec![flags_s, flags_p, flags_l];
+        }
+        in_p = merged;
+        in_l = new_in_l;
     }
 }
 
@@ -344,29 +407,70 @@ impl Compiled {
     }
 }
 
+/// Unchecked register access for the hot loop. Registers are laid out task-major:
+/// element `e` of task `t` lives at `e·T + t`, so one instruction runs for all `T`
+/// tasks in a row and the per-task arithmetic vectorises.
+///
+/// Safety: [`compile`] only emits offsets whose whole operand and destination ranges lie
+/// inside the register file (`n_regs` elements), [`Evaluator::run`] sizes the file to
+/// `n_regs·T` and dispatches `D` equal to the compiled `dim`.
+#[derive(Clone, Copy)]
+struct Regs {
+    p: *mut f32,
+    t: usize,
+}
+
+impl Regs {
+    #[inline(always)]
+    fn get(self, e: usize, t: usize) -> f32 {
+        unsafe { *self.p.add(e * self.t + t) }
+    }
+    #[inline(always)]
+    fn set(self, e: usize, t: usize, v: f32) {
+        unsafe { *self.p.add(e * self.t + t) = v }
+    }
+}
+
 #[inline(always)]
-fn bin<F: Fn(f32, f32) -> f32>(r: &mut [f32], i: &CInstr, ma: Mode, mb: Mode, dim: usize, f: F) {
-    let (a, b, d, n) = (i.a as usize, i.b as usize, i.d as usize, i.n as usize);
+#[allow(clippy::too_many_arguments)]
+fn bin<F: Fn(f32, f32) -> f32>(
+    r: Regs,
+    i: &CInstr,
+    ma: Mode,
+    mb: Mode,
+    n: usize,
+    dim: usize,
+    tasks: usize,
+    f: F,
+) {
+    let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
     match (ma, mb) {
         (Mode::Scalar, Mode::Scalar) => {
-            let v = f(r[a], r[b]);
-            r[d..d + n].fill(v);
+            for t in 0..tasks {
+                let v = f(r.get(a, t), r.get(b, t));
+                for k in 0..n {
+                    r.set(d + k, t, v);
+                }
+            }
         }
+        // Task-major layout: same-kind operands are one contiguous run of n·T values.
         (Mode::Same, Mode::Same) => {
-            for k in 0..n {
-                r[d + k] = f(r[a + k], r[b + k]);
+            for i in 0..n * tasks {
+                r.set(d, i, f(r.get(a, i), r.get(b, i)));
             }
         }
         (Mode::Scalar, Mode::Same) => {
-            let x = r[a];
             for k in 0..n {
-                r[d + k] = f(x, r[b + k]);
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(a, t), r.get(b + k, t)));
+                }
             }
         }
         (Mode::Same, Mode::Scalar) => {
-            let y = r[b];
             for k in 0..n {
-                r[d + k] = f(r[a + k], y);
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(a + k, t), r.get(b, t)));
+                }
             }
         }
         _ => {
@@ -376,29 +480,32 @@ fn bin<F: Fn(f32, f32) -> f32>(r: &mut [f32], i: &CInstr, ma: Mode, mb: Mode, di
                 Mode::Row => base + k % dim,
             };
             for k in 0..n {
-                r[d + k] = f(r[at(a, ma, k)], r[at(b, mb, k)]);
+                let (ea, eb) = (at(a, ma, k), at(b, mb, k));
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(ea, t), r.get(eb, t)));
+                }
             }
         }
     }
 }
 
 #[inline(always)]
-fn un<F: Fn(f32) -> f32>(r: &mut [f32], i: &CInstr, m: Mode, dim: usize, f: F) {
-    let (a, d, n) = (i.a as usize, i.d as usize, i.n as usize);
-    match m {
-        Mode::Scalar => {
-            let v = f(r[a]);
-            r[d..d + n].fill(v);
+fn un<F: Fn(f32) -> f32>(r: Regs, i: &CInstr, m: Mode, n: usize, dim: usize, tasks: usize, f: F) {
+    let (a, d) = (i.a as usize, i.d as usize);
+    if m == Mode::Same {
+        for i in 0..n * tasks {
+            r.set(d, i, f(r.get(a, i)));
         }
-        Mode::Same => {
-            for k in 0..n {
-                r[d + k] = f(r[a + k]);
-            }
-        }
-        Mode::Row => {
-            for k in 0..n {
-                r[d + k] = f(r[a + k % dim]);
-            }
+        return;
+    }
+    for k in 0..n {
+        let ea = match m {
+            Mode::Scalar => a,
+            Mode::Same => a + k,
+            Mode::Row => a + k % dim,
+        };
+        for t in 0..tasks {
+            r.set(d + k, t, f(r.get(ea, t)));
         }
     }
 }
@@ -421,99 +528,196 @@ fn min_nan(x: f32, y: f32) -> f32 {
     }
 }
 
-fn reduce(r: &[f32], op: Reduce) -> f32 {
+#[inline(always)]
+fn bin_op(op: BinOp, x: f32, y: f32) -> f32 {
     match op {
-        Reduce::Norm => libm::sqrtf(r.iter().fold(0.0f32, |s, x| s + x * x)),
-        Reduce::Mean => r.iter().fold(0.0f32, |s, x| s + x) / r.len() as f32,
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div => x / (y + 1e-8),
+        BinOp::Min => min_nan(x, y),
+        BinOp::Max => max_nan(x, y),
+    }
+}
+
+/// Reduction of `len` elements from `a` for task `t`, summed in index order.
+fn reduce(r: Regs, a: usize, len: usize, t: usize, op: Reduce) -> f32 {
+    let sum = |f: &dyn Fn(f32) -> f32| (0..len).fold(0.0f32, |s, k| s + f(r.get(a + k, t)));
+    match op {
+        Reduce::Norm => libm::sqrtf(sum(&|x| x * x)),
+        Reduce::Mean => sum(&|x| x) / len as f32,
         Reduce::Std => {
-            let mean = r.iter().fold(0.0f32, |s, x| s + x) / r.len() as f32;
-            let var = r.iter().fold(0.0f32, |s, x| s + (x - mean) * (x - mean)) / r.len() as f32;
-            libm::sqrtf(var)
+            let mean = sum(&|x| x) / len as f32;
+            libm::sqrtf(sum(&|x| (x - mean) * (x - mean)) / len as f32)
         }
     }
 }
 
-fn exec(code: &[CInstr], r: &mut [f32], tmp: &mut [f32], rng: &mut Rng, dim: usize) {
+/// Scratch for matrix products and per-task accumulators (`D²·T` + `T`).
+struct Scratch<'a> {
+    mat: &'a mut [f32],
+    acc: &'a mut [f32],
+}
+
+/// Run one phase for all tasks. `D` > 0 is the compile-time vector size (4, 8, 16,
+/// 32: loops unroll); `D` = 0 uses the run-time `dim_rt`. Per task, every operation
+/// happens in the same order as for a lone task, so results are bit-identical.
+#[inline(always)]
+fn exec<const D: usize>(
+    code: &[CInstr],
+    regs: &mut [f32],
+    s: &mut Scratch,
+    rngs: &mut [Rng],
+    dim_rt: usize,
+) {
+    let dim = if D == 0 { dim_rt } else { D };
+    let tasks = rngs.len();
+    let len = |k: Kind| match k {
+        Kind::Scalar => 1,
+        Kind::Vector => dim,
+        Kind::Matrix => dim * dim,
+    };
+    debug_assert!(s.acc.len() >= tasks && s.mat.len() >= dim * dim * tasks);
+    let r = Regs {
+        p: regs.as_mut_ptr(),
+        t: tasks,
+    };
     for i in code {
-        let (a, b, d, n) = (i.a as usize, i.b as usize, i.d as usize, i.n as usize);
+        let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
+        let n = len(i.dk);
+        debug_assert!((d + n) * tasks <= regs.len());
         match i.k {
+            Kernel::BinS(op) => {
+                for t in 0..tasks {
+                    r.set(d, t, bin_op(op, r.get(a, t), r.get(b, t)));
+                }
+            }
             Kernel::Bin(op, ma, mb) => match op {
-                BinOp::Add => bin(r, i, ma, mb, dim, |x, y| x + y),
-                BinOp::Sub => bin(r, i, ma, mb, dim, |x, y| x - y),
-                BinOp::Mul => bin(r, i, ma, mb, dim, |x, y| x * y),
-                BinOp::Div => bin(r, i, ma, mb, dim, |x, y| x / (y + 1e-8)),
-                BinOp::Min => bin(r, i, ma, mb, dim, min_nan),
-                BinOp::Max => bin(r, i, ma, mb, dim, max_nan),
+                BinOp::Add => bin(r, i, ma, mb, n, dim, tasks, |x, y| x + y),
+                BinOp::Sub => bin(r, i, ma, mb, n, dim, tasks, |x, y| x - y),
+                BinOp::Mul => bin(r, i, ma, mb, n, dim, tasks, |x, y| x * y),
+                BinOp::Div => bin(r, i, ma, mb, n, dim, tasks, |x, y| x / (y + 1e-8)),
+                BinOp::Min => bin(r, i, ma, mb, n, dim, tasks, min_nan),
+                BinOp::Max => bin(r, i, ma, mb, n, dim, tasks, max_nan),
             },
             Kernel::Un(op, m) => match op {
-                UnOp::Abs => un(r, i, m, dim, f32::abs),
-                UnOp::Exp => un(r, i, m, dim, |x| libm::expf(x.clamp(-10.0, 10.0))),
-                UnOp::Log => un(r, i, m, dim, |x| libm::logf(x.abs() + 1e-8)),
-                UnOp::Sin => un(r, i, m, dim, libm::sinf),
-                UnOp::Cos => un(r, i, m, dim, libm::cosf),
-                UnOp::Tan => un(r, i, m, dim, libm::tanf),
-                UnOp::Heaviside => un(r, i, m, dim, |x| if x > 0.0 { 1.0 } else { 0.0 }),
-                UnOp::Identity => un(r, i, m, dim, |x| x),
+                UnOp::Abs => un(r, i, m, n, dim, tasks, f32::abs),
+                UnOp::Exp => un(r, i, m, n, dim, tasks, |x| libm::expf(x.clamp(-10.0, 10.0))),
+                UnOp::Log => un(r, i, m, n, dim, tasks, |x| libm::logf(x.abs() + 1e-8)),
+                UnOp::Sin => un(r, i, m, n, dim, tasks, libm::sinf),
+                UnOp::Cos => un(r, i, m, n, dim, tasks, libm::cosf),
+                UnOp::Tan => un(r, i, m, n, dim, tasks, libm::tanf),
+                UnOp::Heaviside => un(r, i, m, n, dim, tasks, |x| if x > 0.0 { 1.0 } else { 0.0 }),
+                UnOp::Identity => un(r, i, m, n, dim, tasks, |x| x),
             },
-            Kernel::Fill => r[d..d + n].fill(i.c1),
+            Kernel::Fill => regs[d * tasks..(d + n) * tasks].fill(i.c1),
+            // Each task draws from its own RNG, element by element, as it would alone.
             Kernel::Gaussian => {
-                for x in &mut r[d..d + n] {
-                    *x = rng.normal_f32(i.c1, i.c2);
+                for k in 0..n {
+                    for (t, rng) in rngs.iter_mut().enumerate() {
+                        r.set(d + k, t, rng.normal_f32(i.c1, i.c2));
+                    }
                 }
             }
             Kernel::Uniform => {
-                for x in &mut r[d..d + n] {
-                    *x = rng.uniform_f32(i.c1, i.c2);
+                for k in 0..n {
+                    for (t, rng) in rngs.iter_mut().enumerate() {
+                        r.set(d + k, t, rng.uniform_f32(i.c1, i.c2));
+                    }
                 }
             }
             Kernel::Skip => {
-                for _ in 0..n {
-                    rng.next_u64();
+                for rng in rngs.iter_mut() {
+                    for _ in 0..i.n {
+                        rng.next_u64();
+                    }
                 }
             }
             Kernel::Dot => {
-                let mut s = 0.0f32;
+                let acc = &mut s.acc[..tasks];
+                acc.fill(0.0);
                 for k in 0..dim {
-                    s += r[a + k] * r[b + k];
+                    for (t, x) in acc.iter_mut().enumerate() {
+                        *x += r.get(a + k, t) * r.get(b + k, t);
+                    }
                 }
-                r[d..d + n].fill(s);
+                for k in 0..n {
+                    for (t, x) in acc.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
             }
             Kernel::Reduce(op) => {
-                let v = reduce(&r[a..a + b], op);
-                r[d..d + n].fill(v);
+                for t in 0..tasks {
+                    s.acc[t] = reduce(r, a, b, t, op);
+                }
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.acc[t]);
+                    }
+                }
             }
             Kernel::MatVec => {
+                // mat[row·T + t] = Σ_c m[row][c]·v[c], summed in c order.
                 for row in 0..dim {
-                    let mut s = 0.0f32;
+                    let acc = &mut s.mat[row * tasks..(row + 1) * tasks];
+                    acc.fill(0.0);
                     for c in 0..dim {
-                        s += r[a + row * dim + c] * r[b + c];
+                        for (t, x) in acc.iter_mut().enumerate() {
+                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
+                        }
                     }
-                    tmp[row] = s;
                 }
-                for chunk in r[d..d + n].chunks_exact_mut(dim) {
-                    chunk.copy_from_slice(&tmp[..dim]);
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.mat[(k % dim) * tasks + t]);
+                    }
                 }
             }
             Kernel::MatMat => {
                 for row in 0..dim {
                     for c in 0..dim {
-                        let mut s = 0.0f32;
+                        let e = row * dim + c;
+                        let acc = &mut s.mat[e * tasks..(e + 1) * tasks];
+                        acc.fill(0.0);
                         for k in 0..dim {
-                            s += r[a + row * dim + k] * r[b + k * dim + c];
+                            for (t, x) in acc.iter_mut().enumerate() {
+                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
+                            }
                         }
-                        tmp[row * dim + c] = s;
                     }
                 }
-                r[d..d + n].copy_from_slice(&tmp[..n]);
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.mat[k * tasks + t]);
+                    }
+                }
             }
             Kernel::Outer => {
                 for row in 0..dim {
                     for c in 0..dim {
-                        r[d + row * dim + c] = r[a + row] * r[b + c];
+                        for t in 0..tasks {
+                            r.set(d + row * dim + c, t, r.get(a + row, t) * r.get(b + c, t));
+                        }
                     }
                 }
             }
         }
+    }
+}
+
+/// Copy a few dozen floats without a `memcpy` call (whose overhead dominates at this
+/// size in the per-example loop).
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let v: [f32; 4] = [b[0], b[1], b[2], b[3]];
+        a.copy_from_slice(&v);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
     }
 }
 
@@ -528,15 +732,116 @@ pub struct EvalOptions {
 /// The score of an early-stopped task (AutoML-Zero's minimum fitness).
 pub const MIN_FITNESS: f32 = 0.0;
 
-/// Reusable evaluation buffers (registers, scratch, predictions), so the evolution hot
-/// loop does not allocate per task.
+/// Reusable evaluation buffers (registers, scratch, predictions, RNGs), so the
+/// evolution hot loop does not allocate per child.
 #[derive(Default)]
 pub struct Evaluator {
     regs: Vec<f32>,
-    tmp: Vec<f32>,
+    mat: Vec<f32>,
+    acc: Vec<f32>,
+    rngs: Vec<Rng>,
+    /// Validation predictions, task-major: task `t`'s are `preds[t·n_val..]`.
     preds: Vec<f32>,
-    /// Training-phase prediction errors of the last run, when requested.
+    n_val: usize,
+    stopped: Vec<bool>,
+    train_steps: u64,
+    /// Training-phase prediction errors of the last single-task run, when requested.
     pub(crate) train_errors: Vec<f32>,
+}
+
+/// Tasks of one shape (input size, example counts) with their examples interleaved
+/// lane-major — feature `k` of example `e` of task `t` at `(e·input_dim + k)·T + t` —
+/// so lockstep evaluation loads an example for all tasks with one contiguous copy.
+/// Build it once per task set (a miner's suite), not per evaluation.
+pub struct TaskBatch {
+    tasks: Vec<Arc<Task>>,
+    input_dim: usize,
+    n_train: usize,
+    n_val: usize,
+    train_x: Vec<f32>,
+    train_y: Vec<f32>,
+    val_x: Vec<f32>,
+}
+
+impl TaskBatch {
+    /// `None` when `tasks` is empty or their shapes differ.
+    pub fn new(tasks: &[Arc<Task>]) -> Option<TaskBatch> {
+        let first = tasks.first()?;
+        let shape = |t: &Task| (t.input_dim, t.train_len(), t.val_len());
+        if tasks.iter().any(|t| shape(t) != shape(first)) {
+            return None;
+        }
+        let nt = tasks.len();
+        let interleave = |rows: &dyn Fn(&Task) -> &[f32], n: usize, width: usize| {
+            let mut out = vec![0.0f32; n * width * nt];
+            for (t, task) in tasks.iter().enumerate() {
+                for (i, x) in rows(task)[..n * width].iter().enumerate() {
+                    out[i * nt + t] = *x;
+                }
+            }
+            out
+        };
+        let dim = first.input_dim;
+        Some(TaskBatch {
+            input_dim: dim,
+            n_train: first.train_len(),
+            n_val: first.val_len(),
+            train_x: interleave(&|t| &t.train_x, first.train_len(), dim),
+            train_y: interleave(&|t| &t.train_y, first.train_len(), 1),
+            val_x: interleave(&|t| &t.val_x, first.val_len(), dim),
+            tasks: tasks.to_vec(),
+        })
+    }
+
+    pub fn tasks(&self) -> &[Arc<Task>] {
+        &self.tasks
+    }
+}
+
+/// Example data as the interpreter reads it (lane-major; one lane is plain row-major).
+#[derive(Clone, Copy)]
+pub(crate) struct Lanes<'a> {
+    lanes: usize,
+    input_dim: usize,
+    n_train: usize,
+    n_val: usize,
+    train_x: &'a [f32],
+    train_y: &'a [f32],
+    val_x: &'a [f32],
+}
+
+impl<'a> Lanes<'a> {
+    pub(crate) fn single(task: &'a Task) -> Self {
+        Lanes {
+            lanes: 1,
+            input_dim: task.input_dim,
+            n_train: task.train_len(),
+            n_val: task.val_len(),
+            train_x: &task.train_x,
+            train_y: &task.train_y,
+            val_x: &task.val_x,
+        }
+    }
+    fn of(batch: &'a TaskBatch) -> Self {
+        Lanes {
+            lanes: batch.tasks.len(),
+            input_dim: batch.input_dim,
+            n_train: batch.n_train,
+            n_val: batch.n_val,
+            train_x: &batch.train_x,
+            train_y: &batch.train_y,
+            val_x: &batch.val_x,
+        }
+    }
+}
+
+/// What one lockstep run covers.
+#[derive(Clone, Copy)]
+pub(crate) struct RunSpec {
+    pub n_train: usize,
+    pub n_val: usize,
+    pub early_stop: Option<f32>,
+    pub record_train_errors: bool,
 }
 
 impl Evaluator {
@@ -546,77 +851,161 @@ impl Evaluator {
 
     /// Score `compiled` on `task` with evaluation seed `seed` (engine.md §2).
     pub fn score(&mut self, c: &Compiled, task: &Task, seed: u64, opts: &EvalOptions) -> f32 {
-        let (nt, nv) = (task.train_len(), task.val_len());
-        if self.run(c, task, seed, nt, nv, opts.early_stop_abs_error, false) {
-            score_predictions(task.metric, &self.preds, &task.val_y[..nv])
-        } else {
-            MIN_FITNESS
-        }
+        let mut out = [0.0];
+        self.score_lanes(c, Lanes::single(task), &[task], &[seed], opts, &mut out);
+        out[0]
     }
 
-    /// Run setup, `n_train` training and `n_val` validation examples; predictions land
-    /// in `self.preds`. Returns false when stopped early.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn run(
+    /// Score `compiled` on every task of a batch in lockstep (task `i` with seed
+    /// `seeds[i]`); bit-identical to scoring each task alone.
+    pub fn score_batch(
         &mut self,
         c: &Compiled,
-        task: &Task,
-        seed: u64,
-        n_train: usize,
-        n_val: usize,
-        early_stop: Option<f32>,
-        record_train_errors: bool,
-    ) -> bool {
-        let dim = c.dim;
-        self.regs.clear();
-        self.regs.resize(c.n_regs, 0.0);
-        if self.tmp.len() < dim * dim {
-            self.tmp.resize(dim * dim, 0.0);
-        }
-        self.preds.clear();
-        self.train_errors.clear();
-        let r = &mut self.regs[..];
-        let tmp = &mut self.tmp[..];
-        let mut rng = Rng::new(seed);
-        let load = dim.min(task.input_dim);
-        let [setup, predict, learn] = &c.phases;
-        exec(setup, r, tmp, &mut rng, dim);
-        for e in 0..n_train.min(task.train_len()) {
-            if let Some(v0) = c.v0 {
-                r[v0..v0 + load].copy_from_slice(&task.train_row(e)[..load]);
-            }
-            exec(predict, r, tmp, &mut rng, dim);
-            let y = task.train_y[e];
-            let pred = c.s0.map_or(0.0, |s0| r[s0]);
-            if let Some(limit) = early_stop {
-                if pred.is_nan() || (pred - y).abs() > limit {
-                    return false;
-                }
-            }
-            if record_train_errors {
-                self.train_errors.push(pred - y);
-            }
-            if let Some(s1) = c.s1 {
-                r[s1] = y;
-            }
-            exec(learn, r, tmp, &mut rng, dim);
-            if let Some(s1) = c.s1 {
-                r[s1] = 0.0;
-            }
-        }
-        for e in 0..n_val.min(task.val_len()) {
-            if let Some(v0) = c.v0 {
-                r[v0..v0 + load].copy_from_slice(&task.val_row(e)[..load]);
-            }
-            exec(predict, r, tmp, &mut rng, dim);
-            self.preds.push(c.s0.map_or(0.0, |s0| r[s0]));
-        }
-        true
+        batch: &TaskBatch,
+        seeds: &[u64],
+        opts: &EvalOptions,
+        out: &mut [f32],
+    ) {
+        self.score_lanes(c, Lanes::of(batch), &batch.tasks, seeds, opts, out);
     }
 
-    /// Validation predictions of the last run.
+    fn score_lanes<B: std::borrow::Borrow<Task>>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        tasks: &[B],
+        seeds: &[u64],
+        opts: &EvalOptions,
+        out: &mut [f32],
+    ) {
+        let spec = RunSpec {
+            n_train: data.n_train,
+            n_val: data.n_val,
+            early_stop: opts.early_stop_abs_error,
+            record_train_errors: false,
+        };
+        self.run(c, data, seeds, spec);
+        for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
+            let task = task.borrow();
+            *o = if self.stopped[t] {
+                MIN_FITNESS
+            } else {
+                score_predictions(
+                    task.metric,
+                    self.predictions_of(t),
+                    &task.val_y[..self.n_val],
+                )
+            };
+        }
+    }
+
+    /// Run setup, `n_train` training and `n_val` validation examples on every lane in
+    /// lockstep (one lane per task; `seeds` has one seed per lane).
+    pub(crate) fn run(&mut self, c: &Compiled, data: Lanes, seeds: &[u64], spec: RunSpec) {
+        let dim = c.dim;
+        let nt = data.lanes;
+        let spec = RunSpec {
+            n_train: spec.n_train.min(data.n_train),
+            n_val: spec.n_val.min(data.n_val),
+            ..spec
+        };
+        self.regs.clear();
+        self.regs.resize(c.n_regs * nt, 0.0);
+        self.mat.resize(self.mat.len().max(dim * dim * nt), 0.0);
+        self.acc.resize(self.acc.len().max(nt), 0.0);
+        self.rngs.clear();
+        self.rngs
+            .extend(seeds.iter().take(nt).map(|&s| Rng::new(s)));
+        self.preds.clear();
+        self.preds.resize(spec.n_val * nt, 0.0);
+        self.n_val = spec.n_val;
+        self.stopped.clear();
+        self.stopped.resize(nt, false);
+        self.train_errors.clear();
+        match dim {
+            4 => self.run_dim::<4>(c, data, spec),
+            8 => self.run_dim::<8>(c, data, spec),
+            16 => self.run_dim::<16>(c, data, spec),
+            32 => self.run_dim::<32>(c, data, spec),
+            _ => self.run_dim::<0>(c, data, spec),
+        }
+    }
+
+    fn run_dim<const D: usize>(&mut self, c: &Compiled, data: Lanes, spec: RunSpec) {
+        let dim = c.dim;
+        let nt = data.lanes;
+        let regs = &mut self.regs[..];
+        let mut scratch = Scratch {
+            mat: &mut self.mat[..],
+            acc: &mut self.acc[..],
+        };
+        let rngs = &mut self.rngs[..];
+        let load = dim.min(data.input_dim);
+        let block = data.input_dim * nt;
+        let [setup, predict, learn] = &c.phases;
+        // One contiguous copy loads example `e` into v0 for every lane.
+        let load_example = |regs: &mut [f32], xs: &[f32], e: usize| {
+            if let Some(v0) = c.v0 {
+                copy_small(
+                    &mut regs[v0 * nt..(v0 + load) * nt],
+                    &xs[e * block..e * block + load * nt],
+                );
+            }
+        };
+        exec::<D>(setup, regs, &mut scratch, rngs, dim);
+        let mut running = nt;
+        for e in 0..spec.n_train {
+            self.train_steps += running as u64;
+            load_example(regs, data.train_x, e);
+            exec::<D>(predict, regs, &mut scratch, rngs, dim);
+            let ys = &data.train_y[e * nt..(e + 1) * nt];
+            for (t, &y) in ys.iter().enumerate() {
+                let pred = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
+                if let Some(limit) = spec.early_stop {
+                    if !self.stopped[t] && (pred.is_nan() || (pred - y).abs() > limit) {
+                        self.stopped[t] = true;
+                        running -= 1;
+                    }
+                }
+                if spec.record_train_errors {
+                    self.train_errors.push(pred - y);
+                }
+            }
+            if running == 0 {
+                return;
+            }
+            if let Some(s1) = c.s1 {
+                regs[s1 * nt..(s1 + 1) * nt].copy_from_slice(ys);
+            }
+            exec::<D>(learn, regs, &mut scratch, rngs, dim);
+            if let Some(s1) = c.s1 {
+                regs[s1 * nt..(s1 + 1) * nt].fill(0.0);
+            }
+        }
+        for e in 0..spec.n_val {
+            load_example(regs, data.val_x, e);
+            exec::<D>(predict, regs, &mut scratch, rngs, dim);
+            if let Some(s0) = c.s0 {
+                for t in 0..nt {
+                    self.preds[t * spec.n_val + e] = regs[s0 * nt + t];
+                }
+            }
+        }
+    }
+
+    /// Training examples run by this evaluator so far (summed over tasks still running).
+    pub fn train_steps(&self) -> u64 {
+        self.train_steps
+    }
+
+    /// Validation predictions of task `t` of the last run.
+    pub fn predictions_of(&self, t: usize) -> &[f32] {
+        &self.preds[t * self.n_val..(t + 1) * self.n_val]
+    }
+
+    /// Validation predictions of the last single-task run.
     pub fn predictions(&self) -> &[f32] {
-        &self.preds
+        self.predictions_of(0)
     }
 }
 
@@ -658,23 +1047,44 @@ pub struct SuiteScore {
 }
 
 /// Score `program` on every task (task `i` with evaluation seed `seeds[i]`; extra
-/// entries of the longer slice are ignored). Tasks run in parallel, each sequentially,
-/// so the result is bit-identical for any thread count.
+/// entries of the longer slice are ignored). Batches of tasks run in parallel, each in
+/// lockstep with every task's arithmetic in its own fixed order, so the result is
+/// bit-identical for any thread count and equal to scoring each task alone.
 pub fn score_on_suite(program: &Program, tasks: &[Arc<Task>], seeds: &[u64]) -> SuiteScore {
-    let per_task: Vec<f32> = tasks
-        .par_iter()
-        .zip(seeds.par_iter())
+    /// Tasks per lockstep batch: enough lanes to vectorise, enough batches to share
+    /// across threads.
+    const LANES: usize = 8;
+    let n = tasks.len().min(seeds.len());
+    let opts = EvalOptions::default();
+    let chunks: Vec<Vec<f32>> = tasks[..n]
+        .par_chunks(LANES)
+        .zip(seeds[..n].par_chunks(LANES))
         .map_init(
             || (Evaluator::new(), None::<(usize, Compiled)>),
-            |(ev, cache), (task, &seed)| {
-                if !matches!(cache, Some((dim, _)) if *dim == task.input_dim) {
-                    *cache = Some((task.input_dim, compile(program, task.input_dim)));
+            |(ev, cache), (chunk, chunk_seeds)| {
+                let dim = chunk[0].input_dim;
+                if !matches!(cache, Some((d, _)) if *d == dim) {
+                    *cache = Some((dim, compile(program, dim)));
                 }
                 let (_, c) = cache.as_ref().expect("compiled just above");
-                ev.score(c, task, seed, &EvalOptions::default())
+                let mut out = vec![0.0; chunk.len()];
+                match TaskBatch::new(chunk) {
+                    Some(batch) => ev.score_batch(c, &batch, chunk_seeds, &opts, &mut out),
+                    None => {
+                        for ((task, &seed), o) in chunk.iter().zip(chunk_seeds).zip(&mut out) {
+                            *o = if task.input_dim == dim {
+                                ev.score(c, task, seed, &opts)
+                            } else {
+                                ev.score(&compile(program, task.input_dim), task, seed, &opts)
+                            };
+                        }
+                    }
+                }
+                out
             },
         )
         .collect();
+    let per_task: Vec<f32> = chunks.into_iter().flatten().collect();
     SuiteScore {
         score: median(&per_task),
         per_task,

@@ -70,7 +70,7 @@ pub fn random_instruction(
                 .copied()
                 .filter(|s| usable(s, meta))
                 .collect();
-            (!sigs.is_empty()).then(|| (e.op, sigs))
+            (!sigs.is_empty()).then_some((e.op, sigs))
         })
         .map(|(op, sigs)| (op, sigs[rng.index(sigs.len())]))
         .collect();

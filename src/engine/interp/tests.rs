@@ -18,12 +18,16 @@ fn setup_regs(setup: &str) -> Vec<f32> {
 fn run_setup(p: &Program) -> Vec<f32> {
     let c = compile_with(p, 2, false);
     let mut r = vec![0.0; c.n_regs];
-    let mut tmp = vec![0.0; 4];
-    exec(
+    let (mut mat, mut acc) = (vec![0.0; 4], vec![0.0; 1]);
+    let mut scratch = Scratch {
+        mat: &mut mat,
+        acc: &mut acc,
+    };
+    exec::<0>(
         &c.phases[0],
         &mut r,
-        &mut tmp,
-        &mut crate::rng::Rng::new(1),
+        &mut scratch,
+        &mut [crate::rng::Rng::new(1)],
         c.dim,
     );
     r
@@ -246,7 +250,7 @@ proptest! {
         setup in proptest::collection::vec(arb_instruction(), 0..8),
         predict in proptest::collection::vec(arb_instruction(), 0..8),
         learn in proptest::collection::vec(arb_instruction(), 0..8),
-        dim in 1usize..4,
+        dim in prop_oneof![1usize..4, Just(4usize), Just(8usize)],
     ) {
         let p = Program {
             meta: ProgramMeta { scalar_count: 6, vector_count: 4, matrix_count: 2, vector_dim: None,
@@ -262,6 +266,25 @@ proptest! {
         prop_assert_eq!(sa.to_bits(), sb.to_bits());
         let bits = |e: &Evaluator| e.predictions().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&a), bits(&b));
+        // The D-specialised kernels agree bit for bit with the generic ones.
+        let c = compile(&p, dim);
+        let mut g = Evaluator::new();
+        let spec = RunSpec { n_train: task.train_len(), n_val: task.val_len(), early_stop: None, record_train_errors: false };
+        g.run(&c, Lanes::single(&task), &[5], spec);
+        g.regs.fill(0.0);
+        g.rngs = vec![crate::rng::Rng::new(5)];
+        g.run_dim::<0>(&c, Lanes::single(&task), spec);
+        prop_assert_eq!(bits(&g), bits(&a));
+        // Lockstep over several tasks equals scoring each alone, early stop included.
+        let tasks: Vec<Arc<Task>> = (0..3).map(|id| Arc::new(tiny_task(dim, id))).collect();
+        let batch = TaskBatch::new(&tasks).unwrap();
+        let opts = EvalOptions { early_stop_abs_error: Some(3.0) };
+        let mut together = [0.0f32; 3];
+        Evaluator::new().score_batch(&c, &batch, &[7, 8, 9], &opts, &mut together);
+        for (t, task) in tasks.iter().enumerate() {
+            let alone = Evaluator::new().score(&c, task, 7 + t as u64, &opts);
+            prop_assert_eq!(alone.to_bits(), together[t].to_bits());
+        }
     }
 }
 
@@ -307,7 +330,7 @@ fn linear_learner_solves_the_validator_suite_and_empty_does_not() {
 
 #[test]
 fn suite_scores_are_bit_identical_across_runs_and_thread_counts() {
-    let (tasks, seeds) = validator_suite(8);
+    let (tasks, seeds) = validator_suite(11);
     let learner = parse_program(LINEAR_LEARNER).unwrap();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -323,6 +346,11 @@ fn suite_scores_are_bit_identical_across_runs_and_thread_counts() {
     assert_eq!(bits(&one), bits(&two));
     assert_eq!(bits(&two), bits(&again));
     assert_eq!(one.score.to_bits(), two.score.to_bits());
+    // Lockstep batches inside the suite give exactly the lone-task scores.
+    for (i, task) in tasks.iter().enumerate() {
+        let alone = evaluate_task(&compile(&learner, 16), task, seeds[i]);
+        assert_eq!(alone.to_bits(), one.per_task[i].to_bits());
+    }
 }
 
 #[test]

@@ -1,0 +1,93 @@
+//! `bitsota eval` end to end on the DSL fixtures, and the fixtures' round trip.
+
+use bitsota::engine::{parse_program, print_program};
+use std::path::Path;
+use std::process::Command;
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/programs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn eval(args: &[&str]) -> std::process::Output {
+    let data = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_bitsota"))
+        .arg("eval")
+        .args(args)
+        .env("BITSOTA_DATA_DIR", data.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_scores_the_linear_learner_and_the_empty_program() {
+    let score = |file: &str| {
+        let out = eval(&[
+            "--dsl",
+            &fixture(file),
+            "--task",
+            "scalar_linear",
+            "--tasks",
+            "8",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = String::from_utf8(out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+        assert_eq!(v["per_task"].as_array().unwrap().len(), 8);
+        v["score"].as_f64().unwrap()
+    };
+    assert!(score("linear_sgd.dsl") >= 0.99);
+    assert!(score("empty.dsl") < 0.5);
+}
+
+#[test]
+fn eval_reports_bad_programs_and_missing_data_clearly() {
+    let out = eval(&[
+        "--dsl",
+        &fixture("bad_register.dsl"),
+        "--task",
+        "scalar_linear",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3, column 14: register v3 out of range"),
+        "{err}"
+    );
+    let out = eval(&[
+        "--dsl",
+        &fixture("linear_sgd.dsl"),
+        "--task",
+        "cifar10_binary",
+        "--tasks",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bitsota data fetch cifar10"));
+    let out = eval(&["--dsl", &fixture("linear_sgd.dsl"), "--task", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn fixtures_parse_and_print_canonically() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/programs");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        match parse_program(&text) {
+            Ok(p) => {
+                let printed = print_program(&p);
+                assert_eq!(parse_program(&printed).unwrap(), p, "{}", path.display());
+            }
+            Err(e) => assert!(
+                path.ends_with("bad_register.dsl"),
+                "{}: {e}",
+                path.display()
+            ),
+        }
+    }
+}
