@@ -146,12 +146,9 @@ impl Supervisor {
             workers: req.workers,
             seed: req.seed,
         };
-        let settings = MinerSettings::resolve(
-            config,
-            config.miner.problem_config.as_deref(),
-            &overrides,
-        )
-        .map_err(MinerError::Settings)?;
+        let settings =
+            MinerSettings::resolve(config, config.miner.problem_config.as_deref(), &overrides)
+                .map_err(MinerError::Settings)?;
         if settings.is_pool() {
             start_pool_mining(&settings)?;
         }
@@ -217,7 +214,11 @@ impl Supervisor {
 
     /// Stop mining if it is running `run_id` (`POST /runs/stop`).
     pub fn stop_run(&self, run_id: &str) -> Result<(), MinerError> {
-        let mine = self.active.lock().as_ref().is_some_and(|a| a.run_id == run_id);
+        let mine = self
+            .active
+            .lock()
+            .as_ref()
+            .is_some_and(|a| a.run_id == run_id);
         if mine {
             self.stop()?;
         }

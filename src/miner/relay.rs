@@ -8,9 +8,14 @@ use std::time::Duration;
 /// What the relay said to a submission.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubmitOutcome {
-    Accepted { result_id: String },
+    Accepted {
+        result_id: String,
+    },
     /// Refused: HTTP status and the relay's `detail`.
-    Rejected { status: u16, reason: String },
+    Rejected {
+        status: u16,
+        reason: String,
+    },
 }
 
 /// A relay, as seen by one miner identity.
@@ -31,10 +36,12 @@ fn unix_now() -> u64 {
 fn detail(text: &str) -> String {
     serde_json::from_str::<Value>(text)
         .ok()
-        .and_then(|v| v.get("detail").map(|d| match d {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }))
+        .and_then(|v| {
+            v.get("detail").map(|d| match d {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        })
         .unwrap_or_else(|| text.chars().take(300).collect())
 }
 
@@ -85,13 +92,19 @@ impl RelayClient {
     /// already linked → nothing; else link `code`. Returns a line for the run's log.
     pub fn ensure_invitation(&self, code: Option<&str>) -> Result<String, String> {
         let r = self
-            .signed(self.http.get(format!("{}/invitation_code/linked", self.base)))
+            .signed(
+                self.http
+                    .get(format!("{}/invitation_code/linked", self.base)),
+            )
             .send()
             .map_err(|e| e.to_string())?;
         let status = r.status();
         let text = r.text().map_err(|e| e.to_string())?;
         if !status.is_success() {
-            return Err(format!("invitation check: HTTP {status}: {}", detail(&text)));
+            return Err(format!(
+                "invitation check: HTTP {status}: {}",
+                detail(&text)
+            ));
         }
         let linked = serde_json::from_str::<Value>(&text)
             .ok()
@@ -107,7 +120,10 @@ impl RelayClient {
             );
         };
         let r = self
-            .signed(self.http.post(format!("{}/invitation_code/link", self.base)))
+            .signed(
+                self.http
+                    .post(format!("{}/invitation_code/link", self.base)),
+            )
             .json(&json!({ "code": code }))
             .send()
             .map_err(|e| e.to_string())?;
@@ -137,7 +153,11 @@ impl RelayClient {
         if status.is_success() {
             let result_id = serde_json::from_str::<Value>(&text)
                 .ok()
-                .and_then(|v| v.get("result_id").and_then(Value::as_str).map(str::to_string))
+                .and_then(|v| {
+                    v.get("result_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .unwrap_or_default();
             Ok(SubmitOutcome::Accepted { result_id })
         } else {
@@ -155,7 +175,10 @@ mod tests {
 
     #[test]
     fn relay_error_details() {
-        assert_eq!(detail(r#"{"detail":"score is required"}"#), "score is required");
+        assert_eq!(
+            detail(r#"{"detail":"score is required"}"#),
+            "score is required"
+        );
         assert_eq!(detail("plain"), "plain");
     }
 }

@@ -67,7 +67,7 @@ impl Policy {
     /// A worker improved: it is a candidate when its miner fitness beats the best
     /// verified score so far (and any candidate already waiting).
     pub fn offer(&mut self, f: Found) {
-        let beats_pending = self.pending.as_ref().is_none_or(|p| f.fitness > p.fitness);
+        let beats_pending = self.pending.as_ref().map_or(true, |p| f.fitness > p.fitness);
         if f.fitness > self.best_verified && beats_pending {
             self.pending = Some(f);
         }
@@ -78,7 +78,7 @@ impl Policy {
     pub fn take_due(&mut self, total_children: u64) -> Option<Found> {
         let due = self
             .last_verified_at
-            .is_none_or(|at| total_children >= at + self.validate_every);
+            .map_or(true, |at| total_children >= at + self.validate_every);
         if !due {
             return None;
         }
@@ -91,8 +91,8 @@ impl Policy {
     /// ≥ the relay's SOTA and above the run's accepted best) and is queued for it.
     pub fn verified(&mut self, v: Verified) -> bool {
         self.best_verified = self.best_verified.max(v.score);
-        let qualifies = self.qualifies(v.score)
-            && self.queued.as_ref().is_none_or(|q| v.score > q.score);
+        let qualifies =
+            self.qualifies(v.score) && self.queued.as_ref().map_or(true, |q| v.score > q.score);
         if qualifies {
             self.queued = Some(v);
         }
@@ -101,7 +101,7 @@ impl Policy {
 
     fn qualifies(&self, score: f64) -> bool {
         score >= self.global_sota.unwrap_or(f64::NEG_INFINITY)
-            && self.local_best.is_none_or(|l| score > l)
+            && self.local_best.map_or(true, |l| score > l)
     }
 
     /// The queued candidate to submit now: the cooldown has passed and it still meets the
@@ -109,7 +109,7 @@ impl Policy {
     pub fn take_submission(&mut self, now: Instant) -> Option<Verified> {
         let cooled = self
             .last_submit
-            .is_none_or(|t| now.duration_since(t) >= self.cooldown);
+            .map_or(true, |t| now.duration_since(t) >= self.cooldown);
         if !cooled {
             return None;
         }
@@ -193,7 +193,11 @@ impl Runner {
             Ok(sota) => {
                 self.policy.global_sota = Some(sota);
                 self.next_sota = now + Duration::from_secs(self.job.settings.sota_refresh_s);
-                if let Err(e) = self.job.sidecar.set_global_sota(Some(&self.job.run_id), sota) {
+                if let Err(e) = self
+                    .job
+                    .sidecar
+                    .set_global_sota(Some(&self.job.run_id), sota)
+                {
                     tracing::warn!(error = %e, "miner: cannot record the global SOTA");
                 }
             }
@@ -213,7 +217,9 @@ impl Runner {
                 best_fitness,
             } => {
                 self.children[worker] = children;
-                self.job.live.progress(worker, children, children_per_sec, best_fitness);
+                self.job
+                    .live
+                    .progress(worker, children, children_per_sec, best_fitness);
                 self.emit(Event::Progress {
                     worker_id: worker.to_string(),
                     iteration: children,
@@ -233,7 +239,9 @@ impl Runner {
                 if self.job.settings.verbose {
                     self.emit(Event::Log {
                         worker_id: Some(worker.to_string()),
-                        message: format!("[w{worker}] improved: fitness={fitness:.6} at {children}"),
+                        message: format!(
+                            "[w{worker}] improved: fitness={fitness:.6} at {children}"
+                        ),
                     });
                 }
                 self.policy.offer(Found {
@@ -289,10 +297,7 @@ impl Runner {
             eval: Some(found.fitness),
             body,
         };
-        let queued = self.policy.verified(Verified {
-            found,
-            score,
-        });
+        let queued = self.policy.verified(Verified { found, score });
         self.emit(event);
         if queued && self.job.relay.is_none() {
             self.emit(log("[miner] no relay is configured; not submitting".into()));
@@ -350,10 +355,10 @@ impl Runner {
         self.policy.submitted(now, v.score, status == "accepted");
         self.emit(log(line));
         self.flush();
-        if let Err(e) =
-            self.job
-                .sidecar
-                .submission_result(Some(&self.job.run_id), v.score, status)
+        if let Err(e) = self
+            .job
+            .sidecar
+            .submission_result(Some(&self.job.run_id), v.score, status)
         {
             tracing::warn!(error = %e, "miner: cannot record a submission result");
         }
@@ -405,9 +410,8 @@ pub fn mine(job: RunJob) {
             runner.emit(log(line));
         }
     }
-    let suites = search::miner_suite(&s, &runner.job.data_dir).and_then(|m| {
-        search::validator_suite(&s, &runner.job.data_dir).map(|v| (m, v))
-    });
+    let suites = search::miner_suite(&s, &runner.job.data_dir)
+        .and_then(|m| search::validator_suite(&s, &runner.job.data_dir).map(|v| (m, v)));
     let outcome = match suites {
         Ok((miner, validator)) => {
             runner.validator = validator;

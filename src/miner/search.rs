@@ -56,7 +56,12 @@ fn build(spec: &SuiteSpec, sizes: LinearSizes, _data_dir: &Path) -> Result<Suite
 /// The miner suite: `miner_task_count` tasks from `miner_task_seed`, with the problem
 /// config's example counts when it sets them.
 pub fn miner_suite(s: &MinerSettings, data_dir: &Path) -> Result<Suite, String> {
-    let spec = SuiteSpec::new(s.task()?, s.input_dim, s.miner_task_count, s.miner_task_seed);
+    let spec = SuiteSpec::new(
+        s.task()?,
+        s.input_dim,
+        s.miner_task_count,
+        s.miner_task_seed,
+    );
     let d = LinearSizes::default();
     let sizes = LinearSizes {
         train: s.train_examples.unwrap_or(d.train),

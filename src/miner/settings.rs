@@ -139,7 +139,9 @@ impl MinerSettings {
 
     /// The task type of local mining.
     pub fn task(&self) -> Result<TaskType, String> {
-        self.task_type.parse::<TaskType>().map_err(|e| e.to_string())
+        self.task_type
+            .parse::<TaskType>()
+            .map_err(|e| e.to_string())
     }
 
     /// Ranges and names.
@@ -193,9 +195,7 @@ impl MinerSettings {
         let root = root.as_object().ok_or("the top level must be an object")?;
         for key in root.keys() {
             if !key.starts_with('_') && !["mining", "args", "env"].contains(&key.as_str()) {
-                return Err(format!(
-                    "{key}: unknown section (known: mining, args, env)"
-                ));
+                return Err(format!("{key}: unknown section (known: mining, args, env)"));
             }
         }
         if let Some(args) = section(root, "args")? {
@@ -246,9 +246,7 @@ impl MinerSettings {
             "validator_task_count" => self.validator_task_count = uint(&name, v)? as usize,
             "validate_every"
             | "validate_every_n_generations"
-            | "miner_validate_every_n_generations" => {
-                self.validate_every = uint(&name, v)?.max(1)
-            }
+            | "miner_validate_every_n_generations" => self.validate_every = uint(&name, v)?.max(1),
             "train_examples" => self.train_examples = Some(positive(&name, v)?),
             "val_examples" => self.val_examples = Some(positive(&name, v)?),
             "feature_dim" => self.input_dim = positive(&name, v)?,
@@ -393,7 +391,11 @@ fn string(name: &str, v: &Value) -> Result<String, String> {
 
 fn uint(name: &str, v: &Value) -> Result<u64, String> {
     v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
         .ok_or_else(|| format!("{name}: must be a non-negative integer"))
 }
 

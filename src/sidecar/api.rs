@@ -131,7 +131,9 @@ fn q_u64(q: &Params, key: &str, default: u64, min: u64, max: u64) -> Result<u64,
 }
 
 fn q_run(q: &Params) -> Option<&str> {
-    q.get("run_id").map(String::as_str).filter(|s| !s.is_empty())
+    q.get("run_id")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 #[handler]
@@ -273,8 +275,12 @@ async fn jobs_enqueue(Data(s): Shared<'_>, body: Body) -> Response {
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Err(bad("payload must be an object")),
         };
-        s.store
-            .enqueue(opt_str(&m, "run_id")?, opt_str(&m, "job_id")?, kind, &payload)
+        s.store.enqueue(
+            opt_str(&m, "run_id")?,
+            opt_str(&m, "job_id")?,
+            kind,
+            &payload,
+        )
     };
     reply(r.await)
 }

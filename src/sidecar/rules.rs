@@ -323,9 +323,7 @@ pub const QUEUE_MIDDLE: u64 = 1 << 63;
 /// front of the queue: each is pushed to the front in turn, so the job that was first in
 /// line is pushed last and leads the queue again. Input: `(queue position, lease expiry)`.
 pub fn requeue_order(leased: &[(u64, f64)], now: f64) -> Vec<usize> {
-    let mut expired: Vec<usize> = (0..leased.len())
-        .filter(|&i| leased[i].1 <= now)
-        .collect();
+    let mut expired: Vec<usize> = (0..leased.len()).filter(|&i| leased[i].1 <= now).collect();
     expired.sort_by(|&a, &b| leased[b].0.cmp(&leased[a].0));
     expired
 }
@@ -370,14 +368,19 @@ mod tests {
             "e",
         )
         .unwrap();
-        assert!(matches!(p, Event::Progress { ref worker_id, iteration: 7, .. } if worker_id == "1"));
+        assert!(
+            matches!(p, Event::Progress { ref worker_id, iteration: 7, .. } if worker_id == "1")
+        );
         assert_eq!(
             parse_event(&json!({"type":"progress","iteration":1}), "e").unwrap_err(),
             "e.worker_id is required"
         );
         assert_eq!(
-            parse_event(&json!({"type":"progress","worker_id":0,"iteration":-1}), "e")
-                .unwrap_err(),
+            parse_event(
+                &json!({"type":"progress","worker_id":0,"iteration":-1}),
+                "e"
+            )
+            .unwrap_err(),
             "e.iteration must be a non-negative integer"
         );
         assert!(parse_event(&json!([1]), "e").is_err());

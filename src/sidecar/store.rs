@@ -258,7 +258,11 @@ impl SidecarStore {
 
     /// `POST /runs/start`: a fresh run (`replace`, wiping any old data under that id) or
     /// the existing one resumed.
-    pub fn start_run(&self, run_id: Option<&str>, replace: bool) -> Result<RunRecord, SidecarError> {
+    pub fn start_run(
+        &self,
+        run_id: Option<&str>,
+        replace: bool,
+    ) -> Result<RunRecord, SidecarError> {
         let _w = self.write.lock();
         let now = now_s();
         let id = match run_id {
@@ -289,7 +293,10 @@ impl SidecarStore {
             .map(|t| t.raw())
             .chain([self.jobs.raw(), self.queue.raw()])
         {
-            let keys: Vec<_> = tree.scan_prefix(&p).keys().collect::<Result<_, _>>()
+            let keys: Vec<_> = tree
+                .scan_prefix(&p)
+                .keys()
+                .collect::<Result<_, _>>()
                 .map_err(StoreError::from)?;
             for k in keys {
                 tree.remove(k).map_err(StoreError::from)?;
@@ -402,23 +409,15 @@ impl SidecarStore {
                 run.status = "stopped".into();
                 self.push_log(run, now, "info", None, "[done] run finished".into())?;
             }
-            Event::Done {
-                worker_id: Some(w),
-            } => {
+            Event::Done { worker_id: Some(w) } => {
                 let line = format!("[w{w}] done");
                 self.push_log(run, now, "info", Some(w), line)?;
             }
-            Event::Error {
-                worker_id,
-                message,
-            } => {
+            Event::Error { worker_id, message } => {
                 let line = format!("[error] {message}");
                 self.push_log(run, now, "error", worker_id.as_deref(), line)?;
             }
-            Event::Log {
-                worker_id,
-                message,
-            } => {
+            Event::Log { worker_id, message } => {
                 self.push_log(run, now, "info", worker_id.as_deref(), message.clone())?;
             }
         }
@@ -575,13 +574,16 @@ impl SidecarStore {
         let now = now_s();
         let mut run = self.run_for_write(run_id, now)?;
         let job_id = match job_id {
-            Some(j) => rules::check_run_id(j)
-                .map_err(|_| SidecarError::BadInput("job_id must be 1 to 128 printable characters".into()))?,
+            Some(j) => rules::check_run_id(j).map_err(|_| {
+                SidecarError::BadInput("job_id must be 1 to 128 printable characters".into())
+            })?,
             None => uuid::Uuid::new_v4().to_string(),
         };
         let k = job_key(&run.run_id, &job_id);
         if self.jobs.contains_key(&k)? {
-            return Err(SidecarError::Conflict(format!("job {job_id} already exists")));
+            return Err(SidecarError::Conflict(format!(
+                "job {job_id} already exists"
+            )));
         }
         if run.job_count >= MAX_JOBS as u64 {
             run.job_count -= self.prune_jobs(&run.run_id)?;
@@ -811,7 +813,8 @@ mod tests {
         ));
         let job = s.next_job("r", "w", 60.0, now_s()).unwrap().unwrap();
         assert_eq!(job["job_id"], "j0");
-        s.job_result(Some("r"), "j0", true, &json!({}), None).unwrap();
+        s.job_result(Some("r"), "j0", true, &json!({}), None)
+            .unwrap();
         s.enqueue(Some("r"), Some("extra"), "evolve", &json!({}))
             .unwrap();
         assert_eq!(s.job_counts("r").unwrap().completed, 0);
