@@ -1,12 +1,392 @@
-//! `bitsota bench`.
+//! `bitsota bench`: engine throughput on the configurations of engine.md §6, which
+//! mirror published AutoML-Zero settings so the same work can be run side by side with
+//! that C++ code. Progress goes to stderr; the last stdout line is JSON with `--json`.
+
+use super::UsageError;
+use crate::engine::mutate::random_program;
+use crate::engine::{
+    compile, run_islands, score_on_suite, Combine, EvalOptions, Evaluator, EvolutionConfig,
+    EvolutionEvent, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
+};
+use crate::rng::Rng;
+use crate::tasks::scalar_linear::{build, LinearSizes};
+use crate::tasks::suite::{median, SuiteSpec};
+use crate::tasks::{Metric, Task, TaskSpec, TaskType};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchKind {
+    /// AutoML-Zero's demo search (az_demo, 10 linear tasks, 4 features).
+    Demo,
+    /// AutoML-Zero's baseline search on CIFAR-shaped tasks (az_baseline, 16 features).
+    Cifar,
+    /// Time until the demo search finds a learner scoring > 0.9999 on 100 new tasks.
+    Discover,
+    /// Re-evaluate one full-size cifar-profile program on the 128-task suite.
+    Validator,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Arguments (not built yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// Which benchmark.
+    #[arg(value_enum)]
+    pub bench: BenchKind,
+    /// Measurement window (discover: the cap per seed). Defaults: demo 10, cifar 180,
+    /// validator 10, discover 300.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Worker threads (islands for searches, rayon threads for validator).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Functional equivalence cache on (10/10 probe examples for demo/discover).
+    #[arg(long)]
+    pub fec: bool,
+    /// Synthetic binary tasks of the same shape instead of projected CIFAR-10.
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Search seed (discover: the first of 5 seeds).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print a JSON summary as the last stdout line.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    super::not_built("bench")
+fn fec_json(fec: Option<FecStats>) -> serde_json::Value {
+    match fec {
+        Some(s) => json!({"lookups": s.lookups, "hits": s.hits, "hit_rate": s.hit_rate()}),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// A binary task shaped like a projected CIFAR task: Gaussian features, label 1 when a
+/// random hyperplane puts the example on its positive side.
+fn synthetic_binary_task(id: u32, dim: usize, train: usize, val: usize) -> Task {
+    let mut rng = Rng::new(0x5EED_0000 + id as u64);
+    let w: Vec<f32> = (0..dim).map(|_| rng.normal_f32(0.0, 1.0)).collect();
+    let mut rows = |n: usize| {
+        let x: Vec<f32> = (0..n * dim).map(|_| rng.normal_f32(0.0, 1.0)).collect();
+        let y = x
+            .chunks_exact(dim)
+            .map(|r| {
+                let s: f32 = r.iter().zip(&w).map(|(a, b)| a * b).sum();
+                (s > 0.0) as u8 as f32
+            })
+            .collect();
+        (x, y)
+    };
+    let (train_x, train_y) = rows(train);
+    let (val_x, val_y) = rows(val);
+    Task {
+        spec: TaskSpec::new(TaskType::Cifar10Binary, id, dim),
+        metric: Metric::Accuracy,
+        input_dim: dim,
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+    }
+}
+
+fn cifar_tasks(
+    count: usize,
+    train: usize,
+    val: usize,
+    synthetic: bool,
+) -> anyhow::Result<(Vec<Arc<Task>>, Vec<u64>)> {
+    let suite = SuiteSpec::new(TaskType::Cifar10Binary, 16, count, 1337);
+    if !synthetic {
+        return Err(UsageError(
+            "projected CIFAR-10 tasks are not available in this build; pass --synthetic".into(),
+        )
+        .into());
+    }
+    let tasks = suite
+        .tasks
+        .iter()
+        .map(|t| Arc::new(synthetic_binary_task(t.task_id, 16, train, val)))
+        .collect();
+    Ok((tasks, (0..count).map(|i| suite.eval_seed(i)).collect()))
+}
+
+fn linear_tasks(count: usize, task_seed: u64, sizes: LinearSizes) -> (Vec<Arc<Task>>, Vec<u64>) {
+    let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, count, task_seed);
+    let tasks = suite
+        .tasks
+        .iter()
+        .map(|t| Arc::new(build(t, sizes)))
+        .collect();
+    (tasks, (0..count).map(|i| suite.eval_seed(i)).collect())
+}
+
+/// AutoML-Zero's demo search settings (engine.md §6).
+fn demo_config(fec: bool, seed: u64, workers: usize) -> EvolutionConfig {
+    EvolutionConfig {
+        profile: ProfileChoice::Named("az_demo".into()),
+        pop_size: 1000,
+        tournament_size: 10,
+        mutation_prob: 0.9,
+        mutations: vec![
+            Mutation::AlterParam,
+            Mutation::AlterInstruction,
+            Mutation::RandomizeComponent,
+        ],
+        initial_population: InitialPopulation::Random,
+        fitness: Combine::Mean,
+        early_stop_abs_error: Some(100.0),
+        fec_cache_size: if fec { 100_000 } else { 0 },
+        fec_train_examples: 10,
+        fec_val_examples: 10,
+        seed,
+        workers,
+        checkpoint_generations: 20_000,
+        ..Default::default()
+    }
+}
+
+/// Run a search for `seconds`, printing progress to stderr; returns the summary.
+fn timed_search(
+    name: &str,
+    cfg: &EvolutionConfig,
+    tasks: &[Arc<Task>],
+    seeds: &[u64],
+    seconds: f64,
+) -> anyhow::Result<serde_json::Value> {
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let mut children = vec![0u64; cfg.workers.max(1)];
+    let mut fec: Vec<Option<FecStats>> = vec![None; cfg.workers.max(1)];
+    let mut best = f32::NEG_INFINITY;
+    let deadline = Duration::from_secs_f64(seconds);
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        scope.spawn(move || {
+            while started.elapsed() < deadline && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let result = run_islands(cfg, tasks, seeds, stop, |event| {
+            match event {
+            EvolutionEvent::Progress {
+                worker,
+                children: c,
+                children_per_sec,
+                best_fitness,
+                ..
+            } => eprintln!(
+                "[bench {name}] worker {worker}: {c} children, {children_per_sec:.0}/s, best {best_fitness}"
+            ),
+            EvolutionEvent::Finished {
+                worker,
+                children: c,
+                best_fitness,
+                fec: f,
+            } => {
+                children[worker] = c;
+                fec[worker] = f;
+                if best_fitness > best {
+                    best = best_fitness;
+                }
+            }
+            EvolutionEvent::Candidate { .. } => {}
+        }
+        });
+        stop.store(true, Ordering::Relaxed);
+        result
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let total: u64 = children.iter().sum();
+    let fec_total = fec.iter().flatten().copied().reduce(FecStats::merged);
+    Ok(json!({
+        "bench": name,
+        "workers": cfg.workers,
+        "seconds": elapsed,
+        "children": total,
+        "children_per_sec": total as f64 / elapsed,
+        "task_evals_per_sec": (total * tasks.len() as u64) as f64 / elapsed,
+        "best_fitness": best,
+        "fec": fec_json(fec_total),
+    }))
+}
+
+/// One discover run: restart the demo search with fresh tasks every 2e8 training steps
+/// until its best program scores > 0.9999 (mean) on 100 new 1000/100 tasks.
+fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
+    const SOLVED: f32 = 0.9999;
+    let started = Instant::now();
+    let (final_tasks, final_seeds) = linear_tasks(
+        100,
+        1_000_000 + seed,
+        LinearSizes {
+            train: 1000,
+            val: 100,
+        },
+    );
+    let mut children = 0u64;
+    for restart in 0u64.. {
+        let cfg = EvolutionConfig {
+            // 2e8 training steps = children × 10 tasks × 100 examples.
+            max_children: Some(200_000),
+            target_fitness: Some(SOLVED),
+            checkpoint_generations: u64::MAX,
+            ..demo_config(fec, seed * 1000 + restart, 1)
+        };
+        let (tasks, seeds) = linear_tasks(
+            10,
+            seed * 1000 + restart,
+            LinearSizes {
+                train: 100,
+                val: 100,
+            },
+        );
+        let stop = AtomicBool::new(false);
+        let cap_left = cap - started.elapsed().as_secs_f64();
+        if cap_left <= 0.0 {
+            return (None, children);
+        }
+        let mut best = None;
+        std::thread::scope(|scope| {
+            let stop = &stop;
+            scope.spawn(move || {
+                let until = Instant::now() + Duration::from_secs_f64(cap_left);
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+            let mut evolver =
+                crate::engine::Evolver::new(cfg, tasks, seeds).expect("valid demo config");
+            evolver.run(0, stop, |_| {});
+            children += evolver.children();
+            best = evolver.best().cloned();
+            stop.store(true, Ordering::Relaxed);
+        });
+        if let Some(best) = best.filter(|b| b.fitness >= SOLVED) {
+            let c = compile(&best.program, 4);
+            let mut ev = Evaluator::new();
+            let scores: Vec<f32> = final_tasks
+                .iter()
+                .zip(&final_seeds)
+                .map(|(t, &s)| ev.score(&c, t, s, &EvalOptions::default()))
+                .collect();
+            let fitness = Combine::Mean.apply(&scores);
+            eprintln!("[bench discover] seed {seed} restart {restart}: candidate scores {fitness} on 100 new tasks");
+            if fitness > SOLVED {
+                return (Some(started.elapsed().as_secs_f64()), children);
+            }
+        }
+    }
+    unreachable!("the restart loop only ends by returning")
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.workers == 0 {
+        return Err(UsageError("--workers must be at least 1".into()).into());
+    }
+    let seconds = args.seconds.unwrap_or(match args.bench {
+        BenchKind::Demo | BenchKind::Validator => 10.0,
+        BenchKind::Cifar => 180.0,
+        BenchKind::Discover => 300.0,
+    });
+    if !(seconds > 0.0) {
+        return Err(UsageError("--seconds must be positive".into()).into());
+    }
+    let summary = match args.bench {
+        BenchKind::Demo => {
+            let (tasks, seeds) = linear_tasks(
+                10,
+                0,
+                LinearSizes {
+                    train: 100,
+                    val: 100,
+                },
+            );
+            let cfg = demo_config(args.fec, args.seed, args.workers);
+            timed_search("demo", &cfg, &tasks, &seeds, seconds)?
+        }
+        BenchKind::Cifar => {
+            let (tasks, seeds) = cifar_tasks(10, 8000, 1000, args.synthetic)?;
+            let cfg = EvolutionConfig {
+                profile: ProfileChoice::Named("az_baseline".into()),
+                pop_size: 100,
+                tournament_size: 10,
+                mutations: vec![
+                    Mutation::Insert,
+                    Mutation::Remove,
+                    Mutation::AlterParam,
+                    Mutation::RandomizeComponent,
+                ],
+                initial_population: InitialPopulation::Empty,
+                fec_cache_size: if args.fec { 100_000 } else { 0 },
+                seed: args.seed,
+                workers: args.workers,
+                checkpoint_generations: 200,
+                ..Default::default()
+            };
+            timed_search("cifar", &cfg, &tasks, &seeds, seconds)?
+        }
+        BenchKind::Discover => {
+            let mut times = Vec::new();
+            let mut all_children = 0;
+            for s in 0..5 {
+                let (t, c) = discover_once(args.seed + s, args.fec, seconds);
+                eprintln!(
+                    "[bench discover] seed {}: {:?} s, {c} children",
+                    args.seed + s,
+                    t
+                );
+                all_children += c;
+                times.push(t.map_or(f32::INFINITY, |t| t as f32));
+            }
+            let med = median(&times);
+            json!({
+                "bench": "discover",
+                "time_to_solution_s": med.is_finite().then_some(med),
+                "per_seed_s": times.iter().map(|t| t.is_finite().then_some(*t)).collect::<Vec<_>>(),
+                "children": all_children,
+                "cap_s": seconds,
+                "fec": args.fec,
+            })
+        }
+        BenchKind::Validator => {
+            let (tasks, seeds) = cifar_tasks(128, 1000, 1000, args.synthetic)?;
+            let profile = Profile::builtin("cifar").expect("built in");
+            let program = random_program(&profile, 16, &mut Rng::new(args.seed));
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(args.workers)
+                .build()?;
+            let mut runs = Vec::new();
+            let started = Instant::now();
+            while runs.is_empty() || started.elapsed().as_secs_f64() < seconds {
+                let t = Instant::now();
+                let scored = pool.install(|| score_on_suite(&program, &tasks, &seeds));
+                runs.push(t.elapsed().as_secs_f32());
+                eprintln!(
+                    "[bench validator] suite in {:.3} s (score {})",
+                    runs.last().unwrap(),
+                    scored.score
+                );
+            }
+            let per_suite = median(&runs);
+            json!({
+                "bench": "validator",
+                "workers": args.workers,
+                "suites": runs.len(),
+                "seconds_per_suite": per_suite,
+                "children_per_sec": 1.0 / per_suite,
+                "task_evals_per_sec": 128.0 / per_suite,
+                "fec": null,
+            })
+        }
+    };
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
 }

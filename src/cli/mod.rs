@@ -62,6 +62,7 @@ pub enum Command {
 /// `<data_dir>/logs/bitsota.log`. The guard must live as long as logging is wanted.
 pub(crate) fn init_logging(
     config: &crate::config::Config,
+    to_stderr: bool,
 ) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -71,12 +72,15 @@ pub(crate) fn init_logging(
             .map_err(|e| crate::config::ConfigError(format!("config: log.level: {level:?}: {e}")))
     };
     let json = config.log.format == crate::config::LogFormat::Json;
-    let stderr = if json {
+    let stderr = if !to_stderr {
+        None
+    } else if json {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
             .with_filter(filter(&config.log.level)?)
             .boxed()
+            .into()
     } else {
         use std::io::IsTerminal;
         tracing_subscriber::fmt::layer()
@@ -84,6 +88,7 @@ pub(crate) fn init_logging(
             .with_writer(std::io::stderr)
             .with_filter(filter(&config.log.level)?)
             .boxed()
+            .into()
     };
     let (file_layer, guard) = if config.log.file {
         let dir = config.data_dir.join("logs");

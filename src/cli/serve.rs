@@ -58,7 +58,7 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.load_config()?;
-    let _log_guard = super::init_logging(&config)?;
+    let _log_guard = super::init_logging(&config, true)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let daemon = Daemon::start(config).await?;

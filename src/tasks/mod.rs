@@ -4,9 +4,22 @@
 //! gives a [`Task`] — contiguous row-major `f32` examples ready for the interpreter.
 //! Suites ([`suite`]) pick task ids deterministically from a seed, and
 //! [`TaskSpec::eval_seed`] gives the seed of the evaluation RNG (engine.md §4.3).
+//!
+//! Image tasks ([`image`]) are built from real dataset files ([`datasets`]); services get
+//! built tasks through [`prepare_suite`], which goes through an in-memory LRU and an
+//! on-disk cache ([`cache`]). [`hyperparams`] reads the reference's suite configuration.
 
+pub mod cache;
+pub mod datasets;
+mod error;
+pub mod hyperparams;
+pub mod image;
+pub mod prepare;
 pub mod scalar_linear;
 pub mod suite;
+
+pub use error::TaskError;
+pub use prepare::{prepare_suite, DataConfig};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

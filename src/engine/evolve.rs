@@ -1,0 +1,861 @@
+//! Evolution engines (engine.md §5): regularized (aging) evolution ("baseline") and the
+//! reference's archive engine, with FEC, early stopping, and islands of worker threads.
+//!
+//! One [`Evolver`] is one island: its own population and RNG stream (`seed + worker`);
+//! [`Evolver::step`] produces, evaluates and inserts exactly one child, so a run is
+//! reproducible from its seed and measured in children, never wall-clock time.
+//! [`run_islands`] runs `workers` islands on threads and reports [`EvolutionEvent`]s.
+
+use super::fec::{Fec, FecStats};
+use super::interp::{compile, Combine, EvalOptions, Evaluator};
+use super::mutate::{mutate, random_program, Mutation};
+use super::program::{Phase, Profile, Program};
+use crate::rng::Rng;
+use crate::tasks::Task;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which search algorithm an island runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    #[default]
+    Baseline,
+    Archive,
+}
+
+/// How the first population is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialPopulation {
+    #[default]
+    Empty,
+    Random,
+}
+
+/// A built-in profile by name, or a profile defined inline in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProfileChoice {
+    Named(String),
+    Inline(Profile),
+}
+
+impl ProfileChoice {
+    pub fn resolve(&self) -> Result<Profile, EvolveError> {
+        match self {
+            ProfileChoice::Named(n) => {
+                Profile::builtin(n).ok_or_else(|| EvolveError::UnknownProfile(n.clone()))
+            }
+            ProfileChoice::Inline(p) => Ok(p.clone()),
+        }
+    }
+}
+
+/// Everything that steers a search; serde, with the spec's defaults for missing fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvolutionConfig {
+    pub engine: EngineKind,
+    pub profile: ProfileChoice,
+    pub pop_size: usize,
+    pub tournament_size: usize,
+    pub mutation_prob: f32,
+    pub mutations: Vec<Mutation>,
+    pub initial_population: InitialPopulation,
+    /// How task scores combine into the miner's fitness.
+    pub fitness: Combine,
+    pub early_stop_abs_error: Option<f32>,
+    /// FEC capacity (0 = off) and probe sizes.
+    pub fec_cache_size: usize,
+    pub fec_train_examples: usize,
+    pub fec_val_examples: usize,
+    pub seed: u64,
+    pub workers: usize,
+    /// Children per worker between migrations (0 = never).
+    pub migration_generations: u64,
+    /// Children per worker between progress events.
+    pub checkpoint_generations: u64,
+    /// Archive engine: archive capacity (its population is `pop_size`, default 8 there).
+    pub archive_size: usize,
+    /// Stop a worker after this many children (None = until stopped).
+    pub max_children: Option<u64>,
+    /// Stop a worker once its best fitness reaches this.
+    pub target_fitness: Option<f32>,
+}
+
+impl Default for EvolutionConfig {
+    fn default() -> Self {
+        EvolutionConfig {
+            engine: EngineKind::Baseline,
+            profile: ProfileChoice::Named("cifar".into()),
+            pop_size: 100,
+            tournament_size: 10,
+            mutation_prob: 0.9,
+            mutations: Mutation::DEFAULTS.to_vec(),
+            initial_population: InitialPopulation::Empty,
+            fitness: Combine::Median,
+            early_stop_abs_error: None,
+            fec_cache_size: 0,
+            fec_train_examples: 32,
+            fec_val_examples: 32,
+            seed: 0,
+            workers: 1,
+            migration_generations: 0,
+            checkpoint_generations: 1000,
+            archive_size: 1000,
+            max_children: None,
+            target_fitness: None,
+        }
+    }
+}
+
+/// A configuration or input the engine cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvolveError {
+    #[error("unknown profile '{0}' (built in: cifar, scalar_linear, full, az_demo, az_baseline)")]
+    UnknownProfile(String),
+    #[error("no tasks to evolve on")]
+    NoTasks,
+    #[error("{tasks} tasks but {seeds} evaluation seeds")]
+    SeedCount { tasks: usize, seeds: usize },
+    #[error("the miner tasks have different input dimensions")]
+    MixedInputDims,
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A program with its miner fitness.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub program: Program,
+    pub fitness: f32,
+}
+
+/// What [`run_islands`] reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvolutionEvent {
+    /// Every `checkpoint_generations` children of a worker.
+    Progress {
+        worker: usize,
+        children: u64,
+        children_per_sec: f64,
+        best_fitness: f32,
+        fec: Option<FecStats>,
+    },
+    /// A worker's best fitness improved.
+    Candidate {
+        worker: usize,
+        children: u64,
+        member: Member,
+    },
+    /// A worker stopped.
+    Finished {
+        worker: usize,
+        children: u64,
+        best_fitness: f32,
+        fec: Option<FecStats>,
+    },
+}
+
+/// Outcome of one [`Evolver::step`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    pub fitness: f32,
+    /// The child is the island's new best.
+    pub improved: bool,
+}
+
+fn better(a: f32, b: f32) -> bool {
+    // NaN never wins; otherwise plain comparison.
+    a > b || (b.is_nan() && !a.is_nan())
+}
+
+/// The sorted opcodes of a program: programs with the same multiset of ops count as
+/// one "op signature" for the archive's diversity bonus.
+fn op_signature(p: &Program) -> Vec<u8> {
+    let mut ops: Vec<u8> = Phase::ALL
+        .iter()
+        .flat_map(|&ph| p.phase(ph).iter().map(|i| i.op.code()))
+        .collect();
+    ops.sort_unstable();
+    ops
+}
+
+/// One island.
+pub struct Evolver {
+    cfg: EvolutionConfig,
+    profile: Profile,
+    tasks: Vec<Arc<Task>>,
+    seeds: Vec<u64>,
+    dim: usize,
+    rng: Rng,
+    evaluator: Evaluator,
+    fec: Option<Fec>,
+    /// Baseline: the aging queue (oldest first). Archive: the current population.
+    population: VecDeque<Member>,
+    archive: Vec<Member>,
+    next_generation: Vec<Member>,
+    children: u64,
+    best: Option<Member>,
+    opts: EvalOptions,
+}
+
+impl Evolver {
+    /// An island for worker 0.
+    pub fn new(
+        config: EvolutionConfig,
+        tasks: Vec<Arc<Task>>,
+        seeds: Vec<u64>,
+    ) -> Result<Self, EvolveError> {
+        Self::for_worker(config, tasks, seeds, 0)
+    }
+
+    /// An island with RNG stream `seed + worker`.
+    pub fn for_worker(
+        config: EvolutionConfig,
+        tasks: Vec<Arc<Task>>,
+        seeds: Vec<u64>,
+        worker: usize,
+    ) -> Result<Self, EvolveError> {
+        let profile = config.profile.resolve()?;
+        let first = tasks.first().ok_or(EvolveError::NoTasks)?;
+        if seeds.len() != tasks.len() {
+            return Err(EvolveError::SeedCount {
+                tasks: tasks.len(),
+                seeds: seeds.len(),
+            });
+        }
+        if tasks.iter().any(|t| t.input_dim != first.input_dim) {
+            return Err(EvolveError::MixedInputDims);
+        }
+        if config.pop_size == 0 || config.tournament_size == 0 {
+            return Err(EvolveError::Config(
+                "pop_size and tournament_size must be positive".into(),
+            ));
+        }
+        if config.mutations.is_empty() {
+            return Err(EvolveError::Config("the mutation list is empty".into()));
+        }
+        let dim = profile.meta().dim_for(first.input_dim);
+        let fec = (config.fec_cache_size > 0).then(|| {
+            Fec::new(
+                config.fec_cache_size,
+                config.fec_train_examples,
+                config.fec_val_examples,
+            )
+        });
+        Ok(Evolver {
+            rng: Rng::new(config.seed.wrapping_add(worker as u64)),
+            opts: EvalOptions {
+                early_stop_abs_error: config.early_stop_abs_error,
+            },
+            cfg: config,
+            profile,
+            tasks,
+            seeds,
+            dim,
+            evaluator: Evaluator::new(),
+            fec,
+            population: VecDeque::new(),
+            archive: Vec::new(),
+            next_generation: Vec::new(),
+            children: 0,
+            best: None,
+        })
+    }
+
+    /// Miner fitness of a program on the island's tasks (FEC and early stop applied).
+    pub fn evaluate(&mut self, program: &Program) -> f32 {
+        let c = compile(program, self.tasks[0].input_dim);
+        let key = match &mut self.fec {
+            Some(fec) => {
+                let key = fec.fingerprint(&mut self.evaluator, &c, &self.tasks[0], self.seeds[0]);
+                if let Some(f) = fec.lookup(key) {
+                    return f;
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        let mut scores = Vec::with_capacity(self.tasks.len());
+        for (task, &seed) in self.tasks.iter().zip(&self.seeds) {
+            scores.push(self.evaluator.score(&c, task, seed, &self.opts));
+        }
+        let fitness = self.cfg.fitness.apply(&scores);
+        if let (Some(fec), Some(key)) = (&mut self.fec, key) {
+            fec.insert(key, fitness);
+        }
+        fitness
+    }
+
+    fn initial_program(&mut self) -> Program {
+        match self.cfg.initial_population {
+            InitialPopulation::Empty => Program::empty(self.profile.meta()),
+            InitialPopulation::Random => random_program(&self.profile, self.dim, &mut self.rng),
+        }
+    }
+
+    /// Copy `parent`, mutate it with probability `mutation_prob`.
+    fn offspring(&mut self, parent: &Program) -> Program {
+        let mut child = parent.clone();
+        if self.rng.next_f32() < self.cfg.mutation_prob {
+            let m = self.cfg.mutations[self.rng.index(self.cfg.mutations.len())];
+            mutate(&mut child, &self.profile, self.dim, m, &mut self.rng);
+        }
+        child
+    }
+
+    fn tournament(&mut self) -> Program {
+        let n = self.population.len();
+        let picks = self.rng.sample_indices(n, self.cfg.tournament_size);
+        let mut best = picks[0];
+        for &i in &picks[1..] {
+            if better(self.population[i].fitness, self.population[best].fitness) {
+                best = i;
+            }
+        }
+        self.population[best].program.clone()
+    }
+
+    /// Produce, evaluate and insert one child (initial members count as children).
+    pub fn step(&mut self) -> StepOutcome {
+        let child = match self.cfg.engine {
+            EngineKind::Baseline => {
+                if self.population.len() < self.cfg.pop_size {
+                    self.initial_program()
+                } else {
+                    let parent = self.tournament();
+                    self.population.pop_front();
+                    self.offspring(&parent)
+                }
+            }
+            EngineKind::Archive => self.archive_child(),
+        };
+        let fitness = self.evaluate(&child);
+        self.children += 1;
+        let member = Member {
+            program: child,
+            fitness,
+        };
+        let improved = self
+            .best
+            .as_ref()
+            .map_or(true, |b| better(fitness, b.fitness));
+        if improved {
+            self.best = Some(member.clone());
+        }
+        match self.cfg.engine {
+            EngineKind::Baseline => self.population.push_back(member),
+            EngineKind::Archive => self.archive_insert(member),
+        }
+        StepOutcome { fitness, improved }
+    }
+
+    /// Archive engine: one child from archive (0.4), current population (0.3) or a
+    /// crossover of two current members (0.3).
+    fn archive_child(&mut self) -> Program {
+        if self.population.len() < self.cfg.pop_size {
+            return self.initial_program();
+        }
+        let r = self.rng.next_f32();
+        if r < 0.4 && !self.archive.is_empty() {
+            let i = self.archive_pick();
+            let parent = self.archive[i].program.clone();
+            self.offspring(&parent)
+        } else if r < 0.7 {
+            let i = self.rng.index(self.population.len());
+            let parent = self.population[i].program.clone();
+            self.offspring(&parent)
+        } else {
+            let a = self.rng.index(self.population.len());
+            let b = self.rng.index(self.population.len());
+            let mut child = self.population[a].program.clone();
+            for phase in Phase::ALL {
+                if self.rng.index(2) == 1 {
+                    *child.phase_mut(phase) = self.population[b].program.phase(phase).clone();
+                }
+            }
+            child
+        }
+    }
+
+    /// Archive sampling weight: `exp(normalised fitness / 2) · (1 + 0.3/(1 + n))` where
+    /// `n` counts archive members with the same op signature.
+    fn archive_pick(&mut self) -> usize {
+        let finite: Vec<f32> = self
+            .archive
+            .iter()
+            .map(|m| m.fitness)
+            .filter(|f| f.is_finite())
+            .collect();
+        let lo = finite.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sigs: Vec<Vec<u8>> = self
+            .archive
+            .iter()
+            .map(|m| op_signature(&m.program))
+            .collect();
+        let weights: Vec<f64> = self
+            .archive
+            .iter()
+            .zip(&sigs)
+            .map(|(m, sig)| {
+                let norm = if m.fitness.is_finite() && hi > lo {
+                    ((m.fitness - lo) / (hi - lo)) as f64
+                } else if m.fitness.is_finite() {
+                    1.0
+                } else {
+                    0.0
+                };
+                let same = sigs.iter().filter(|s| *s == sig).count() - 1;
+                libm::exp(norm / 2.0) * (1.0 + 0.3 / (1.0 + same as f64))
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut x = self.rng.next_f64() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        weights.len() - 1
+    }
+
+    fn archive_insert(&mut self, member: Member) {
+        if self.population.len() < self.cfg.pop_size {
+            self.population.push_back(member.clone());
+        } else {
+            self.next_generation.push(member.clone());
+            if self.next_generation.len() + 1 >= self.cfg.pop_size {
+                // Elitism: the best of the old population survives.
+                let elite = self
+                    .population
+                    .iter()
+                    .chain(&self.next_generation)
+                    .fold(None::<&Member>, |b, m| match b {
+                        Some(b) if !better(m.fitness, b.fitness) => Some(b),
+                        _ => Some(m),
+                    })
+                    .cloned()
+                    .expect("population is not empty");
+                self.population = std::iter::once(elite)
+                    .chain(self.next_generation.drain(..))
+                    .collect();
+            }
+        }
+        if self.archive.len() < self.cfg.archive_size {
+            self.archive.push(member);
+        } else if let Some((worst, _)) = self
+            .archive
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.fitness.total_cmp(&b.1.fitness))
+        {
+            if better(member.fitness, self.archive[worst].fitness) {
+                self.archive[worst] = member;
+            }
+        }
+    }
+
+    pub fn children(&self) -> u64 {
+        self.children
+    }
+    pub fn best(&self) -> Option<&Member> {
+        self.best.as_ref()
+    }
+    pub fn fec_stats(&self) -> Option<FecStats> {
+        self.fec.as_ref().map(|f| f.stats)
+    }
+    pub fn population(&self) -> impl Iterator<Item = &Member> {
+        self.population.iter()
+    }
+
+    /// The better half of the population, best first (what an island sends out).
+    pub fn emigrants(&self) -> Vec<Member> {
+        let mut all: Vec<Member> = self.population.iter().cloned().collect();
+        all.sort_by(|a, b| b.fitness.total_cmp(&a.fitness));
+        all.truncate(all.len() / 2);
+        all
+    }
+
+    /// Immigrants replace the oldest members.
+    pub fn receive(&mut self, immigrants: Vec<Member>) {
+        for m in immigrants {
+            if self.population.len() >= self.cfg.pop_size {
+                self.population.pop_front();
+            }
+            if self
+                .best
+                .as_ref()
+                .map_or(true, |b| better(m.fitness, b.fitness))
+            {
+                self.best = Some(m.clone());
+            }
+            self.population.push_back(m);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.cfg.max_children.is_some_and(|m| self.children >= m)
+            || self
+                .cfg
+                .target_fitness
+                .is_some_and(|t| self.best.as_ref().is_some_and(|b| b.fitness >= t))
+    }
+
+    /// Step until `stop` is set (or `max_children` / `target_fitness` is reached),
+    /// reporting events. Single island; see [`run_islands`] for several.
+    pub fn run(
+        &mut self,
+        worker: usize,
+        stop: &AtomicBool,
+        mut on_event: impl FnMut(EvolutionEvent),
+    ) {
+        self.run_with_migration(worker, stop, &mut on_event, &mut |_, _| None);
+    }
+
+    fn run_with_migration(
+        &mut self,
+        worker: usize,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(EvolutionEvent),
+        migrate: &mut dyn FnMut(u64, Vec<Member>) -> Option<Vec<Member>>,
+    ) {
+        let started = Instant::now();
+        let checkpoint = self.cfg.checkpoint_generations.max(1);
+        while !stop.load(Ordering::Relaxed) && !self.done() {
+            let outcome = self.step();
+            if outcome.improved {
+                if let Some(best) = &self.best {
+                    on_event(EvolutionEvent::Candidate {
+                        worker,
+                        children: self.children,
+                        member: best.clone(),
+                    });
+                }
+            }
+            if self.children % checkpoint == 0 {
+                on_event(EvolutionEvent::Progress {
+                    worker,
+                    children: self.children,
+                    children_per_sec: self.children as f64
+                        / started.elapsed().as_secs_f64().max(1e-9),
+                    best_fitness: self.best.as_ref().map_or(f32::NEG_INFINITY, |b| b.fitness),
+                    fec: self.fec_stats(),
+                });
+            }
+            let every = self.cfg.migration_generations;
+            if every > 0 && self.children % every == 0 {
+                if let Some(immigrants) = migrate(self.children / every, self.emigrants()) {
+                    self.receive(immigrants);
+                }
+            }
+        }
+        on_event(EvolutionEvent::Finished {
+            worker,
+            children: self.children,
+            best_fitness: self.best.as_ref().map_or(f32::NEG_INFINITY, |b| b.fitness),
+            fec: self.fec_stats(),
+        });
+    }
+}
+
+/// Mailboxes of the migration ring: worker `w` sends to `(w + 1) % n`. Each message is
+/// tagged with its migration round so exchanges are deterministic.
+struct Ring {
+    boxes: Mutex<Vec<VecDeque<(u64, Vec<Member>)>>>,
+    ready: Condvar,
+}
+
+impl Ring {
+    fn exchange(
+        &self,
+        worker: usize,
+        round: u64,
+        out: Vec<Member>,
+        stop: &AtomicBool,
+    ) -> Option<Vec<Member>> {
+        let mut boxes = self.boxes.lock().expect("ring lock");
+        let n = boxes.len();
+        boxes[(worker + 1) % n].push_back((round, out));
+        self.ready.notify_all();
+        loop {
+            if let Some(pos) = boxes[worker].iter().position(|(r, _)| *r == round) {
+                return boxes[worker].remove(pos).map(|(_, m)| m);
+            }
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            boxes = self
+                .ready
+                .wait_timeout(boxes, Duration::from_millis(50))
+                .expect("ring lock")
+                .0;
+        }
+    }
+}
+
+/// Run `config.workers` islands on threads until `stop` is set or every worker reached
+/// its `max_children` / `target_fitness`. Events arrive on the calling thread.
+/// Returns each worker's best member.
+pub fn run_islands(
+    config: &EvolutionConfig,
+    tasks: &[Arc<Task>],
+    seeds: &[u64],
+    stop: &AtomicBool,
+    mut on_event: impl FnMut(EvolutionEvent),
+) -> Result<Vec<Option<Member>>, EvolveError> {
+    let workers = config.workers.max(1);
+    let islands: Vec<Evolver> = (0..workers)
+        .map(|w| Evolver::for_worker(config.clone(), tasks.to_vec(), seeds.to_vec(), w))
+        .collect::<Result<_, _>>()?;
+    let ring = Ring {
+        boxes: Mutex::new(vec![VecDeque::new(); workers]),
+        ready: Condvar::new(),
+    };
+    let (tx, rx) = mpsc::channel();
+    let bests = std::thread::scope(|scope| {
+        let handles: Vec<_> = islands
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut island)| {
+                let tx = tx.clone();
+                let ring = &ring;
+                scope.spawn(move || {
+                    let mut send = |e| {
+                        let _ = tx.send(e);
+                    };
+                    let mut migrate = |round, out| {
+                        (workers > 1)
+                            .then(|| ring.exchange(w, round, out, stop))
+                            .flatten()
+                    };
+                    island.run_with_migration(w, stop, &mut send, &mut migrate);
+                    island.best
+                })
+            })
+            .collect();
+        drop(tx);
+        for event in rx {
+            on_event(event);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an evolution worker panicked"))
+            .collect()
+    });
+    Ok(bests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::scalar_linear::{build, LinearSizes};
+    use crate::tasks::suite::SuiteSpec;
+    use crate::tasks::TaskType;
+
+    fn miner_tasks(count: usize, dim: usize, sizes: LinearSizes) -> (Vec<Arc<Task>>, Vec<u64>) {
+        let suite = SuiteSpec::new(TaskType::ScalarLinear, dim, count, 0);
+        let tasks = suite
+            .tasks
+            .iter()
+            .map(|t| Arc::new(build(t, sizes)))
+            .collect();
+        (tasks, (0..count).map(|i| suite.eval_seed(i)).collect())
+    }
+
+    fn small_config() -> EvolutionConfig {
+        EvolutionConfig {
+            profile: ProfileChoice::Named("scalar_linear".into()),
+            pop_size: 20,
+            tournament_size: 5,
+            seed: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn runs_are_reproducible_under_a_seed() {
+        let (tasks, seeds) = miner_tasks(3, 4, LinearSizes { train: 30, val: 30 });
+        let run = |cfg: EvolutionConfig| {
+            let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
+            (0..300)
+                .map(|_| e.step().fitness.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(small_config()), run(small_config()));
+        assert_ne!(
+            run(small_config()),
+            run(EvolutionConfig {
+                seed: 4,
+                ..small_config()
+            })
+        );
+        let archive = EvolutionConfig {
+            engine: EngineKind::Archive,
+            pop_size: 8,
+            ..small_config()
+        };
+        assert_eq!(run(archive.clone()), run(archive));
+    }
+
+    #[test]
+    fn fec_hits_do_not_change_the_search_much_and_are_counted() {
+        let (tasks, seeds) = miner_tasks(3, 4, LinearSizes { train: 30, val: 30 });
+        let cfg = EvolutionConfig {
+            fec_cache_size: 1000,
+            fec_train_examples: 10,
+            fec_val_examples: 10,
+            ..small_config()
+        };
+        let mut e = Evolver::new(cfg, tasks, seeds).unwrap();
+        for _ in 0..300 {
+            e.step();
+        }
+        let stats = e.fec_stats().unwrap();
+        assert_eq!(stats.lookups, 300);
+        assert!(stats.hits > 0 && stats.hits < 300, "{stats:?}");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let (tasks, seeds) = miner_tasks(2, 4, LinearSizes { train: 5, val: 5 });
+        let e = |cfg, t: Vec<Arc<Task>>, s: Vec<u64>| Evolver::new(cfg, t, s).err();
+        assert_eq!(
+            e(small_config(), vec![], vec![]),
+            Some(EvolveError::NoTasks)
+        );
+        assert!(matches!(
+            e(small_config(), tasks.clone(), vec![1]),
+            Some(EvolveError::SeedCount { .. })
+        ));
+        let cfg = EvolutionConfig {
+            profile: ProfileChoice::Named("nope".into()),
+            ..small_config()
+        };
+        assert!(matches!(
+            e(cfg, tasks.clone(), seeds.clone()),
+            Some(EvolveError::UnknownProfile(_))
+        ));
+        let json = r#"{"profile": "az_demo", "pop_size": 7, "mutations": ["alter_param"]}"#;
+        let cfg: EvolutionConfig = serde_json::from_str(json).unwrap();
+        assert_eq!((cfg.pop_size, cfg.tournament_size), (7, 10));
+        assert!(serde_json::from_str::<EvolutionConfig>(r#"{"pop_sise": 7}"#).is_err());
+    }
+
+    #[test]
+    fn islands_migrate_deterministically_and_report() {
+        let (tasks, seeds) = miner_tasks(2, 4, LinearSizes { train: 20, val: 20 });
+        let cfg = EvolutionConfig {
+            workers: 2,
+            migration_generations: 50,
+            checkpoint_generations: 100,
+            max_children: Some(200),
+            ..small_config()
+        };
+        let run = || {
+            let mut progress = 0;
+            let mut finished = 0;
+            let bests = run_islands(&cfg, &tasks, &seeds, &AtomicBool::new(false), |e| match e {
+                EvolutionEvent::Progress { .. } => progress += 1,
+                EvolutionEvent::Finished { children, .. } => {
+                    assert_eq!(children, 200);
+                    finished += 1
+                }
+                EvolutionEvent::Candidate { .. } => {}
+            })
+            .unwrap();
+            assert_eq!((progress, finished), (4, 2));
+            bests
+                .into_iter()
+                .map(|b| b.unwrap().fitness.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+
+    /// From empty programs, the baseline search discovers linear regression.
+    #[test]
+    fn baseline_discovers_linear_regression() {
+        let (tasks, seeds) = miner_tasks(
+            4,
+            4,
+            LinearSizes {
+                train: 100,
+                val: 100,
+            },
+        );
+        let cfg = EvolutionConfig {
+            profile: ProfileChoice::Named("scalar_linear".into()),
+            pop_size: 100,
+            tournament_size: 10,
+            seed: 1,
+            fec_cache_size: 10_000,
+            fec_train_examples: 10,
+            fec_val_examples: 10,
+            max_children: Some(BUDGET),
+            target_fitness: Some(0.99),
+            ..Default::default()
+        };
+        let mut e = Evolver::new(cfg, tasks, seeds).unwrap();
+        e.run(0, &AtomicBool::new(false), |_| {});
+        let best = e.best().unwrap();
+        assert!(
+            best.fitness >= 0.99,
+            "best {} after {} children:\n{}",
+            best.fitness,
+            e.children(),
+            crate::engine::print_program(&best.program)
+        );
+    }
+
+    const BUDGET: u64 = 200_000;
+}
+
+#[cfg(test)]
+mod explore {
+    use super::*;
+    use crate::tasks::scalar_linear::{build, LinearSizes};
+    use crate::tasks::suite::SuiteSpec;
+    use crate::tasks::TaskType;
+
+    #[test]
+    #[ignore]
+    fn explore_discovery() {
+        let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, env("TASKS", 4) as usize, 0);
+        let sizes = LinearSizes { train: 100, val: 100 };
+        let tasks: Vec<Arc<Task>> = suite.tasks.iter().map(|t| Arc::new(build(t, sizes))).collect();
+        let seeds: Vec<u64> = (0..tasks.len()).map(|i| suite.eval_seed(i)).collect();
+        let demo = env("DEMO", 0) == 1;
+        for seed in 0..env("SEEDS", 3) {
+            let mut cfg = EvolutionConfig {
+                profile: ProfileChoice::Named(std::env::var("PROFILE").unwrap_or("scalar_linear".into())),
+                pop_size: env("POP", 100) as usize,
+                tournament_size: env("TOUR", 10) as usize,
+                seed,
+                fec_cache_size: 10_000,
+                fec_train_examples: 10,
+                fec_val_examples: 10,
+                max_children: Some(env("BUDGET", 1_000_000)),
+                target_fitness: Some(0.99),
+                fitness: if env("MEAN", 0) == 1 { Combine::Mean } else { Combine::Median },
+                early_stop_abs_error: (env("ES", 0) == 1).then_some(100.0),
+                ..Default::default()
+            };
+            if demo {
+                cfg.initial_population = InitialPopulation::Random;
+                cfg.mutations = vec![Mutation::AlterParam, Mutation::AlterInstruction, Mutation::RandomizeComponent];
+            }
+            let t = Instant::now();
+            let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
+            e.run(0, &AtomicBool::new(false), |_| {});
+            println!("seed {seed}: best {} children {} in {:?} fec {:?}", e.best().unwrap().fitness, e.children(), t.elapsed(), e.fec_stats());
+        }
+    }
+}

@@ -1,0 +1,373 @@
+use super::*;
+use crate::engine::dsl::{parse_program, tests::arb_instruction};
+use crate::engine::program::ProgramMeta;
+use crate::tasks::scalar_linear::{self, LinearSizes};
+use crate::tasks::suite::SuiteSpec;
+use crate::tasks::{TaskSpec, TaskType};
+use proptest::prelude::*;
+
+const META: &str = "# meta: scalar_count=4 vector_count=4 matrix_count=2 vector_dim=2\n";
+
+/// Registers after running `setup` with dead-code elimination off (so every
+/// instruction's effect is visible). Layout: s0..s3, v0..v3 (2 each), m0, m1 (4 each).
+fn setup_regs(setup: &str) -> Vec<f32> {
+    let p = parse_program(&format!("{META}# setup\n{setup}")).unwrap();
+    run_setup(&p)
+}
+
+fn run_setup(p: &Program) -> Vec<f32> {
+    let c = compile_with(p, 2, false);
+    let mut r = vec![0.0; c.n_regs];
+    let mut tmp = vec![0.0; 4];
+    exec(
+        &c.phases[0],
+        &mut r,
+        &mut tmp,
+        &mut crate::rng::Rng::new(1),
+        c.dim,
+    );
+    r
+}
+
+fn s(r: &[f32], i: usize) -> f32 {
+    r[i]
+}
+fn v(r: &[f32], i: usize) -> &[f32] {
+    &r[4 + 2 * i..6 + 2 * i]
+}
+fn m(r: &[f32], i: usize) -> &[f32] {
+    &r[12 + 4 * i..16 + 4 * i]
+}
+
+const INIT: &str = "s2 = 2\ns3 = -3\nv1[0] = 1\nv1[1] = 2\nv2[0] = 10\nv2[1] = 20\n";
+
+fn with_init(body: &str) -> Vec<f32> {
+    // m0 = outer(v1, v1) - v1 on every row = [[0, 0], [1, 2]].
+    setup_regs(&format!(
+        "{INIT}m1 = outer(v1, v1)\nm0 = m1 - v1\nm1 = 0\n{body}"
+    ))
+}
+
+#[test]
+fn init_fixture_is_what_the_tests_assume() {
+    let r = setup_regs(INIT);
+    assert_eq!((s(&r, 2), s(&r, 3)), (2.0, -3.0));
+    assert_eq!(v(&r, 1), &[1.0, 2.0]);
+    assert!(parse_program(&format!("{META}# setup\nm0[0] = 0\n")).is_err());
+}
+
+#[test]
+fn broadcasting_and_result_typing() {
+    let r = with_init("");
+    assert_eq!(
+        m(&r, 0),
+        &[0.0, 0.0, 1.0, 2.0],
+        "matrix - vector applies to every row"
+    );
+    let r = with_init("v3 = s2 * v1\ns0 = s2 + s3\nv0 = s2 - s3\nm1 = v2 + v1\n");
+    assert_eq!(v(&r, 3), &[2.0, 4.0], "scalar * vector -> vector");
+    assert_eq!(s(&r, 0), -1.0);
+    assert_eq!(v(&r, 0), &[5.0, 5.0], "a scalar result fills a vector");
+    assert_eq!(
+        m(&r, 1),
+        &[11.0, 22.0, 11.0, 22.0],
+        "a vector result fills every row"
+    );
+    let r = with_init("m1 = v1 * m0\nv3 = v1 / s2\n");
+    assert_eq!(m(&r, 1), &[0.0, 0.0, 1.0, 4.0], "vector * matrix, per row");
+    assert_eq!(v(&r, 3), &[0.5, 1.0]);
+    let r = with_init("m1 = s3 + m0\nm1 = maximum(m1, m0)\n");
+    assert_eq!(m(&r, 1), &[0.0, 0.0, 1.0, 2.0]);
+}
+
+#[test]
+fn higher_rank_results_are_noops() {
+    let r = with_init("s0 = 7\ns0 = s2 + v1\ns0 = m0 * s2\nv0 = 9\nv0 = m0 + v1\nv0 = abs(m0)\n");
+    assert_eq!(s(&r, 0), 7.0);
+    assert_eq!(v(&r, 0), &[9.0, 9.0]);
+}
+
+#[test]
+fn invalid_operands_are_noops() {
+    let r = with_init("s0 = 5\ns0 = dot(s2, s3)\ns0 = norm(s2)\nv0 = matmul(v1, m0)\nm1 = outer(v1, s2)\nv0 = outer(v1, v2)\n");
+    assert_eq!(s(&r, 0), 5.0);
+    assert_eq!(v(&r, 0), &[0.0, 0.0]);
+    assert_eq!(m(&r, 1), &[0.0; 4]);
+    // Registers past the configured counts (built in code; the parser refuses them).
+    let mut p = Program::empty(ProgramMeta {
+        scalar_count: 2,
+        vector_count: 1,
+        matrix_count: 0,
+        vector_dim: Some(2),
+        setup_max_ops: 5,
+        predict_max_ops: 5,
+        learn_max_ops: 5,
+    });
+    p.setup = vec![
+        Instruction::constant(Op::Const, Addr::s(0), 3.0, 0.0),
+        Instruction::binary(Op::Add, Addr::s(0), Addr::s(7), Addr::s(1)),
+        Instruction::unary(Op::Copy, Addr::s(0), Addr::m(0)),
+        Instruction::constant(Op::Gaussian, Addr::v(3), 0.0, 1.0),
+        Instruction {
+            dest: None,
+            ..Instruction::constant(Op::Const, Addr::s(0), 1.0, 0.0)
+        },
+    ];
+    let r = run_setup(&p);
+    assert_eq!(r, vec![3.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn arithmetic_edge_cases() {
+    let r = with_init("s0 = s2 / s1\ns1 = 100\ns1 = exp(s1)\nv0 = log(v0)\n");
+    assert_eq!(s(&r, 0), 2.0 / 1e-8f32);
+    assert_eq!(s(&r, 1), libm::expf(10.0));
+    assert_eq!(v(&r, 0)[0], libm::logf(1e-8));
+    let r = with_init("s0 = -100\ns0 = exp(s0)\ns1 = heaviside(s1)\nv0 = heaviside(m0)\nv3 = heaviside(v1, 1.0)\n");
+    assert_eq!(s(&r, 0), libm::expf(-10.0));
+    assert_eq!(s(&r, 1), 0.0, "heaviside(0) is 0 (strict)");
+    assert_eq!(v(&r, 3), &[1.0, 1.0]);
+    let r = with_init("s0 = sin(s2)\ns1 = cos(s2)\nv0 = tan(v1)\n");
+    assert_eq!(s(&r, 0), libm::sinf(2.0));
+    assert_eq!(s(&r, 1), libm::cosf(2.0));
+    assert_eq!(v(&r, 0), &[libm::tanf(1.0), libm::tanf(2.0)]);
+    // NaN propagates through MIN/MAX from either side; heaviside(NaN) = 0.
+    let r = with_init("s0 = 3e38\ns0 = s0 * s2\ns0 = s0 - s0\ns1 = maximum(s2, s0)\ns3 = minimum(s0, s2)\ns2 = heaviside(s0)\n");
+    assert!(s(&r, 0).is_nan());
+    assert!(s(&r, 1).is_nan() && s(&r, 3).is_nan());
+    assert_eq!(s(&r, 2), 0.0);
+}
+
+#[test]
+fn reductions_and_copies() {
+    let r = with_init("s0 = v1\ns1 = m0\nv0 = m0\nm1 = v1\nv3 = s3\n");
+    assert_eq!(
+        s(&r, 0),
+        libm::sqrtf(5.0),
+        "vector -> scalar copy is the L2 norm"
+    );
+    assert_eq!(
+        s(&r, 1),
+        libm::sqrtf(5.0),
+        "matrix -> scalar copy is Frobenius"
+    );
+    assert_eq!(v(&r, 0), &[0.0, 0.0], "matrix -> vector copy is a no-op");
+    assert_eq!(m(&r, 1), &[1.0, 2.0, 1.0, 2.0]);
+    assert_eq!(v(&r, 3), &[-3.0, -3.0]);
+    let r = with_init("s0 = norm(v2)\ns1 = mean(m0)\ns2 = std(v1)\nv3 = mean(v2)\n");
+    assert_eq!(s(&r, 0), libm::sqrtf(500.0));
+    assert_eq!(s(&r, 1), 0.75);
+    assert_eq!(s(&r, 2), 0.5);
+    assert_eq!(v(&r, 3), &[15.0, 15.0]);
+}
+
+#[test]
+fn linear_algebra() {
+    // m0 = [[0,0],[1,2]], v1 = [1,2], v2 = [10,20].
+    let r = with_init(
+        "v3 = matmul(m0, v1)\nv1 = matmul(m0, v1)\ns0 = dot(v2, v3)\nm1 = matmul(m0, m0)\n",
+    );
+    assert_eq!(v(&r, 3), &[0.0, 5.0]);
+    assert_eq!(
+        v(&r, 1),
+        &[0.0, 5.0],
+        "in-place MATMUL reads the old vector"
+    );
+    assert_eq!(s(&r, 0), 100.0);
+    assert_eq!(m(&r, 1), &[0.0, 0.0, 2.0, 4.0]);
+    let r = with_init("m1 = outer(v1, v2)\nm0 = matmul(m0, m0)\nm1 = matmul(m0, v1)\n");
+    assert_eq!(m(&r, 0), &[0.0, 0.0, 2.0, 4.0], "in-place matrix product");
+    assert_eq!(
+        m(&r, 1),
+        &[0.0, 10.0, 0.0, 10.0],
+        "vector result fills rows"
+    );
+    let r = with_init("m1 = outer(v1, v2)\n");
+    assert_eq!(m(&r, 1), &[10.0, 20.0, 20.0, 40.0]);
+}
+
+#[test]
+fn const_vec_and_random_ops() {
+    let mut p = parse_program(&format!(
+        "{META}# setup\nv0[1] = 4\nv0[2] = 9\nv3[-1] = 9\ns0 = uniform(1, 1)\n"
+    ))
+    .unwrap();
+    p.setup
+        .push(Instruction::constant(Op::ConstVec, Addr::v(1), -0.5, 6.0));
+    p.setup.push(Instruction::constant(
+        Op::ConstVec,
+        Addr::v(2),
+        f32::NAN,
+        6.0,
+    ));
+    let r = run_setup(&p);
+    assert_eq!(v(&r, 0), &[0.0, 4.0]);
+    assert_eq!(v(&r, 3), &[0.0, 0.0]);
+    assert_eq!(v(&r, 1), &[6.0, 0.0], "int(-0.5) = 0, like the reference");
+    assert_eq!(v(&r, 2), &[0.0, 0.0]);
+    assert_eq!(s(&r, 0), 1.0, "an empty uniform interval gives its low end");
+    let r = setup_regs("m0 = gaussian(5, 0)\nv1 = uniform(-1, 1)\n");
+    assert_eq!(m(&r, 0), &[5.0; 4]);
+    assert!(v(&r, 1).iter().all(|x| (-1.0..1.0).contains(x)) && v(&r, 1)[0] != v(&r, 1)[1]);
+}
+
+fn tiny_task(dim: usize, id: u32) -> Task {
+    scalar_linear::build(
+        &TaskSpec::new(TaskType::ScalarLinear, id, dim),
+        LinearSizes { train: 24, val: 12 },
+    )
+}
+
+#[test]
+fn dead_code_is_removed_but_draws_are_kept() {
+    let text = format!("{META}# setup\nv1 = gaussian(0, 1)\ns3 = 4\ns0 = uniform(0, 1)\n# predict\ns2 = s0 * s0\n# learn\nv3 = v0 + v1\n");
+    let p = parse_program(&text).unwrap();
+    let c = compile(&p, 2);
+    assert_eq!(c.live_sizes(), [2, 0, 0]);
+    assert_eq!(c.phases[0][0].k, Kernel::Skip);
+    assert_eq!(c.phases[0][0].n, 4, "two normals = four 64-bit draws");
+    let full = compile_with(&p, 2, false);
+    let task = tiny_task(2, 3);
+    let mut a = Evaluator::new();
+    let mut b = Evaluator::new();
+    let opts = EvalOptions::default();
+    assert_eq!(
+        a.score(&c, &task, 9, &opts).to_bits(),
+        b.score(&full, &task, 9, &opts).to_bits()
+    );
+    assert_eq!(a.predictions(), b.predictions());
+    assert!(a.predictions()[0] > 0.0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn dead_code_elimination_never_changes_predictions(
+        setup in proptest::collection::vec(arb_instruction(), 0..8),
+        predict in proptest::collection::vec(arb_instruction(), 0..8),
+        learn in proptest::collection::vec(arb_instruction(), 0..8),
+        dim in 1usize..4,
+    ) {
+        let p = Program {
+            meta: ProgramMeta { scalar_count: 6, vector_count: 4, matrix_count: 2, vector_dim: None,
+                setup_max_ops: 8, predict_max_ops: 8, learn_max_ops: 8 },
+            setup, predict, learn,
+        };
+        let task = tiny_task(dim, 1);
+        let mut a = Evaluator::new();
+        let mut b = Evaluator::new();
+        let opts = EvalOptions::default();
+        let sa = a.score(&compile(&p, dim), &task, 5, &opts);
+        let sb = b.score(&compile_with(&p, dim, false), &task, 5, &opts);
+        prop_assert_eq!(sa.to_bits(), sb.to_bits());
+        let bits = |e: &Evaluator| e.predictions().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&a), bits(&b));
+    }
+}
+
+/// The §1.3 example learner without its `vector_dim`, so D follows the task.
+pub(crate) const LINEAR_LEARNER: &str = "\
+# setup
+s2 = 0.01
+v1 = gaussian(0.0, 0.1)
+# predict
+s0 = dot(v0, v1)
+# learn
+s3 = s1 - s0
+s3 = s3 * s2
+v2 = v0 * s3
+v1 = v1 + v2
+";
+
+fn validator_suite(count: usize) -> (Vec<Arc<Task>>, Vec<u64>) {
+    let suite = SuiteSpec::new(TaskType::ScalarLinear, 16, count, 1337);
+    let tasks = suite
+        .tasks
+        .iter()
+        .map(|t| Arc::new(scalar_linear::build(t, LinearSizes::default())))
+        .collect();
+    let seeds = (0..count).map(|i| suite.eval_seed(i)).collect();
+    (tasks, seeds)
+}
+
+#[test]
+fn linear_learner_solves_the_validator_suite_and_empty_does_not() {
+    let (tasks, seeds) = validator_suite(16);
+    let learner = parse_program(LINEAR_LEARNER).unwrap();
+    let scored = score_on_suite(&learner, &tasks, &seeds);
+    assert!(scored.score >= 0.99, "{scored:?}");
+    assert_eq!(scored.per_task.len(), 16);
+    let empty = parse_program("# setup\n").unwrap();
+    let scored = score_on_suite(&empty, &tasks, &seeds);
+    assert!(scored.score < 0.5, "{scored:?}");
+    // Breaking the learning rule must hurt: a test that can fail.
+    let broken = parse_program(&LINEAR_LEARNER.replace("s3 = s1 - s0", "s3 = s0 - s1")).unwrap();
+    assert!(score_on_suite(&broken, &tasks, &seeds).score < 0.5);
+}
+
+#[test]
+fn suite_scores_are_bit_identical_across_runs_and_thread_counts() {
+    let (tasks, seeds) = validator_suite(8);
+    let learner = parse_program(LINEAR_LEARNER).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| score_on_suite(&learner, &tasks, &seeds))
+    };
+    let one = run(1);
+    let two = run(2);
+    let again = run(2);
+    let bits = |s: &SuiteScore| s.per_task.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&one), bits(&two));
+    assert_eq!(bits(&two), bits(&again));
+    assert_eq!(one.score.to_bits(), two.score.to_bits());
+}
+
+#[test]
+fn metrics_and_combining() {
+    let acc = score_predictions(
+        Metric::Accuracy,
+        &[0.9, f32::NAN, 0.2, 0.6],
+        &[1.0, 0.0, 1.0, 0.0],
+    );
+    assert_eq!(acc, 0.5);
+    assert_eq!(
+        score_predictions(Metric::InverseAtanRmse, &[1.0, f32::INFINITY], &[1.0, 1.0]),
+        f32::NEG_INFINITY
+    );
+    assert_eq!(
+        score_predictions(Metric::InverseAtanRmse, &[1.0, 2.0], &[1.0, 2.0]),
+        1.0
+    );
+    let s = score_predictions(Metric::InverseAtanRmse, &[0.0], &[1.0]);
+    assert!((s - 0.5).abs() < 1e-6);
+    assert_eq!(Combine::Median.apply(&[f32::NEG_INFINITY, 0.2, 0.4]), 0.3);
+    assert_eq!(Combine::Median.apply(&[f32::NAN]), f32::NEG_INFINITY);
+    assert_eq!(Combine::Mean.apply(&[0.2, 0.4]), 0.3);
+    // Validators keep non-finite scores in the median.
+    assert_eq!(
+        median(&[f32::NEG_INFINITY, f32::NEG_INFINITY, 0.5]),
+        f32::NEG_INFINITY
+    );
+}
+
+#[test]
+fn early_stop_gives_min_fitness() {
+    let task = tiny_task(2, 4);
+    let p = parse_program("# setup\ns0 = 1000\n").unwrap();
+    let c = compile(&p, 2);
+    let mut e = Evaluator::new();
+    let stopped = e.score(
+        &c,
+        &task,
+        1,
+        &EvalOptions {
+            early_stop_abs_error: Some(100.0),
+        },
+    );
+    assert_eq!(stopped, MIN_FITNESS);
+    let full = e.score(&c, &task, 1, &EvalOptions::default());
+    assert!(full > 0.0 && full < 0.01);
+}
