@@ -156,10 +156,6 @@ impl Supervisor {
         let hotkey = keypair.ss58();
         let relay_url = self.ctx.relay_url_or_embedded(&config.miner.relay_endpoint);
         let embedded = config.miner.relay_endpoint.is_empty();
-        let relay = relay_url
-            .map(|u| relay::RelayClient::new(&u, keypair))
-            .transpose()
-            .map_err(MinerError::Thread)?;
         let run = self.sidecar.start_run(req.run_id.as_deref(), req.replace)?;
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Live::default());
@@ -169,7 +165,8 @@ impl Supervisor {
             sidecar: self.sidecar.clone(),
             stop: stop.clone(),
             live: live.clone(),
-            relay,
+            relay_url,
+            keypair,
             needs_invitation: !(embedded && config.relay.test_mode),
             invite_code: config.miner.invite_code.clone(),
             data_dir: self.ctx.data_dir.clone(),

@@ -58,10 +58,6 @@ impl RelayClient {
         })
     }
 
-    pub fn hotkey(&self) -> String {
-        self.keypair.ss58()
-    }
-
     fn signed(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
         let headers = relay_miner_headers(&self.keypair, unix_now());
         headers

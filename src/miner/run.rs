@@ -7,6 +7,7 @@ use super::relay::{RelayClient, SubmitOutcome};
 use super::search::{self, SearchEvent, Suite};
 use super::settings::MinerSettings;
 use super::Live;
+use crate::keys::Keypair;
 use crate::sidecar::rules::Event;
 use crate::sidecar::SidecarStore;
 use serde_json::{json, Map, Value};
@@ -67,7 +68,10 @@ impl Policy {
     /// A worker improved: it is a candidate when its miner fitness beats the best
     /// verified score so far (and any candidate already waiting).
     pub fn offer(&mut self, f: Found) {
-        let beats_pending = self.pending.as_ref().map_or(true, |p| f.fitness > p.fitness);
+        let beats_pending = self
+            .pending
+            .as_ref()
+            .map_or(true, |p| f.fitness > p.fitness);
         if f.fitness > self.best_verified && beats_pending {
             self.pending = Some(f);
         }
@@ -133,7 +137,10 @@ pub struct RunJob {
     pub sidecar: Arc<SidecarStore>,
     pub stop: Arc<AtomicBool>,
     pub live: Arc<Live>,
-    pub relay: Option<RelayClient>,
+    /// The relay to submit to (none: verify only).
+    pub relay_url: Option<String>,
+    /// The miner identity that signs submissions.
+    pub keypair: Keypair,
     /// Link an invitation code before submitting (outside the embedded test-mode relay).
     pub needs_invitation: bool,
     pub invite_code: Option<String>,
@@ -147,11 +154,15 @@ const SOTA_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Runner {
     job: RunJob,
+    /// Built on the run's thread: a blocking HTTP client must not live in the runtime.
+    relay: Option<RelayClient>,
     policy: Policy,
     validator: Suite,
     batch: Vec<Event>,
     last_flush: Instant,
     next_sota: Instant,
+    /// The last SOTA read failed (log a failure streak once, not every retry).
+    sota_failing: bool,
     children: Vec<u64>,
 }
 
@@ -186,11 +197,12 @@ impl Runner {
         if now < self.next_sota {
             return;
         }
-        let Some(relay) = &self.job.relay else {
+        let Some(relay) = &self.relay else {
             return;
         };
         match relay.sota_threshold() {
             Ok(sota) => {
+                self.sota_failing = false;
                 self.policy.global_sota = Some(sota);
                 self.next_sota = now + Duration::from_secs(self.job.settings.sota_refresh_s);
                 if let Err(e) = self
@@ -203,7 +215,10 @@ impl Runner {
             }
             Err(e) => {
                 self.next_sota = now + SOTA_BACKOFF;
-                self.emit(log(format!("[miner] cannot read the relay's SOTA: {e}")));
+                if !self.sota_failing {
+                    self.sota_failing = true;
+                    self.emit(log(format!("[miner] cannot read the relay's SOTA: {e}")));
+                }
             }
         }
     }
@@ -299,7 +314,7 @@ impl Runner {
         };
         let queued = self.policy.verified(Verified { found, score });
         self.emit(event);
-        if queued && self.job.relay.is_none() {
+        if queued && self.relay.is_none() {
             self.emit(log("[miner] no relay is configured; not submitting".into()));
         }
         self.flush();
@@ -330,7 +345,7 @@ impl Runner {
     }
 
     fn submit(&mut self, v: Verified) {
-        let Some(relay) = &self.job.relay else {
+        let Some(relay) = &self.relay else {
             return;
         };
         let body = self.submission_body(&v);
@@ -371,14 +386,26 @@ impl Runner {
 pub fn mine(job: RunJob) {
     let s = job.settings.clone();
     let start_line = format!(
-        "[miner] run {} started: task={} engine={} workers={} seed={} hotkey={}",
+        "[miner] run {} started: task={} engine={} workers={} seed={} hotkey={} relay={}",
         job.run_id,
         s.task_type,
         s.engine,
         s.workers,
         s.seed,
-        job.relay.as_ref().map_or("-".into(), |r| r.hotkey()),
+        job.keypair.ss58(),
+        job.relay_url.as_deref().unwrap_or("-"),
     );
+    let mut batch = vec![log(start_line)];
+    let relay = match &job.relay_url {
+        Some(url) => match RelayClient::new(url, job.keypair.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                batch.push(log(format!("[miner] no relay client: {e}")));
+                None
+            }
+        },
+        None => None,
+    };
     let local_best = job
         .sidecar
         .run(&job.run_id)
@@ -395,14 +422,16 @@ pub fn mine(job: RunJob) {
             tasks: Vec::new(),
             seeds: Vec::new(),
         },
-        batch: vec![log(start_line)],
+        batch,
+        relay,
         last_flush: Instant::now(),
         next_sota: Instant::now(),
+        sota_failing: false,
         children: vec![0; s.workers],
         job,
     };
     if runner.job.needs_invitation {
-        if let Some(relay) = &runner.job.relay {
+        if let Some(relay) = &runner.relay {
             let line = match relay.ensure_invitation(runner.job.invite_code.as_deref()) {
                 Ok(l) => format!("[miner] {l}"),
                 Err(e) => format!("[miner] invitation: {e}"),

@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::tasks::TaskType;
 use serde_json::{Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a mining run does.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +27,8 @@ pub struct MinerSettings {
     pub val_examples: Option<usize>,
     pub validator_task_count: usize,
     pub validator_task_seed: u64,
+    /// The validators' `validator_hyperparams.json` (their task sizes and seed).
+    pub validator_hyperparams: Option<PathBuf>,
     pub validate_every: u64,
     pub checkpoint_generations: u64,
     pub submission_cooldown_seconds: u64,
@@ -85,6 +87,7 @@ impl MinerSettings {
             val_examples: None,
             validator_task_count: m.validator_task_count,
             validator_task_seed: config.validator.task_seed,
+            validator_hyperparams: config.validator.hyperparams_file.clone(),
             validate_every: m.validate_every.max(1),
             checkpoint_generations: m.checkpoint_generations.max(1),
             submission_cooldown_seconds: m.submission_cooldown_seconds,
