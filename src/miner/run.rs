@@ -38,7 +38,8 @@ pub struct Verified {
 pub struct Policy {
     validate_every: u64,
     cooldown: Duration,
-    best_verified: f64,
+    /// Miner fitness of the last verified candidate.
+    last_verified_fitness: f64,
     last_verified_at: Option<u64>,
     pending: Option<Found>,
     /// Best score the relay accepted from this run.
@@ -55,7 +56,7 @@ impl Policy {
         Policy {
             validate_every: validate_every.max(1),
             cooldown,
-            best_verified: f64::NEG_INFINITY,
+            last_verified_fitness: f64::NEG_INFINITY,
             last_verified_at: None,
             pending: None,
             local_best,
@@ -65,36 +66,38 @@ impl Policy {
         }
     }
 
-    /// A worker improved: it is a candidate when its miner fitness beats the best
-    /// verified score so far (and any candidate already waiting).
+    /// A worker improved: it is a candidate when its miner fitness beats the miner
+    /// fitness of the last verified candidate (as the reference miner decides; the two
+    /// suites' scores are not comparable) and any candidate already waiting.
     pub fn offer(&mut self, f: Found) {
         let beats_pending = self
             .pending
             .as_ref()
             .map_or(true, |p| f.fitness > p.fitness);
-        if f.fitness > self.best_verified && beats_pending {
+        if f.fitness > self.last_verified_fitness && beats_pending {
             self.pending = Some(f);
         }
     }
 
     /// The candidate to verify now, if one waits and `validate_every` steps passed since
-    /// the last verification.
+    /// the last verification — or at once when its miner fitness clears the relay's SOTA.
     pub fn take_due(&mut self, total_children: u64) -> Option<Found> {
+        let f = self.pending.as_ref()?;
         let due = self
             .last_verified_at
-            .map_or(true, |at| total_children >= at + self.validate_every);
+            .map_or(true, |at| total_children >= at + self.validate_every)
+            || self.global_sota.is_some_and(|sota| f.fitness > sota);
         if !due {
             return None;
         }
-        let f = self.pending.take()?;
         self.last_verified_at = Some(total_children);
-        Some(f)
+        self.last_verified_fitness = f.fitness;
+        self.pending.take()
     }
 
     /// Record a verification; `true` when the candidate qualifies for submission (score
     /// ≥ the relay's SOTA and above the run's accepted best) and is queued for it.
     pub fn verified(&mut self, v: Verified) -> bool {
-        self.best_verified = self.best_verified.max(v.score);
         let qualifies =
             self.qualifies(v.score) && self.queued.as_ref().map_or(true, |q| v.score > q.score);
         if qualifies {
@@ -491,13 +494,17 @@ mod tests {
         assert!(p.take_due(50).is_none()); // too soon
         p.offer(found(30, 0.55)); // worse than the waiting one: ignored
         assert_eq!(p.take_due(105).unwrap().fitness, 0.6);
-        // A candidate must beat the best verified score.
-        p.verified(Verified {
-            found: found(105, 0.6),
-            score: 0.7,
-        });
-        p.offer(found(300, 0.65));
+        // A candidate must beat the last verified miner fitness.
+        p.offer(found(300, 0.6));
         assert!(p.take_due(400).is_none());
+        p.offer(found(310, 0.61));
+        assert_eq!(p.take_due(400).unwrap().children, 310);
+        // Clearing the relay's SOTA skips the cadence.
+        p.global_sota = Some(0.62);
+        p.offer(found(320, 0.615));
+        assert!(p.take_due(401).is_none());
+        p.offer(found(330, 0.63));
+        assert_eq!(p.take_due(402).unwrap().children, 330);
     }
 
     #[test]
