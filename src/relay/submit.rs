@@ -1,0 +1,410 @@
+//! The submission pipeline (relay.md §3) as pure functions: body shape, the ordered
+//! checks over facts the caller gathered, the duplicate/hourly tracker, result ids.
+
+use super::ApiError;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+
+/// A parsed `POST /submit_solution` (or `/test/submit_solution`) body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submission {
+    pub task_id: String,
+    pub algorithm_result: Map<String, Value>,
+    pub score: Option<f64>,
+}
+
+impl Submission {
+    /// The stored form of `algorithm_result`: a JSON string holding the object.
+    pub fn algorithm_result_text(&self) -> String {
+        Value::Object(self.algorithm_result.clone()).to_string()
+    }
+
+    /// Hash of the canonical JSON of `algorithm_result` (keys sorted at every level:
+    /// serde_json's map is ordered by key), for the duplicate window.
+    pub fn result_hash(&self) -> [u8; 32] {
+        let canonical = Value::Object(self.algorithm_result.clone()).to_string();
+        Sha256::digest(canonical.as_bytes()).into()
+    }
+}
+
+/// Largest |score| accepted: `score × 1e18` must fit an i64.
+pub const MAX_ABS_SCORE: f64 = 9.0;
+
+/// Step 1–2: parse and shape-check a body. `score_required` is false for test submissions.
+pub fn parse_submission(body: &[u8], score_required: bool) -> Result<Submission, ApiError> {
+    let value = parse_json_object(body)?;
+    let task_id = match value.get("task_id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::unprocessable("task_id must be a string")),
+        None => return Err(ApiError::unprocessable("task_id is required")),
+    };
+    let algorithm_result = match value.get("algorithm_result") {
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "algorithm_result must be a JSON object",
+            ))
+        }
+        None => return Err(ApiError::unprocessable("algorithm_result is required")),
+    };
+    let score = match value.get("score") {
+        None | Some(Value::Null) if score_required => {
+            return Err(ApiError::bad_request("score is required"))
+        }
+        None | Some(Value::Null) => None,
+        Some(v) => Some(finite_score(v)?),
+    };
+    Ok(Submission {
+        task_id,
+        algorithm_result,
+        score,
+    })
+}
+
+/// A score field: a number, finite, |score| < 9.
+pub fn finite_score(v: &Value) -> Result<f64, ApiError> {
+    let s = v
+        .as_f64()
+        .ok_or_else(|| ApiError::unprocessable("score must be a number"))?;
+    if !s.is_finite() || s.abs() >= MAX_ABS_SCORE {
+        return Err(ApiError::bad_request(format!(
+            "score must be finite with |score| < {MAX_ABS_SCORE}, got {s}"
+        )));
+    }
+    Ok(s)
+}
+
+/// A request body that must be a JSON object.
+pub fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::unprocessable(
+            "request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("malformed JSON body: {e}"))),
+    }
+}
+
+/// Everything the ordered checks (steps 3–7) look at, gathered by the caller.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub test_mode: bool,
+    pub invited: bool,
+    pub blacklist_votes: u32,
+    pub blacklist_threshold: u32,
+    pub duplicate: bool,
+    pub submissions_last_hour: u32,
+    /// 0 = unlimited.
+    pub max_per_hour: u32,
+    pub duplicate_window_s: u64,
+    pub sota: f64,
+    /// Step 7's verdict on `algorithm_result` (see [`check_algorithm`]).
+    pub content: Result<(), String>,
+}
+
+/// Steps 3–7 in order; the first failing check answers.
+pub fn check(score: f64, f: &Facts) -> Result<(), ApiError> {
+    if !f.test_mode && !f.invited {
+        return Err(ApiError::forbidden(
+            "Please register your invitation code first",
+        ));
+    }
+    if f.blacklist_votes >= f.blacklist_threshold.max(1) {
+        return Err(ApiError::forbidden("Miner is blacklisted"));
+    }
+    if f.duplicate {
+        return Err(ApiError::bad_request(format!(
+            "Duplicate solution submitted within {} seconds",
+            f.duplicate_window_s
+        )));
+    }
+    if f.max_per_hour > 0 && f.submissions_last_hour >= f.max_per_hour {
+        return Err(ApiError::new(
+            poem::http::StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Rate limit exceeded. Max {} submissions per hour",
+                f.max_per_hour
+            ),
+        ));
+    }
+    if score < f.sota {
+        return Err(ApiError::bad_request(format!(
+            "Score {score} is below the SOTA threshold of {}",
+            f.sota
+        )));
+    }
+    f.content.clone().map_err(ApiError::bad_request)
+}
+
+/// Step 7: `algorithm_dsl`, when present, parses strictly; `task_type`, when present, is
+/// known. `parse_dsl` is the strict parser (its error names line and column).
+pub fn check_algorithm(
+    result: &Map<String, Value>,
+    parse_dsl: impl Fn(&str) -> Result<(), String>,
+) -> Result<(), String> {
+    match result.get("task_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) => {
+            t.parse::<crate::tasks::TaskType>().map_err(|_| {
+                let known: Vec<&str> = crate::tasks::TaskType::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect();
+                format!("unknown task_type '{t}' (known: {})", known.join(", "))
+            })?;
+        }
+        Some(_) => return Err("algorithm_result.task_type must be a string".into()),
+    }
+    match result.get("algorithm_dsl") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(dsl)) => {
+            parse_dsl(dsl).map_err(|e| format!("algorithm_dsl does not parse: {e}"))
+        }
+        Some(_) => Err("algorithm_result.algorithm_dsl must be a string".into()),
+    }
+}
+
+/// `sha256_hex("<hotkey>:<task_id>:<unix s>")[..16]`: a first submission's stable id.
+pub fn result_id(hotkey: &str, task_id: &str, unix_s: u64) -> String {
+    let digest = Sha256::digest(format!("{hotkey}:{task_id}:{unix_s}").as_bytes());
+    hex::encode(digest)[..16].to_string()
+}
+
+/// Hotkeys in paths and bodies: 48 ASCII alphanumerics (the reference's check).
+pub fn valid_hotkey(s: &str) -> bool {
+    s.len() == 48 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Recent accepted submissions: the duplicate window (by result hash, any miner) and the
+/// per-miner hourly count. In memory, like the reference: both are rate rules, and a
+/// restart forgetting them loses no accepted data.
+#[derive(Default)]
+pub struct Tracker {
+    hashes: HashMap<[u8; 32], u64>,
+    hash_order: VecDeque<([u8; 32], u64)>,
+    per_miner: HashMap<String, VecDeque<u64>>,
+}
+
+const HOUR_S: u64 = 3600;
+
+impl Tracker {
+    fn prune(&mut self, now: u64, window_s: u64) {
+        while let Some(&(h, t)) = self.hash_order.front() {
+            if now.saturating_sub(t) < window_s {
+                break;
+            }
+            self.hash_order.pop_front();
+            if self.hashes.get(&h) == Some(&t) {
+                self.hashes.remove(&h);
+            }
+        }
+    }
+
+    /// Whether `hash` was accepted within the last `window_s` seconds.
+    pub fn is_duplicate(&mut self, hash: &[u8; 32], now: u64, window_s: u64) -> bool {
+        self.prune(now, window_s);
+        self.hashes
+            .get(hash)
+            .is_some_and(|&t| now.saturating_sub(t) < window_s)
+    }
+
+    /// Accepted submissions of `miner` in the last hour.
+    pub fn last_hour(&mut self, miner: &str, now: u64) -> u32 {
+        let Some(times) = self.per_miner.get_mut(miner) else {
+            return 0;
+        };
+        while times
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= HOUR_S)
+        {
+            times.pop_front();
+        }
+        let n = times.len() as u32;
+        if n == 0 {
+            self.per_miner.remove(miner);
+        }
+        n
+    }
+
+    /// Remember an accepted submission. Per-miner times are kept only when an hourly
+    /// limit is in force.
+    pub fn record(&mut self, miner: &str, hash: [u8; 32], now: u64, track_hourly: bool) {
+        self.hashes.insert(hash, now);
+        self.hash_order.push_back((hash, now));
+        if track_hourly {
+            self.per_miner
+                .entry(miner.to_string())
+                .or_default()
+                .push_back(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem::http::StatusCode;
+
+    fn facts() -> Facts {
+        Facts {
+            test_mode: false,
+            invited: true,
+            blacklist_votes: 0,
+            blacklist_threshold: 2,
+            duplicate: false,
+            submissions_last_hour: 0,
+            max_per_hour: 0,
+            duplicate_window_s: 300,
+            sota: 0.5,
+            content: Ok(()),
+        }
+    }
+
+    #[test]
+    fn body_shapes() {
+        let ok = parse_submission(
+            br#"{"task_id":"t","algorithm_result":{"b":1,"a":[1,2]},"score":0.7}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(ok.score, Some(0.7));
+        assert_eq!(ok.algorithm_result_text(), r#"{"a":[1,2],"b":1}"#);
+        let status = |b: &[u8], req| parse_submission(b, req).unwrap_err().status;
+        assert_eq!(status(b"{", true), StatusCode::BAD_REQUEST);
+        assert_eq!(status(b"[1]", true), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status(br#"{"task_id":1,"algorithm_result":{},"score":1}"#, true),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(br#"{"task_id":"t","algorithm_result":"x","score":1}"#, true),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(br#"{"task_id":"t","score":1}"#, true),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let e = parse_submission(br#"{"task_id":"t","algorithm_result":{}}"#, true).unwrap_err();
+        assert_eq!(
+            (e.status, e.detail.as_str()),
+            (StatusCode::BAD_REQUEST, "score is required")
+        );
+        assert!(parse_submission(br#"{"task_id":"t","algorithm_result":{}}"#, false).is_ok());
+        assert_eq!(
+            status(
+                br#"{"task_id":"t","algorithm_result":{},"score":"1"}"#,
+                true
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(
+                br#"{"task_id":"t","algorithm_result":{},"score":9.0}"#,
+                true
+            ),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(
+                br#"{"task_id":"t","algorithm_result":{},"score":1e400}"#,
+                true
+            ),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn checks_run_in_order() {
+        let err = |f: &Facts, s| check(s, f).unwrap_err();
+        let mut f = facts();
+        f.invited = false;
+        f.blacklist_votes = 5;
+        assert_eq!(err(&f, 0.9).status, StatusCode::FORBIDDEN);
+        assert!(err(&f, 0.9).detail.contains("invitation"));
+        f.test_mode = true;
+        assert!(err(&f, 0.9).detail.contains("blacklisted"));
+        f.blacklist_votes = 1;
+        f.duplicate = true;
+        f.max_per_hour = 1;
+        f.submissions_last_hour = 1;
+        assert!(err(&f, 0.9).detail.contains("Duplicate"));
+        f.duplicate = false;
+        assert_eq!(err(&f, 0.9).status, StatusCode::TOO_MANY_REQUESTS);
+        f.max_per_hour = 0;
+        f.content = Err("bad dsl".into());
+        assert!(err(&f, 0.4).detail.contains("below the SOTA"));
+        assert_eq!(
+            err(&f, 0.5).detail,
+            "bad dsl",
+            "equal to SOTA passes step 6"
+        );
+        f.content = Ok(());
+        assert!(check(0.5, &f).is_ok());
+    }
+
+    #[test]
+    fn algorithm_content() {
+        let obj = |v: Value| v.as_object().unwrap().clone();
+        let parse = |s: &str| {
+            if s == "good" {
+                Ok(())
+            } else {
+                Err("line 1, column 1: nope".to_string())
+            }
+        };
+        assert!(check_algorithm(&obj(serde_json::json!({})), parse).is_ok());
+        assert!(check_algorithm(
+            &obj(serde_json::json!({"task_type":"scalar_linear","algorithm_dsl":"good"})),
+            parse
+        )
+        .is_ok());
+        let e =
+            check_algorithm(&obj(serde_json::json!({"algorithm_dsl":"bad"})), parse).unwrap_err();
+        assert!(e.contains("line 1, column 1"), "{e}");
+        let e = check_algorithm(&obj(serde_json::json!({"task_type":"chess"})), parse).unwrap_err();
+        assert!(e.contains("unknown task_type 'chess'"), "{e}");
+        assert!(check_algorithm(&obj(serde_json::json!({"task_type":3})), parse).is_err());
+        assert!(check_algorithm(&obj(serde_json::json!({"algorithm_dsl":[1]})), parse).is_err());
+    }
+
+    #[test]
+    fn hash_ignores_key_order_and_ids_are_stable() {
+        let a = parse_submission(
+            br#"{"task_id":"t","algorithm_result":{"x":{"q":1,"p":2},"a":1},"score":1}"#,
+            true,
+        )
+        .unwrap();
+        let b = parse_submission(
+            br#"{"score":1,"algorithm_result":{"a":1,"x":{"p":2,"q":1}},"task_id":"u"}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(a.result_hash(), b.result_hash());
+        let id = result_id("5abc", "t", 1_700_000_000);
+        assert_eq!(id.len(), 16);
+        assert_eq!(id, result_id("5abc", "t", 1_700_000_000));
+        assert_ne!(id, result_id("5abc", "t", 1_700_000_001));
+        let full = hex::encode(Sha256::digest(b"5abc:t:1700000000"));
+        assert_eq!(id, full[..16]);
+        assert!(valid_hotkey(&"5".repeat(48)));
+        assert!(!valid_hotkey(&"5".repeat(47)));
+        assert!(!valid_hotkey(&format!("{}-", "5".repeat(47))));
+    }
+
+    #[test]
+    fn tracker_windows() {
+        let mut t = Tracker::default();
+        let h = [1u8; 32];
+        assert!(!t.is_duplicate(&h, 1000, 300));
+        t.record("m", h, 1000, true);
+        assert!(t.is_duplicate(&h, 1299, 300));
+        assert!(!t.is_duplicate(&h, 1300, 300));
+        assert_eq!(t.last_hour("m", 1000 + 3599), 1);
+        assert_eq!(t.last_hour("m", 1000 + 3600), 0);
+        assert_eq!(t.last_hour("other", 1000), 0);
+        t.record("m", h, 2000, false);
+        assert_eq!(t.last_hour("m", 2000), 0);
+        assert!(t.is_duplicate(&h, 2100, 300));
+    }
+}
