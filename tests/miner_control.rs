@@ -236,3 +236,33 @@ fn unknown_problem_config_keys_are_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mining.pop_sise: unknown key"), "{err}");
 }
+
+#[test]
+fn daemon_shutdown_stops_mining_and_keeps_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pc = write_problem_config(tmp.path(), json!({}));
+    let mut d = Daemon::start(
+        Opts::default()
+            .env("BITSOTA_MINER_PROBLEM_CONFIG", &pc)
+            .env("BITSOTA_MINER_AUTOSTART", "true"),
+    );
+    let candidate = poll_until(300, Duration::from_millis(100), || {
+        let v = get(&format!("{}/candidates", d.sidecar));
+        v["items"].as_array()?.first().cloned()
+    })
+    .expect("autostart mines and verifies a candidate");
+    let run_id = get(&format!("{}/state", d.sidecar))["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // SIGTERM: exits 0 (the harness checks) with the workers stopped and the run kept.
+    d.restart();
+    let state = get(&format!("{}/state?run_id={run_id}", d.sidecar));
+    assert_eq!(state["status"], "stopped");
+    let v = get(&format!("{}/candidates?run_id={run_id}", d.sidecar));
+    assert_eq!(v["items"][0]["algorithm_dsl"], candidate["algorithm_dsl"]);
+    // Autostart began a fresh run on the restarted daemon.
+    let now = get(&format!("{}/appliance/status", d.sidecar));
+    assert_eq!(now["miner"]["running"], true);
+    assert_ne!(now["miner"]["run_id"].as_str(), Some(run_id.as_str()));
+}

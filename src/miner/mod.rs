@@ -196,17 +196,13 @@ impl Supervisor {
         let Some(a) = active.as_mut() else {
             return Ok(None);
         };
-        let was_running = a.running();
         a.stop.store(true, Ordering::Relaxed);
         if let Some(t) = a.thread.take() {
             let _ = t.join();
+            self.sidecar.stop_run(Some(&a.run_id))?;
+            tracing::info!(run = %a.run_id, "mining stopped");
         }
-        let run_id = a.run_id.clone();
-        if was_running {
-            self.sidecar.stop_run(Some(&run_id))?;
-            tracing::info!(run = %run_id, "mining stopped");
-        }
-        Ok(Some(run_id))
+        Ok(Some(a.run_id.clone()))
     }
 
     /// Stop mining if it is running `run_id` (`POST /runs/stop`).
@@ -222,19 +218,16 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stop mining and flush the store when the daemon shuts down.
+    /// When the daemon shuts down, tell the workers at once so they stop while the
+    /// listeners drain; the sidecar's endpoint then waits for them (see `api::Sidecar`).
     pub fn stop_on_shutdown(self: &Arc<Self>) {
         let sup = self.clone();
         let token = self.ctx.shutdown.clone();
         tokio::spawn(async move {
             token.cancelled().await;
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = sup.stop() {
-                    tracing::warn!(error = %e, "miner: stop at shutdown");
-                }
-                let _ = sup.ctx.store.flush();
-            })
-            .await;
+            if let Some(a) = sup.active.lock().as_ref() {
+                a.stop.store(true, Ordering::Relaxed);
+            }
         });
     }
 

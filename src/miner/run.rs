@@ -8,7 +8,7 @@ use super::search::{self, SearchEvent, Suite};
 use super::settings::MinerSettings;
 use super::Live;
 use crate::keys::Keypair;
-use crate::sidecar::rules::Event;
+use crate::sidecar::rules::{self, Event};
 use crate::sidecar::SidecarStore;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -289,7 +289,12 @@ impl Runner {
 
     fn verify(&mut self, found: Found) {
         let score = match search::verify(&found.dsl, &self.validator) {
-            Ok(s) => s,
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                let line = rules::candidate_line(&found.worker.to_string(), found.children, None);
+                self.emit(log(format!("{line} (diverges on the validator suite)")));
+                return;
+            }
             Err(e) => {
                 self.emit(Event::Error {
                     worker_id: Some(found.worker.to_string()),

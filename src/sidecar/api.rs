@@ -20,6 +20,17 @@ pub struct Sidecar {
     pub ctx: AppContext,
 }
 
+/// The listener's server drops its endpoint when it stops, and the daemon waits for that
+/// before flushing the store: stopping mining here means the run's last events and its
+/// `stopped` status are written before the daemon exits.
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Err(e) = self.supervisor.stop() {
+            tracing::warn!(error = %e, "miner: stop at shutdown");
+        }
+    }
+}
+
 type Shared<'a> = Data<&'a Arc<Sidecar>>;
 type Params = Query<BTreeMap<String, String>>;
 

@@ -1,0 +1,150 @@
+//! The local loop end to end with the real daemon: the shipped `appliance.toml` (relay in
+//! test mode, embedded validators), `bitsota mine start --task scalar_linear`, and the
+//! relay ends up holding accepted results from the miner's hotkey while the sidecar shows
+//! successful submissions, a rising local SOTA, and the progress and candidate lines.
+//!
+//! The miner suite is small (a problem config) so a debug build gets there quickly; the
+//! miner verifies on exactly the validators' suite (same count, seed and sizes), so its
+//! verified score is theirs and the SOTA their votes set stays consistent with it.
+
+mod common;
+
+use bitsota::keys::{relay_validator_headers, Keypair};
+use common::{http, poll_until, Daemon, Opts};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+fn get(url: &str) -> Value {
+    http()
+        .get(url)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap_or(Value::Null)
+}
+
+fn state(d: &Daemon) -> Value {
+    get(&format!("{}/state", d.sidecar))
+}
+
+#[test]
+fn mining_submits_to_the_embedded_relay_and_local_sota_rises() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pc = tmp.path().join("problem_config.json");
+    std::fs::write(
+        &pc,
+        json!({
+            "mining": {"miner_task_count": 2, "validator_task_count": 16, "validate_every": 20,
+                       "checkpoint_generations": 200},
+            "env": {"MINER_SUBMISSION_COOLDOWN_SECONDS": 1, "MINER_SOTA_CACHE_SECONDS": 1}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let d = Daemon::start(
+        Opts::default()
+            .env("BITSOTA_MINER_PROBLEM_CONFIG", &pc.display().to_string())
+            .env("BITSOTA_VALIDATOR_ENABLED", "true")
+            .env("BITSOTA_VALIDATOR_TASK_COUNT", "16")
+            .env("BITSOTA_VALIDATOR_POLL_INTERVAL_S", "0.5"),
+    );
+    let out = Command::new(common::bin())
+        .args([
+            "mine",
+            "start",
+            "--task",
+            "scalar_linear",
+            "--seed",
+            "5",
+            "--config",
+        ])
+        .arg(common::repo_root().join("appliance.toml"))
+        .arg("--data-dir")
+        .arg(&d.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A first accepted submission.
+    let first = poll_until(600, Duration::from_millis(200), || {
+        let s = state(&d);
+        (s["successful_submissions"].as_u64()? >= 1).then(|| s["local_sota"].as_f64())?
+    })
+    .unwrap_or_else(|| panic!("no accepted submission; stderr:\n{}", d.stderr()));
+
+    // The search improves and a better program is accepted: local SOTA rises.
+    let risen = poll_until(2000, Duration::from_millis(200), || {
+        let l = state(&d)["local_sota"].as_f64()?;
+        (l > first).then_some(l)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "local SOTA stayed at {first}; logs: {}",
+            get(&format!("{}/logs?cursor=0&limit=500", d.sidecar))
+        )
+    });
+    assert!(risen > first);
+    let s = state(&d);
+    assert!(s["successful_submissions"].as_u64().unwrap() >= 2);
+    // The miner keeps the relay's SOTA (validators may have raised it meanwhile).
+    let relay_sota = get(&format!("{}/sota_threshold", d.relay))["sota_threshold"].as_f64();
+    assert!(s["global_sota"].as_f64().is_some() && relay_sota.is_some());
+
+    // The relay holds the miner's result (one per miner: the latest accepted one).
+    let hotkey = get(&format!("{}/appliance/status", d.sidecar))["miner"]["hotkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reader = Keypair::generate();
+    let mut rb = http().get(format!("{}/results/{hotkey}", d.relay));
+    for (k, v) in relay_validator_headers(&reader, now()).pairs() {
+        rb = rb.header(k, v);
+    }
+    let results: Value = rb.send().unwrap().json().unwrap();
+    let result = &results[0];
+    assert_eq!(result["miner_hotkey"], hotkey.as_str());
+    let algo: Value = serde_json::from_str(result["algorithm_result"].as_str().unwrap()).unwrap();
+    assert_eq!(algo["task_type"], "scalar_linear");
+    assert_eq!(algo["input_dim"], 16);
+    assert_eq!(algo["metadata"]["engine_type"], "baseline");
+    assert!(algo["algorithm_dsl"]
+        .as_str()
+        .unwrap()
+        .contains("# predict"));
+    assert!(result["task_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("sota-mine-"));
+
+    let logs = get(&format!("{}/logs?cursor=0&limit=500", d.sidecar));
+    let lines: Vec<&str> = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["message"].as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|m| m.starts_with("[w0] Iter ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|m| m.starts_with("[candidate] w0 iter ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|m| m.starts_with("[submit] accepted")),
+        "{lines:?}"
+    );
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
