@@ -266,3 +266,32 @@ fn daemon_shutdown_stops_mining_and_keeps_the_run() {
     assert_eq!(now["miner"]["running"], true);
     assert_ne!(now["miner"]["run_id"].as_str(), Some(run_id.as_str()));
 }
+
+#[test]
+fn a_run_that_cannot_prepare_its_tasks_reports_why() {
+    let d = Daemon::start(Opts::default());
+    let r = http()
+        .post(format!("{}/appliance/mine/start", d.sidecar))
+        .json(&json!({"task_type": "mnist_binary", "run_id": "no-data"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let err = poll_until(300, Duration::from_millis(100), || {
+        let m = &get(&format!("{}/appliance/status", d.sidecar))["miner"];
+        (m["running"] == false).then(|| m["last_error"].as_str().map(str::to_string))?
+    })
+    .expect("the run ends with an error");
+    assert!(err.contains("mnist"), "{err}");
+    let state = get(&format!("{}/state?run_id=no-data", d.sidecar));
+    assert_eq!(state["status"], "stopped");
+    assert!(logs(&d)
+        .iter()
+        .any(|m| m.contains("[error] [miner]") && m.contains("mnist")));
+    // Not mining any more: a new start is accepted.
+    let r = http()
+        .post(format!("{}/appliance/mine/start", d.sidecar))
+        .json(&json!({"task_type": "scalar_linear"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
