@@ -14,13 +14,6 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub const ALL: [Stream; 4] = [
-        Stream::Logs,
-        Stream::Candidates,
-        Stream::Populations,
-        Stream::JobResults,
-    ];
-
     /// How many items a run retains; older ones roll out.
     pub fn cap(self) -> u64 {
         match self {
@@ -308,9 +301,6 @@ impl JobStatus {
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
         }
-    }
-    pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed)
     }
 }
 

@@ -97,13 +97,6 @@ impl RunRecord {
     }
 }
 
-/// A retained item: its seq and its JSON document.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Item {
-    seq: u64,
-    json: String,
-}
-
 /// A job as stored (`payload`/`result` are JSON text: the store cannot hold JSON values).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct JobRecord {
@@ -180,7 +173,8 @@ pub struct SidecarStore {
     sync: bool,
     runs: TypedTree<RunRecord>,
     meta: TypedTree<String>,
-    items: [TypedTree<Item>; 4],
+    /// Per stream: `<run> 0 <seq>` → the item's JSON document.
+    items: [TypedTree<String>; 4],
     jobs: TypedTree<JobRecord>,
     /// `<run> 0 <position>` → job id, in queue order.
     queue: TypedTree<String>,
@@ -453,12 +447,8 @@ impl SidecarStore {
         let seq = run.next_seq[i];
         body.insert("seq".into(), json!(seq));
         body.insert("ts".into(), json!(now));
-        let item = Item {
-            seq,
-            json: Value::Object(body).to_string(),
-        };
         let tree = &self.items[i];
-        tree.insert(key(&run.run_id, seq), &item)?;
+        tree.insert(key(&run.run_id, seq), &Value::Object(body).to_string())?;
         run.next_seq[i] = seq + 1;
         let drop = rules::overflow(run.next_seq[i] - run.base_seq[i], stream.cap());
         for s in run.base_seq[i]..run.base_seq[i] + drop {
@@ -492,8 +482,8 @@ impl SidecarStore {
         let from = key(&run.run_id, p.start);
         let to = key(&run.run_id, p.start + p.count);
         for r in self.items[i].range(from..to) {
-            let (_, item) = r?;
-            items.push(serde_json::from_str(&item.json).unwrap_or(Value::Null));
+            let (_, json) = r?;
+            items.push(serde_json::from_str(&json).unwrap_or(Value::Null));
         }
         Ok((p.next_cursor, items))
     }
