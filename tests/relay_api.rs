@@ -594,6 +594,13 @@ fn admin_status_and_dashboard() {
     let html = page.text().unwrap();
     assert!(html.contains("http-equiv=\"refresh\""));
     assert!(html.contains("id=\"last_1m-miner\""));
+    let by_token = api
+        .client
+        .get(api.url("/admin/dashboard"))
+        .header("X-Auth-Token", "dev")
+        .send()
+        .unwrap();
+    assert_eq!(by_token.status(), 200);
     let denied = api.client.get(api.url("/admin/dashboard")).send().unwrap();
     assert_eq!(denied.status(), 401);
     assert!(denied.headers().get("www-authenticate").is_some());

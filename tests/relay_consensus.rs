@@ -165,3 +165,34 @@ fn the_window_vectors() {
     assert_eq!(page.body["total_pages"], 2);
     assert_eq!(page.body["results"][0]["score"], 0.1);
 }
+
+#[test]
+fn reference_env_names_are_honoured() {
+    let d = Daemon::start(
+        Opts::default()
+            .env("SOTA_CONSENSUS_VOTES", "1")
+            .env("SOTA_ALIGNMENT_MOD", "10")
+            .env("SOTA_T2_INTERVALS", "3")
+            .env("SOTA_MIN_T2_INTERVALS", "1")
+            .env("SOTA_ACTIVATION_DELAY_INTERVALS", "2")
+            .env("ADMIN_DASHBOARD_USERNAME", "boss")
+            .env("ADMIN_DASHBOARD_PASSWORD", "pw")
+            .env("BITSOTA_TEST_INVITE_CODE", "MYCODE01"),
+    );
+    let api = Api::new(&d.relay);
+    // decision 15 → ceil 20, + 2 intervals of 10 → start 40; 3 intervals → end 70.
+    check_window(&api, 0.3, 15, (40, 70, 30));
+    let status = api.send(
+        api.client
+            .get(api.url("/admin/status"))
+            .basic_auth("boss", Some("pw")),
+    );
+    assert_eq!(status.status, 200);
+    let m = Keypair::generate();
+    let link = api.post(
+        "/invitation_code/link",
+        As::Miner(&m),
+        &json!({"code": "MYCODE01"}),
+    );
+    assert_eq!(link.body["data"], 1);
+}

@@ -9,11 +9,9 @@ use serde::{Deserialize, Serialize};
 /// `None` when the score is not finite or does not fit in an i64.
 pub fn score_int(score: f64) -> Option<i64> {
     let scaled = (score * 1e18).round_ties_even();
-    // 2^63 is exactly representable; anything at or beyond it does not fit.
-    (scaled.is_finite()
-        && scaled >= -9.223_372_036_854_775_808e18
-        && scaled < 9.223_372_036_854_775_808e18)
-        .then_some(scaled as i64)
+    // `i64::MAX as f64` is exactly 2^63: the first value that does not fit.
+    let limit = i64::MAX as f64;
+    (-limit..limit).contains(&scaled).then_some(scaled as i64)
 }
 
 /// `b` if it is a multiple of `m`, else the next multiple of `m` (`m` ≥ 1).
@@ -133,9 +131,8 @@ pub struct Decision {
     pub status: Status,
     /// The validator's vote to store (None: nothing to write for the vote itself).
     pub write: Option<Vote>,
-    /// The validator's stale vote from an earlier round, to delete (only when no new vote
-    /// replaces it under the same key, i.e. never with one-vote-per-validator keys; kept
-    /// for the caller's log).
+    /// The validator's vote from an earlier round that this one replaces (step 2), so the
+    /// caller can log that a round without consensus expired.
     pub expired: Option<Vote>,
     pub votes_for_candidate: u32,
     /// Set when consensus is reached: the event's decision block (max `seen_block` of

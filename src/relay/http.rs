@@ -600,6 +600,10 @@ async fn sota_vote(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
         let pending = relay.db.pending_votes()?;
         let d = consensus::decide_vote(&relay.params, sota.value, &pending, &vote)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if let Some(old) = &d.expired {
+            tracing::info!(validator = %old.validator_hotkey, miner = %old.miner_hotkey,
+                seen_block = old.seen_block, "relay: vote from an earlier round expired");
+        }
         match (&d.write, d.finalize) {
             (Some(w), Some(decision_block)) => {
                 let window = consensus::window(&relay.params, decision_block);
@@ -993,12 +997,83 @@ pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
         sota = relay.sota().value,
         "relay ready"
     );
-    let inner =
-        endpoints()
-            .data(relay.clone())
-            .with(poem::middleware::CatchPanic::new().with_handler(|_| {
-                tracing::error!("relay: a handler panicked");
-                ApiError::internal("internal error (handler panicked)")
-            }));
-    Ok(Route::new().nest("/", Middleware { inner, relay }))
+    Ok(with_middleware(endpoints(), relay))
+}
+
+/// Wrap `routes` with the relay's state, the panic guard and [`Middleware`].
+fn with_middleware(routes: Route, relay: Arc<Relay>) -> Route {
+    let inner = routes
+        .data(relay.clone())
+        .with(poem::middleware::CatchPanic::new().with_handler(|_| {
+            tracing::error!("relay: a handler panicked");
+            ApiError::internal("internal error (handler panicked)")
+        }));
+    Route::new().nest("/", Middleware { inner, relay })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(dir: &std::path::Path) -> AppContext {
+        let mut config = crate::config::Config {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.validator.enabled = false;
+        config.relay.max_body_bytes = 100;
+        AppContext {
+            store: crate::store::Store::open(&dir.join("store"), crate::store::Durability::Sync)
+                .unwrap(),
+            config: Arc::new(config),
+            data_dir: dir.to_path_buf(),
+            endpoints: Default::default(),
+            started_at: Instant::now(),
+            shutdown: Default::default(),
+        }
+    }
+
+    #[handler]
+    fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    async fn call(ep: &Route, req: Request) -> (u16, Value, bool) {
+        let resp = ep.call(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let has_id = resp.headers().contains_key("X-Request-ID");
+        let body = resp.into_body().into_vec().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+            has_id,
+        )
+    }
+
+    #[tokio::test]
+    async fn panics_and_framework_errors_become_json_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Arc::new(Relay::new(&context(dir.path())).unwrap());
+        let ep = with_middleware(endpoints().at("/boom", get(boom)), relay.clone());
+        let get_req = |p: &str| Request::builder().uri_str(p).finish();
+
+        let (status, body, id) = call(&ep, get_req("/boom")).await;
+        assert_eq!((status, id), (500, true));
+        assert!(body["detail"].as_str().unwrap().contains("panicked"));
+        let (status, body, _) = call(&ep, get_req("/missing")).await;
+        assert_eq!((status, body["detail"].as_str()), (404, Some("Not Found")));
+        let (status, _, _) = call(&ep, get_req("/submit_solution")).await;
+        assert_eq!(status, 405);
+        let big = Request::builder()
+            .method(poem::http::Method::POST)
+            .uri_str("/submit_solution")
+            .header("Content-Length", "101")
+            .body(vec![b' '; 101]);
+        let (status, body, _) = call(&ep, big).await;
+        assert_eq!(status, 413);
+        assert!(body["detail"].as_str().unwrap().contains("100 bytes"));
+        let snap = relay.metrics.snapshot(now_us() as f64 / 1e6, 0.0);
+        assert_eq!(snap.errors_5xx_total, 1);
+        assert_eq!(snap.last_1m.total, 4);
+    }
 }

@@ -1,9 +1,14 @@
 //! The relay's records in the sled store (trees prefixed `relay.`).
 //!
 //! A thin layer: every rule is decided in `consensus`/`submit`; this file only reads and
-//! writes, using sled transactions wherever one request changes several trees (result +
-//! its order index, event + SOTA + pending votes, invitation + miner index, test-queue
-//! claims). Callers serialise read-modify-write sequences with the relay's locks.
+//! writes, using sled transactions wherever one request changes several trees (event +
+//! SOTA + pending votes, invitation + miner index, test-queue claims). Callers serialise
+//! read-modify-write sequences with the relay's locks.
+//!
+//! The hot path (a submission) is one single-key insert: a sled transaction takes sled's
+//! global write lock, which waits for any flush in progress (an fsync), so transactions
+//! on that path would serialise every submission behind the disk. The newest-first order
+//! of results is therefore an in-memory index rebuilt from the records at start-up.
 
 use super::consensus::{Params, Vote, Window};
 use crate::store::{decode, encode, key_u64, u64_key, Store, StoreError, TypedTree};
@@ -25,7 +30,7 @@ pub struct ResultRec {
     pub timestamp_us: i64,
     pub signature: String,
     pub timestamp_message: String,
-    /// Position in `relay.results_by_seq` (newest = largest).
+    /// Position in the newest-first order (newest = largest).
     pub seq: u64,
 }
 
@@ -91,8 +96,8 @@ pub enum LinkOutcome {
 pub struct RelayStore {
     store: Store,
     results: TypedTree<ResultRec>,
-    /// seq → miner hotkey.
-    results_by_seq: sled::Tree,
+    /// seq → miner hotkey: the order of results, derived from `results`.
+    order: parking_lot::RwLock<std::collections::BTreeMap<u64, String>>,
     votes: TypedTree<Vote>,
     events: TypedTree<EventRec>,
     /// miner hotkey ++ score_int (be) → event id.
@@ -138,7 +143,7 @@ impl RelayStore {
         let s = RelayStore {
             store: store.clone(),
             results: store.tree("relay.results")?,
-            results_by_seq: db.open_tree("relay.results_by_seq")?,
+            order: Default::default(),
             votes: store.tree("relay.votes")?,
             events: store.tree("relay.events")?,
             event_index: db.open_tree("relay.event_index")?,
@@ -150,12 +155,18 @@ impl RelayStore {
             tests_unclaimed: db.open_tree("relay.test_unclaimed")?,
             next_seq: AtomicU64::new(0),
         };
-        // One counter for every ordered tree: larger than any key already stored.
+        // One counter for every ordered record: larger than any already stored.
         let mut max = 0;
-        for tree in [&s.results_by_seq, s.tests.raw()] {
-            if let Some((k, _)) = tree.last()? {
-                max = max.max(key_u64(&k).unwrap_or(0));
+        {
+            let mut order = s.order.write();
+            for r in s.results.iter() {
+                let (_, rec) = r?;
+                max = max.max(rec.seq);
+                order.insert(rec.seq, rec.miner_hotkey);
             }
+        }
+        if let Some((k, _)) = s.tests.raw().last()? {
+            max = max.max(key_u64(&k).unwrap_or(0));
         }
         for r in s.invites.iter() {
             max = max.max(r?.1.seq);
@@ -186,18 +197,12 @@ impl RelayStore {
             rec.id = o.id.clone();
         }
         rec.seq = self.seq();
-        let value = encode(&rec)?;
-        let miner = rec.miner_hotkey.clone();
-        (self.results.raw(), &self.results_by_seq)
-            .transaction(|(results, by_seq)| {
-                if let Some(o) = &old {
-                    by_seq.remove(&u64_key(o.seq))?;
-                }
-                by_seq.insert(&u64_key(rec.seq), miner.as_bytes())?;
-                results.insert(miner.as_bytes(), value.clone())?;
-                Ok(())
-            })
-            .map_err(tx_err)?;
+        self.results.insert(rec.miner_hotkey.as_bytes(), &rec)?;
+        let mut order = self.order.write();
+        if let Some(o) = &old {
+            order.remove(&o.seq);
+        }
+        order.insert(rec.seq, rec.miner_hotkey.clone());
         Ok(rec)
     }
 
@@ -207,14 +212,25 @@ impl RelayStore {
         limit: usize,
         task_id: Option<&str>,
     ) -> Result<Vec<ResultRec>, StoreError> {
+        let miners: Vec<String> = match task_id {
+            // Without a filter only `limit` records are needed; with one, scan in order.
+            None => self
+                .order
+                .read()
+                .values()
+                .rev()
+                .take(limit)
+                .cloned()
+                .collect(),
+            Some(_) => self.order.read().values().rev().cloned().collect(),
+        };
         let mut out = Vec::new();
-        for item in self.results_by_seq.iter().rev() {
+        for miner in miners {
             if out.len() >= limit {
                 break;
             }
-            let (_, miner) = item?;
-            if let Some(r) = self.results.get(&miner)? {
-                if task_id.is_none_or(|t| r.task_id == t) {
+            if let Some(r) = self.results.get(miner.as_bytes())? {
+                if task_id.map_or(true, |t| r.task_id == t) {
                     out.push(r);
                 }
             }
