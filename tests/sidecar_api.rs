@@ -115,6 +115,10 @@ fn run_state_sota_and_submissions() {
         &json!({"replace": "yes"}),
     );
     assert_eq!(s, 400);
+    let (s, v) = get(&c, &format!("{}/nope", d.sidecar));
+    assert_eq!((s, v["detail"].as_str()), (404, Some("Not Found")));
+    let (s, v) = get(&c, &format!("{}/runs/start", d.sidecar));
+    assert_eq!((s, v["detail"].as_str()), (405, Some("Method Not Allowed")));
 
     // Stop: the named run stops; an unknown one is 404.
     let (s, v) = post(
