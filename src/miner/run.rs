@@ -67,7 +67,7 @@ impl Policy {
     }
 
     /// A worker improved: it is a candidate when its miner fitness beats the miner
-    /// fitness of the last verified candidate (as the reference miner decides; the two
+    /// fitness of the last verified candidate (as the reference miner decides: the two
     /// suites' scores are not comparable) and any candidate already waiting.
     pub fn offer(&mut self, f: Found) {
         let beats_pending = self
@@ -80,19 +80,18 @@ impl Policy {
     }
 
     /// The candidate to verify now, if one waits and `validate_every` steps passed since
-    /// the last verification — or at once when its miner fitness clears the relay's SOTA.
+    /// the last verification (verification costs a validator-suite evaluation).
     pub fn take_due(&mut self, total_children: u64) -> Option<Found> {
-        let f = self.pending.as_ref()?;
         let due = self
             .last_verified_at
-            .map_or(true, |at| total_children >= at + self.validate_every)
-            || self.global_sota.is_some_and(|sota| f.fitness > sota);
+            .map_or(true, |at| total_children >= at + self.validate_every);
         if !due {
             return None;
         }
+        let f = self.pending.take()?;
         self.last_verified_at = Some(total_children);
         self.last_verified_fitness = f.fitness;
-        self.pending.take()
+        Some(f)
     }
 
     /// Record a verification; `true` when the candidate qualifies for submission (score
@@ -504,12 +503,9 @@ mod tests {
         assert!(p.take_due(400).is_none());
         p.offer(found(310, 0.61));
         assert_eq!(p.take_due(400).unwrap().children, 310);
-        // Clearing the relay's SOTA skips the cadence.
-        p.global_sota = Some(0.62);
-        p.offer(found(320, 0.615));
-        assert!(p.take_due(401).is_none());
-        p.offer(found(330, 0.63));
-        assert_eq!(p.take_due(402).unwrap().children, 330);
+        p.offer(found(320, 0.62));
+        assert!(p.take_due(499).is_none());
+        assert_eq!(p.take_due(500).unwrap().children, 320);
     }
 
     #[test]
