@@ -148,3 +148,81 @@ fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+fn message_lines(d: &Daemon) -> Vec<String> {
+    get(&format!("{}/logs?cursor=0&limit=500", d.sidecar))["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn start_mining(d: &Daemon) {
+    let r = http()
+        .post(format!("{}/appliance/mine/start", d.sidecar))
+        .json(&json!({"task_type": "scalar_linear", "seed": 2}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// Outside test mode the relay refuses submissions until the miner's invitation code is
+/// linked: the miner says so and logs the relay's reason; with `[miner] invite_code` it
+/// links the code first and its submissions are accepted.
+#[test]
+fn outside_test_mode_the_miner_links_its_invitation_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pc = tmp.path().join("problem_config.json");
+    std::fs::write(
+        &pc,
+        json!({"mining": {"miner_task_count": 2, "validator_task_count": 4, "validate_every": 20}})
+            .to_string(),
+    )
+    .unwrap();
+    let pc = pc.display().to_string();
+    let data_dir = tmp.path().join("data");
+    let opts = Opts {
+        data_dir: Some(data_dir.clone()),
+        ..Opts::default()
+    }
+    .env("BITSOTA_TEST_MODE", "false")
+    .env("ADMIN_AUTH_TOKEN", "tok")
+    .env("BITSOTA_MINER_PROBLEM_CONFIG", &pc);
+
+    let mut d = Daemon::start(opts.clone());
+    start_mining(&d);
+    let refused = poll_until(600, Duration::from_millis(100), || {
+        let l = message_lines(&d);
+        l.iter()
+            .any(|m| m.starts_with("[submit] rejected by the relay (HTTP 403): Please register your invitation code first"))
+            .then_some(l)
+    })
+    .unwrap_or_else(|| panic!("no refusal: {:?}", message_lines(&d)));
+    assert!(refused
+        .iter()
+        .any(|m| m.starts_with("[miner] invitation: no invitation code is linked")));
+    assert_eq!(state(&d)["successful_submissions"], 0);
+
+    // An admin makes a code; the miner is configured with it and links it on start.
+    let codes: Value = http()
+        .post(format!("{}/invitation_code/generate/1", d.relay))
+        .header("X-Auth-Token", "tok")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let code = codes["data"][0].as_str().unwrap().to_string();
+    assert_eq!(d.signal_and_wait(libc::SIGTERM).code(), Some(0));
+    let d = Daemon::start(opts.env("BITSOTA_MINER_INVITE_CODE", &code));
+    start_mining(&d);
+    poll_until(600, Duration::from_millis(100), || {
+        (state(&d)["successful_submissions"].as_u64()? >= 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no accepted submission: {:?}", message_lines(&d)));
+    let l = message_lines(&d);
+    assert!(
+        l.contains(&format!("[miner] linked invitation code {code}")),
+        "{l:?}"
+    );
+}
