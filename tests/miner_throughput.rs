@@ -111,8 +111,7 @@ fn daemon_miner_against_bare_engine() {
         let prefix = format!("[w{w}] Iter {children:04}:");
         let line = messages
             .iter()
-            .filter(|m| m.starts_with(&prefix))
-            .last()
+            .rfind(|m| m.starts_with(&prefix))
             .unwrap_or_else(|| panic!("no final progress line for worker {w}"));
         daemon += line.rsplit("rate=").next().unwrap().parse::<f64>().unwrap();
     }
