@@ -4,7 +4,7 @@
 //! ones that meet the rules to the relay.
 
 use super::relay::{RelayClient, SubmitOutcome};
-use super::search::{self, SearchEvent, Suite};
+use super::search::{self, SearchEvent, Verifier};
 use super::settings::MinerSettings;
 use super::Live;
 use crate::keys::Keypair;
@@ -159,7 +159,8 @@ struct Runner {
     /// Built on the run's thread: a blocking HTTP client must not live in the runtime.
     relay: Option<RelayClient>,
     policy: Policy,
-    validator: Suite,
+    /// Prepared once the run's suites are built.
+    verifier: Option<Verifier>,
     batch: Vec<Event>,
     last_flush: Instant,
     next_sota: Instant,
@@ -287,7 +288,10 @@ impl Runner {
     }
 
     fn verify(&mut self, found: Found) {
-        let score = match search::verify(&found.dsl, &self.validator) {
+        let Some(verifier) = &self.verifier else {
+            return;
+        };
+        let score = match verifier.verify(&found.dsl) {
             Ok(Some(s)) => s,
             Ok(None) => {
                 let line = rules::candidate_line(&found.worker.to_string(), found.children, None);
@@ -425,10 +429,7 @@ pub fn mine(job: RunJob) {
             Duration::from_secs(s.submission_cooldown_seconds),
             local_best,
         ),
-        validator: Suite {
-            tasks: Vec::new(),
-            seeds: Vec::new(),
-        },
+        verifier: None,
         batch,
         relay,
         last_flush: Instant::now(),
@@ -447,10 +448,10 @@ pub fn mine(job: RunJob) {
         }
     }
     let suites = search::miner_suite(&s, &runner.job.data_dir)
-        .and_then(|m| search::validator_suite(&s, &runner.job.data_dir).map(|v| (m, v)));
+        .and_then(|m| Verifier::new(&s, &runner.job.data_dir).map(|v| (m, v)));
     let outcome = match suites {
-        Ok((miner, validator)) => {
-            runner.validator = validator;
+        Ok((miner, verifier)) => {
+            runner.verifier = Some(verifier);
             runner.refresh_sota(Instant::now());
             runner.flush();
             let stop = runner.job.stop.clone();

@@ -92,12 +92,38 @@ pub fn miner_suite(s: &MinerSettings, data_dir: &Path) -> Result<Suite, String> 
     build(&spec, &data)
 }
 
-/// The validator suite candidates are verified on: `validator_task_count` tasks with the
-/// validators' seed and sizes.
-pub fn validator_suite(s: &MinerSettings, data_dir: &Path) -> Result<Suite, String> {
-    let vc = validator_config(s)?;
-    let spec = SuiteSpec::new(s.task()?, s.input_dim, s.validator_task_count, vc.task_seed);
-    build(&spec, &vc.data_config(data_dir))
+/// The validator suite candidates are verified on — `validator_task_count` tasks with the
+/// validators' seed and sizes — and the single thread verification may use: it runs
+/// beside the search workers and must not take their cores (suite scoring is parallel
+/// by default; its result does not depend on the thread count).
+pub struct Verifier {
+    suite: Suite,
+    pool: rayon::ThreadPool,
+}
+
+impl Verifier {
+    pub fn new(s: &MinerSettings, data_dir: &Path) -> Result<Self, String> {
+        let vc = validator_config(s)?;
+        let spec = SuiteSpec::new(s.task()?, s.input_dim, s.validator_task_count, vc.task_seed);
+        let suite = build(&spec, &vc.data_config(data_dir))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "miner-verify".into())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Verifier { suite, pool })
+    }
+
+    /// The validator-suite score of a program (median of per-task scores, as validators
+    /// do); `None` when it is not finite (the program diverges on the validators' tasks).
+    pub fn verify(&self, dsl: &str) -> Result<Option<f64>, String> {
+        let program =
+            parse_program(dsl).map_err(|e| format!("the candidate does not parse: {e}"))?;
+        let score = self
+            .pool
+            .install(|| score_on_suite(&program, &self.suite.tasks, &self.suite.seeds).score);
+        Ok(finite(score))
+    }
 }
 
 /// The engine configuration of a run.
@@ -178,13 +204,4 @@ pub fn run(
     })
     .map(|_| ())
     .map_err(|e| e.to_string())
-}
-
-/// The validator-suite score of a program (median of per-task scores, as validators do);
-/// `None` when it is not finite (the program diverges on the validators' tasks).
-pub fn verify(dsl: &str, suite: &Suite) -> Result<Option<f64>, String> {
-    let program = parse_program(dsl).map_err(|e| format!("the candidate does not parse: {e}"))?;
-    Ok(finite(
-        score_on_suite(&program, &suite.tasks, &suite.seeds).score,
-    ))
 }
