@@ -178,6 +178,8 @@ pub struct PoolConfig {
     /// Task type the pool's algorithms are evolved and evaluated for.
     pub task_type: String,
     pub input_dim: usize,
+    /// Tasks of the pool's evaluation suite (seeded by `validator.task_seed`).
+    pub eval_task_count: usize,
     pub evals_required: u32,
     /// Relative accuracy tolerance of an evaluation against the consensus median.
     pub tolerance: f64,
@@ -210,6 +212,7 @@ impl Default for PoolConfig {
             durability: crate::store::Durability::Sync,
             task_type: "scalar_linear".into(),
             input_dim: 16,
+            eval_task_count: 16,
             evals_required: 3,
             tolerance: 0.1,
             min_evolution_score: 0.7,
@@ -656,6 +659,7 @@ impl Config {
         positive("miner.miner_task_count", self.miner.miner_task_count as u64)?;
         positive("miner.input_dim", self.miner.input_dim as u64)?;
         positive("pool.input_dim", self.pool.input_dim as u64)?;
+        positive("pool.eval_task_count", self.pool.eval_task_count as u64)?;
         if self.validator.poll_interval_s.is_nan() || self.validator.poll_interval_s <= 0.0 {
             return Err(err("config: validator.poll_interval_s: must be > 0"));
         }

@@ -1,0 +1,432 @@
+//! Pool jobs (pool.md §4, sidecar-miner.md §3): the JSON a coordinator enqueues into a
+//! sidecar (`POST /jobs/enqueue {"run_id","job_id","kind","payload"}`) and the result a
+//! worker posts back (`POST /jobs/{id}/result {"status":"ok","result":…}`), and
+//! [`execute_job`], which both the in-process worker threads and `bitsota worker` run.
+//!
+//! Kinds and shapes (all scores are numbers, or `null` when non-finite):
+//! - `evaluate`: payload [`EvaluatePayload`] `{suite, algorithms:[{id, algorithm_dsl}]}`
+//!   → [`EvaluateResult`] `{evaluations:[{algorithm_id, score}]}`; each program is scored
+//!   with the validator rule (median of per-task scores) on the suite.
+//! - `evolve`: payload [`EvolvePayload`] `{suite, parents:[{id, algorithm_dsl}], budget,
+//!   seed, pop_size}` → [`EvolveResult`] `{evolved_function, parent_ids, fitness,
+//!   children}`: regularized evolution seeded with the parents for `budget` children on
+//!   the (miner) suite; the result is the fittest child that differs from every parent.
+//! - `lease`: payload [`LeasePayload`] `{lease_id, eval_suite, evolve_suite, evaluate,
+//!   seeds, evolve_budget, seed, pop_size}` → [`LeaseResult`] `{evaluations,
+//!   evolutions:[{parent_algorithm_ids, algorithm_dsl}], iterations}`: both of the above.
+
+use crate::engine::{self, EvolutionConfig, Evolver, Member, Program};
+use crate::tasks::suite::SuiteSpec;
+use crate::tasks::{prepare_suite, DataConfig, Task, TaskType};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// Why a job could not run (posted back as the job's `error`).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown job kind '{0}' (known: evolve, evaluate, lease)")]
+    UnknownKind(String),
+    #[error("invalid {kind} payload: {reason}")]
+    Payload { kind: String, reason: String },
+    #[error("{0}")]
+    Task(String),
+    #[error("algorithm {id}: {reason}")]
+    Program { id: u64, reason: String },
+    #[error("evolution: {0}")]
+    Evolve(#[from] engine::EvolveError),
+}
+
+/// A deterministic suite: `task_count` tasks of `task_type` drawn from `task_seed`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SuiteRef {
+    pub task_type: String,
+    pub input_dim: usize,
+    pub task_count: usize,
+    pub task_seed: u64,
+}
+
+/// A program handed out by the pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlgorithmRef {
+    pub id: u64,
+    pub algorithm_dsl: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvaluatePayload {
+    pub suite: SuiteRef,
+    pub algorithms: Vec<AlgorithmRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub algorithm_id: u64,
+    pub score: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvaluateResult {
+    pub evaluations: Vec<Evaluation>,
+}
+
+fn default_pop_size() -> usize {
+    16
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvolvePayload {
+    pub suite: SuiteRef,
+    pub parents: Vec<AlgorithmRef>,
+    /// Children to produce.
+    pub budget: u64,
+    pub seed: u64,
+    #[serde(default = "default_pop_size")]
+    pub pop_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvolveResult {
+    pub evolved_function: String,
+    pub parent_ids: Vec<u64>,
+    pub fitness: Option<f64>,
+    pub children: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeasePayload {
+    pub lease_id: u64,
+    pub eval_suite: SuiteRef,
+    pub evolve_suite: SuiteRef,
+    pub evaluate: Vec<AlgorithmRef>,
+    pub seeds: Vec<AlgorithmRef>,
+    pub evolve_budget: u64,
+    pub seed: u64,
+    #[serde(default = "default_pop_size")]
+    pub pop_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseEvolution {
+    pub parent_algorithm_ids: Vec<u64>,
+    pub algorithm_dsl: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseResult {
+    pub evaluations: Vec<Evaluation>,
+    pub evolutions: Vec<LeaseEvolution>,
+    pub iterations: u64,
+}
+
+/// Parse program text strictly and return its canonical text, or the parse error
+/// (naming the line and column).
+pub fn canonical_dsl(text: &str) -> Result<String, String> {
+    engine::parse_program(text)
+        .map(|p| engine::print_program(&p))
+        .map_err(|e| e.to_string())
+}
+
+/// The engine profile programs of `task_type` are evolved in.
+fn profile_name(task_type: TaskType) -> &'static str {
+    match task_type {
+        TaskType::ScalarLinear => "scalar_linear",
+        TaskType::MnistBinary | TaskType::Cifar10Binary => "cifar",
+    }
+}
+
+/// The empty program of `task_type`'s profile (the pool's first seed).
+pub fn empty_program_dsl(task_type: TaskType) -> String {
+    let profile =
+        engine::Profile::builtin(profile_name(task_type)).expect("the task profiles are built in");
+    engine::print_program(&Program::empty(profile.meta()))
+}
+
+static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// The data directory whose `datasets/` (and prepared-task cache) image-task jobs use;
+/// set once per process by the daemon or `bitsota worker --data-dir`. Unset, synthetic
+/// tasks still work and nothing is cached on disk.
+pub fn set_data_dir(dir: PathBuf) {
+    let _ = DATA_DIR.set(dir);
+}
+
+fn data_config() -> DataConfig {
+    match DATA_DIR.get() {
+        Some(d) => DataConfig::for_data_dir(d),
+        None => DataConfig {
+            cache_dir: None,
+            ..DataConfig::default()
+        },
+    }
+}
+
+/// A suite's tasks and their evaluation seeds.
+struct BuiltSuite {
+    tasks: Vec<Arc<Task>>,
+    seeds: Vec<u64>,
+}
+
+/// Built suites by reference; a worker scores many jobs on the same few suites.
+type SuiteCache = Mutex<HashMap<SuiteRef, Arc<BuiltSuite>>>;
+static SUITES: OnceLock<SuiteCache> = OnceLock::new();
+/// Suites kept in memory per process.
+const SUITE_CACHE_ENTRIES: usize = 8;
+
+/// The tasks and evaluation seeds of a suite.
+fn suite_tasks(s: &SuiteRef) -> Result<Arc<BuiltSuite>, JobError> {
+    let cache = SUITES.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().get(s) {
+        return Ok(hit.clone());
+    }
+    let task_type: TaskType = s
+        .task_type
+        .parse()
+        .map_err(|e: crate::tasks::UnknownTaskType| JobError::Task(e.to_string()))?;
+    if s.task_count == 0 || s.input_dim == 0 {
+        return Err(JobError::Task(
+            "a suite needs at least one task and input_dim ≥ 1".into(),
+        ));
+    }
+    let spec = SuiteSpec::new(task_type, s.input_dim, s.task_count, s.task_seed);
+    let tasks = prepare_suite(&spec, &data_config()).map_err(|e| JobError::Task(e.to_string()))?;
+    let seeds = (0..spec.tasks.len()).map(|i| spec.eval_seed(i)).collect();
+    let built = Arc::new(BuiltSuite { tasks, seeds });
+    let mut c = cache.lock();
+    if c.len() >= SUITE_CACHE_ENTRIES {
+        c.clear();
+    }
+    c.insert(s.clone(), built.clone());
+    Ok(built)
+}
+
+fn parse(a: &AlgorithmRef) -> Result<Program, JobError> {
+    engine::parse_program(&a.algorithm_dsl).map_err(|e| JobError::Program {
+        id: a.id,
+        reason: e.to_string(),
+    })
+}
+
+fn finite(x: f32) -> Option<f64> {
+    x.is_finite().then_some(x as f64)
+}
+
+/// Score each algorithm on the suite (validator rule).
+pub fn evaluate(
+    suite: &SuiteRef,
+    algorithms: &[AlgorithmRef],
+) -> Result<Vec<Evaluation>, JobError> {
+    let built = suite_tasks(suite)?;
+    let (tasks, seeds) = (&built.tasks, &built.seeds);
+    algorithms
+        .iter()
+        .map(|a| {
+            let program = parse(a)?;
+            let s = engine::score_on_suite(&program, tasks, seeds);
+            Ok(Evaluation {
+                algorithm_id: a.id,
+                score: finite(s.score),
+            })
+        })
+        .collect()
+}
+
+/// Evolve from `parents` for `budget` children; the fittest child unlike every parent.
+pub fn evolve(
+    suite: &SuiteRef,
+    parents: &[AlgorithmRef],
+    budget: u64,
+    seed: u64,
+    pop_size: usize,
+) -> Result<Option<EvolveResult>, JobError> {
+    let task_type: TaskType = suite
+        .task_type
+        .parse()
+        .map_err(|e: crate::tasks::UnknownTaskType| JobError::Task(e.to_string()))?;
+    let built = suite_tasks(suite)?;
+    // Start from the parents at once: a population no larger than they fill.
+    let pop_size = parents.len().clamp(2, pop_size.max(2));
+    let config = EvolutionConfig {
+        profile: engine::ProfileChoice::Named(profile_name(task_type).into()),
+        pop_size,
+        tournament_size: pop_size.min(4),
+        seed,
+        ..EvolutionConfig::default()
+    };
+    let mut evolver = Evolver::new(config, built.tasks.clone(), built.seeds.clone())?;
+    let parent_programs: Vec<Program> = parents.iter().map(parse).collect::<Result<_, _>>()?;
+    let members: Vec<Member> = parent_programs
+        .iter()
+        .map(|p| Member {
+            fitness: evolver.evaluate(p),
+            program: p.clone(),
+        })
+        .collect();
+    evolver.receive(members);
+    let mut best: Option<Member> = None;
+    for _ in 0..budget {
+        let outcome = evolver.step();
+        let better = best
+            .as_ref()
+            .map_or(true, |b| outcome.fitness > b.fitness || b.fitness.is_nan());
+        if !better {
+            continue;
+        }
+        if let Some(child) = evolver.population().last() {
+            if !parent_programs.contains(&child.program) {
+                best = Some(child.clone());
+            }
+        }
+    }
+    Ok(best.map(|m| EvolveResult {
+        evolved_function: engine::print_program(&m.program),
+        parent_ids: parents.iter().map(|p| p.id).collect(),
+        fitness: finite(m.fitness),
+        children: budget,
+    }))
+}
+
+fn payload<T: serde::de::DeserializeOwned>(kind: &str, v: &Value) -> Result<T, JobError> {
+    serde_json::from_value(v.clone()).map_err(|e| JobError::Payload {
+        kind: kind.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn to_value<T: Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// Run one sidecar job; the `Ok` value is the job's `result` object.
+pub fn execute_job(kind: &str, payload_json: &Value) -> Result<Value, JobError> {
+    match kind {
+        "evaluate" => {
+            let p: EvaluatePayload = payload(kind, payload_json)?;
+            let evaluations = evaluate(&p.suite, &p.algorithms)?;
+            Ok(to_value(&EvaluateResult { evaluations }))
+        }
+        "evolve" => {
+            let p: EvolvePayload = payload(kind, payload_json)?;
+            match evolve(&p.suite, &p.parents, p.budget, p.seed, p.pop_size)? {
+                Some(r) => Ok(to_value(&r)),
+                None => Err(JobError::Task(
+                    "evolution produced no child different from its parents".into(),
+                )),
+            }
+        }
+        "lease" => {
+            let p: LeasePayload = payload(kind, payload_json)?;
+            let evaluations = evaluate(&p.eval_suite, &p.evaluate)?;
+            let evolved = if p.seeds.is_empty() || p.evolve_budget == 0 {
+                None
+            } else {
+                evolve(
+                    &p.evolve_suite,
+                    &p.seeds,
+                    p.evolve_budget,
+                    p.seed,
+                    p.pop_size,
+                )?
+            };
+            let evolutions = evolved
+                .into_iter()
+                .map(|r| LeaseEvolution {
+                    parent_algorithm_ids: r.parent_ids,
+                    algorithm_dsl: r.evolved_function,
+                })
+                .collect();
+            Ok(to_value(&LeaseResult {
+                evaluations,
+                evolutions,
+                iterations: p.evolve_budget,
+            }))
+        }
+        other => Err(JobError::UnknownKind(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn suite(count: usize) -> Value {
+        json!({"task_type": "scalar_linear", "input_dim": 4, "task_count": count, "task_seed": 7})
+    }
+
+    const LEARNER: &str = "# setup\ns2 = 0.01\n# predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
+
+    #[test]
+    fn evaluate_is_deterministic_and_matches_the_engine() {
+        let empty = empty_program_dsl(TaskType::ScalarLinear);
+        let payload = json!({"suite": suite(3), "algorithms": [
+            {"id": 1, "algorithm_dsl": empty}, {"id": 2, "algorithm_dsl": LEARNER}]});
+        let a = execute_job("evaluate", &payload).unwrap();
+        assert_eq!(a, execute_job("evaluate", &payload).unwrap());
+        let r: EvaluateResult = serde_json::from_value(a).unwrap();
+        let (s_empty, s_learner) = (
+            r.evaluations[0].score.unwrap(),
+            r.evaluations[1].score.unwrap(),
+        );
+        assert!(s_learner > s_empty, "{s_learner} vs {s_empty}");
+        // The same number the engine gives on the same suite.
+        let spec = SuiteSpec::new(TaskType::ScalarLinear, 4, 3, 7);
+        let tasks = prepare_suite(&spec, &data_config()).unwrap();
+        let seeds: Vec<u64> = (0..3).map(|i| spec.eval_seed(i)).collect();
+        let p = engine::parse_program(LEARNER).unwrap();
+        assert_eq!(
+            engine::score_on_suite(&p, &tasks, &seeds).score as f64,
+            s_learner
+        );
+    }
+
+    #[test]
+    fn evolve_and_lease_produce_new_valid_programs() {
+        let empty = empty_program_dsl(TaskType::ScalarLinear);
+        let payload = json!({"suite": suite(2), "parents": [{"id": 5, "algorithm_dsl": empty}],
+            "budget": 20, "seed": 3});
+        let r: EvolveResult =
+            serde_json::from_value(execute_job("evolve", &payload).unwrap()).unwrap();
+        assert_eq!(r.parent_ids, vec![5]);
+        assert_ne!(canonical_dsl(&r.evolved_function).unwrap(), empty);
+        assert_eq!(
+            execute_job("evolve", &payload).unwrap(),
+            serde_json::to_value(&r).unwrap(),
+            "same seed, same child"
+        );
+        let lease = json!({"lease_id": 1, "eval_suite": suite(2), "evolve_suite": suite(2),
+            "evaluate": [{"id": 9, "algorithm_dsl": LEARNER}],
+            "seeds": [{"id": 5, "algorithm_dsl": empty}], "evolve_budget": 10, "seed": 1});
+        let l: LeaseResult = serde_json::from_value(execute_job("lease", &lease).unwrap()).unwrap();
+        assert_eq!(l.evaluations.len(), 1);
+        assert_eq!(l.evolutions.len(), 1);
+        assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
+        assert_eq!(l.iterations, 10);
+    }
+
+    #[test]
+    fn bad_jobs_are_errors() {
+        assert!(matches!(
+            execute_job("dance", &json!({})),
+            Err(JobError::UnknownKind(_))
+        ));
+        assert!(matches!(
+            execute_job("evaluate", &json!({"suite": 1})),
+            Err(JobError::Payload { .. })
+        ));
+        let bad =
+            json!({"suite": suite(1), "algorithms": [{"id": 3, "algorithm_dsl": "s0 = nope(v0)"}]});
+        let e = execute_job("evaluate", &bad).unwrap_err().to_string();
+        assert!(e.contains("algorithm 3") && e.contains("line 1"), "{e}");
+        let unknown = json!({"suite": {"task_type": "chess", "input_dim": 4, "task_count": 1, "task_seed": 0},
+            "algorithms": []});
+        assert!(matches!(
+            execute_job("evaluate", &unknown),
+            Err(JobError::Task(_))
+        ));
+        assert!(canonical_dsl("s0 = = 1").unwrap_err().contains("line 1"));
+    }
+}

@@ -1,0 +1,388 @@
+//! The pool's rules (pool.md §3) as pure functions over plain data: windows and epochs,
+//! evaluation consensus and accuracy, reputation, evaluator eligibility, capped
+//! proportional payouts and the Merkle tree that makes each closed epoch provable.
+//! Storage and HTTP live elsewhere ([`super::state`], [`super::api`]).
+
+use sha2::{Digest, Sha256};
+
+/// Lease window containing `now` (unix seconds).
+pub fn window_number(now: f64, window_s: u64) -> u64 {
+    (now.max(0.0) / window_s.max(1) as f64).floor() as u64
+}
+
+/// Seconds until the window containing `now` ends.
+pub fn window_remaining(now: f64, window_s: u64) -> f64 {
+    let w = window_s.max(1) as f64;
+    (window_number(now, window_s) as f64 + 1.0) * w - now
+}
+
+/// Epoch containing `now`; epoch `n` covers `[n·epoch_s, (n+1)·epoch_s)`.
+pub fn epoch_number(now: f64, epoch_s: u64) -> u64 {
+    window_number(now, epoch_s)
+}
+
+/// Median over IEEE total order (mean of the middle two for an even count; NaN for
+/// none), so `-inf` scores (non-finite predictions) take part deterministically.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// An evaluation is accurate when within `tolerance` of the median's magnitude (at
+/// least 1e-6 absolute). Equal values (including equal infinities) are accurate.
+pub fn is_accurate(score: f64, median: f64, tolerance: f64) -> bool {
+    if score == median {
+        return true;
+    }
+    if !score.is_finite() || !median.is_finite() {
+        return false;
+    }
+    let allowed = (tolerance * median.abs()).max(1e-6);
+    (score - median).abs() <= allowed
+}
+
+/// The outcome of `evals_required` independent evaluations of one evolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Consensus {
+    pub score: f64,
+    /// Per evaluation, in the order given.
+    pub accurate: Vec<bool>,
+}
+
+/// Consensus score (median) and each evaluation's accuracy.
+pub fn consensus(scores: &[f64], tolerance: f64) -> Consensus {
+    let m = median(scores);
+    Consensus {
+        score: m,
+        accurate: scores
+            .iter()
+            .map(|&s| is_accurate(s, m, tolerance))
+            .collect(),
+    }
+}
+
+/// Reputation change of one evaluator.
+pub fn evaluation_delta(accurate: bool) -> f64 {
+    if accurate {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// Reputation after applying `delta`, floored at 0; returns (new value, applied delta).
+pub fn apply_reputation(current: f64, delta: f64) -> (f64, f64) {
+    let next = (current + delta).max(0.0);
+    (next, next - current)
+}
+
+/// Reputation an evolution's author earns: `2 × consensus` when the consensus reaches
+/// `min_score` and beats every parent whose score is known, else nothing.
+pub fn evolution_reward(consensus: f64, min_score: f64, best_parent: Option<f64>) -> f64 {
+    let beats = best_parent.map_or(true, |p| consensus > p);
+    if consensus.is_finite() && consensus >= min_score && beats {
+        2.0 * consensus
+    } else {
+        0.0
+    }
+}
+
+/// Whether `hotkey` may be handed this evolution to evaluate: not its author, has not
+/// evaluated it, is not already assigned it, and the evaluations done plus the live
+/// assignments still fall short of `required`.
+pub fn can_evaluate(
+    author: Option<&str>,
+    evaluated_by: &[&str],
+    assigned_to: &[&str],
+    required: usize,
+    hotkey: &str,
+) -> bool {
+    author != Some(hotkey)
+        && !evaluated_by.contains(&hotkey)
+        && !assigned_to.contains(&hotkey)
+        && evaluated_by.len() + assigned_to.len() < required
+}
+
+/// Split `budget` in proportion to `weights` (non-positive weights get nothing), no
+/// share above `cap × budget`: capped shares are fixed and the excess is redistributed
+/// over the others in proportion (water filling). Integer rao: floors, then the
+/// leftover units go one each by largest remainder (ties by input order) to those
+/// below the cap. Returns the amounts (in input order) and what could not be paid
+/// because every earner is at the cap.
+pub fn split_budget(weights: &[f64], budget: u64, cap: f64) -> (Vec<u64>, u64) {
+    let n = weights.len();
+    let mut amounts = vec![0u64; n];
+    let cap_amount = (cap.clamp(0.0, 1.0) * budget as f64).floor() as u64;
+    let mut exact = vec![0f64; n];
+    let mut capped = vec![false; n];
+    let eligible: Vec<usize> = (0..n)
+        .filter(|&i| weights[i] > 0.0 && weights[i].is_finite())
+        .collect();
+    if eligible.is_empty() || budget == 0 {
+        return (amounts, budget);
+    }
+    loop {
+        let fixed: f64 = eligible
+            .iter()
+            .filter(|&&i| capped[i])
+            .map(|_| cap_amount as f64)
+            .sum();
+        let free: Vec<usize> = eligible.iter().copied().filter(|&i| !capped[i]).collect();
+        let total_w: f64 = free.iter().map(|&i| weights[i]).sum();
+        let remaining = (budget as f64 - fixed).max(0.0);
+        let mut newly_capped = false;
+        for &i in &free {
+            exact[i] = remaining * weights[i] / total_w;
+            if exact[i] > cap_amount as f64 {
+                capped[i] = true;
+                newly_capped = true;
+            }
+        }
+        for &i in eligible.iter().filter(|&&i| capped[i]) {
+            exact[i] = cap_amount as f64;
+        }
+        if !newly_capped || free.is_empty() {
+            break;
+        }
+    }
+    for &i in &eligible {
+        amounts[i] = (exact[i].floor() as u64).min(cap_amount);
+    }
+    let target = (exact.iter().sum::<f64>().round() as u64).min(budget);
+    let mut paid: u64 = amounts.iter().sum();
+    let mut order: Vec<usize> = eligible
+        .iter()
+        .copied()
+        .filter(|&i| amounts[i] < cap_amount)
+        .collect();
+    order.sort_by(|&a, &b| {
+        let fa = exact[a] - exact[a].floor();
+        let fb = exact[b] - exact[b].floor();
+        fb.total_cmp(&fa).then(a.cmp(&b))
+    });
+    for i in order {
+        if paid >= target {
+            break;
+        }
+        amounts[i] += 1;
+        paid += 1;
+    }
+    (amounts, budget - paid)
+}
+
+/// SHA-256 leaf of a payout: `0x00 ‖ hotkey ‖ 0x00 ‖ amount (u64 big-endian)`. The
+/// prefixes keep leaves and inner nodes apart (no second-preimage via a 64-byte leaf).
+pub fn merkle_leaf(hotkey: &str, amount_rao: u64) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(hotkey.as_bytes());
+    h.update([0u8]);
+    h.update(amount_rao.to_be_bytes());
+    h.finalize().into()
+}
+
+/// Inner node: `SHA-256(0x01 ‖ left ‖ right)`.
+pub fn merkle_node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// One step of a proof: the sibling hash and whether it sits on the left.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProofStep {
+    pub sibling: String,
+    pub left: bool,
+}
+
+fn next_level(level: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [l, r] => merkle_node(l, r),
+            // An odd node is promoted unchanged.
+            [single] => *single,
+            _ => unreachable!("chunks(2) yields one or two items"),
+        })
+        .collect()
+}
+
+/// Root over `leaves` in the given order (all zeros for none).
+pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    if leaves.is_empty() {
+        return [0u8; 32];
+    }
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        level = next_level(&level);
+    }
+    level[0]
+}
+
+/// The proof that `leaves[index]` is under [`merkle_root`] of `leaves`.
+pub fn merkle_proof(leaves: &[[u8; 32]], mut index: usize) -> Vec<ProofStep> {
+    let mut proof = Vec::new();
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        let sibling = index ^ 1;
+        if sibling < level.len() {
+            proof.push(ProofStep {
+                sibling: hex::encode(level[sibling]),
+                left: sibling < index,
+            });
+        }
+        level = next_level(&level);
+        index /= 2;
+    }
+    proof
+}
+
+/// Whether `leaf` with `proof` hashes up to `root`.
+pub fn verify_proof(leaf: [u8; 32], proof: &[ProofStep], root: &[u8; 32]) -> bool {
+    let mut acc = leaf;
+    for step in proof {
+        let Ok(bytes) = hex::decode(&step.sibling) else {
+            return false;
+        };
+        let Ok(sib) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+            return false;
+        };
+        acc = if step.left {
+            merkle_node(&sib, &acc)
+        } else {
+            merkle_node(&acc, &sib)
+        };
+    }
+    &acc == root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_epochs() {
+        assert_eq!(window_number(1199.9, 600), 1);
+        assert_eq!(window_number(1200.0, 600), 2);
+        assert!((window_remaining(1190.0, 600) - 10.0).abs() < 1e-9);
+        assert_eq!(epoch_number(7200.0, 3600), 2);
+    }
+
+    #[test]
+    fn consensus_median_and_tolerance() {
+        let c = consensus(&[0.9, 0.95, 0.5], 0.1);
+        assert_eq!(c.score, 0.9);
+        assert_eq!(c.accurate, vec![true, true, false]);
+        // Even count: mean of the middle two.
+        assert_eq!(median(&[1.0, 4.0, 2.0, 3.0]), 2.5);
+        // The absolute floor applies around zero.
+        assert!(is_accurate(5e-7, 0.0, 0.1));
+        assert!(!is_accurate(2e-6, 0.0, 0.1));
+        // Non-finite scores order deterministically; equal infinities agree.
+        let c = consensus(&[f64::NEG_INFINITY, f64::NEG_INFINITY, 0.3], 0.1);
+        assert_eq!(c.score, f64::NEG_INFINITY);
+        assert_eq!(c.accurate, vec![true, true, false]);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn reputation_rules() {
+        assert_eq!(apply_reputation(0.5, -1.0), (0.0, -0.5));
+        assert_eq!(apply_reputation(2.0, 1.0), (3.0, 1.0));
+        assert_eq!(evolution_reward(0.8, 0.7, Some(0.75)), 1.6);
+        assert_eq!(evolution_reward(0.8, 0.7, Some(0.8)), 0.0);
+        assert_eq!(evolution_reward(0.6, 0.7, None), 0.0);
+        assert_eq!(evolution_reward(0.7, 0.7, None), 1.4);
+        assert_eq!(evolution_reward(f64::INFINITY, 0.7, None), 0.0);
+    }
+
+    #[test]
+    fn evaluator_eligibility() {
+        let author = Some("A");
+        assert!(!can_evaluate(author, &[], &[], 3, "A"));
+        assert!(can_evaluate(author, &["B"], &["C"], 3, "D"));
+        assert!(!can_evaluate(author, &["B"], &["C", "E"], 3, "D"));
+        assert!(!can_evaluate(author, &["D"], &[], 3, "D"));
+        assert!(!can_evaluate(author, &[], &["D"], 3, "D"));
+        assert!(can_evaluate(None, &[], &[], 1, "A"));
+    }
+
+    #[test]
+    fn split_is_proportional_and_capped() {
+        let (a, left) = split_budget(&[1.0, 1.0, 2.0], 1000, 1.0);
+        assert_eq!((a, left), (vec![250, 250, 500], 0));
+        // Cap 0.4: the heavy earner is capped, the excess goes to the others.
+        let (a, left) = split_budget(&[1.0, 1.0, 8.0], 1000, 0.4);
+        assert_eq!(a, vec![300, 300, 400]);
+        assert_eq!(left, 0);
+        // Cascading cap.
+        let (a, left) = split_budget(&[1.0, 2.0, 3.0, 100.0], 1000, 0.3);
+        assert!(a.iter().all(|&x| x <= 300), "{a:?}");
+        assert_eq!(a.iter().sum::<u64>() + left, 1000);
+        assert_eq!(left, 0);
+        // Everyone capped: the rest is undistributed.
+        let (a, left) = split_budget(&[1.0, 5.0], 1000, 0.05);
+        assert_eq!(a, vec![50, 50]);
+        assert_eq!(left, 900);
+        // Rounding: the sum is the budget exactly.
+        let (a, left) = split_budget(&[1.0, 1.0, 1.0], 100, 1.0);
+        assert_eq!(a.iter().sum::<u64>(), 100);
+        assert_eq!(left, 0);
+        // No positive weight: nothing paid.
+        let (a, left) = split_budget(&[0.0, -1.0], 100, 1.0);
+        assert_eq!((a, left), (vec![0, 0], 100));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_never_overpays_and_fills_when_it_can(
+            weights in proptest::collection::vec(0.0f64..100.0, 0..12),
+            budget in 0u64..10_000_000,
+            cap in 0.01f64..1.0,
+        ) {
+            let (a, left) = split_budget(&weights, budget, cap);
+            let cap_amount = (cap * budget as f64).floor() as u64;
+            proptest::prop_assert_eq!(a.iter().sum::<u64>() + left, budget);
+            proptest::prop_assert!(a.iter().all(|&x| x <= cap_amount));
+            for (w, x) in weights.iter().zip(&a) {
+                if *w <= 0.0 {
+                    proptest::prop_assert_eq!(*x, 0);
+                }
+            }
+            // Money is left over only when every earner is (within a unit) at the cap.
+            let earners: Vec<u64> =
+                weights.iter().zip(&a).filter(|(w, _)| **w > 0.0).map(|(_, x)| *x).collect();
+            if left > earners.len() as u64 && !earners.is_empty() {
+                proptest::prop_assert!(earners.iter().all(|&x| x + 1 >= cap_amount));
+            }
+        }
+    }
+
+    #[test]
+    fn merkle_proofs_verify_and_detect_tampering() {
+        for n in 1..=7usize {
+            let leaves: Vec<[u8; 32]> = (0..n)
+                .map(|i| merkle_leaf(&format!("hk{i}"), 100 + i as u64))
+                .collect();
+            let root = merkle_root(&leaves);
+            for (i, leaf) in leaves.iter().enumerate() {
+                let proof = merkle_proof(&leaves, i);
+                assert!(verify_proof(*leaf, &proof, &root), "n={n} i={i}");
+                let forged = merkle_leaf(&format!("hk{i}"), 999);
+                assert!(!verify_proof(forged, &proof, &root));
+            }
+        }
+        assert_eq!(merkle_root(&[]), [0u8; 32]);
+    }
+}
