@@ -295,3 +295,37 @@ fn a_run_that_cannot_prepare_its_tasks_reports_why() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[test]
+fn pool_mining_runs_the_pool_coordinator() {
+    let d = Daemon::start(Opts::default());
+    let r = http()
+        .post(format!("{}/appliance/mine/start", d.sidecar))
+        .json(&json!({"task_type": "pool", "run_id": "pooled", "workers": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let miner = &get(&format!("{}/appliance/status", d.sidecar))["miner"];
+    assert_eq!(
+        (miner["running"].as_bool(), miner["task_type"].as_str()),
+        (Some(true), Some("pool"))
+    );
+    // The coordinator registers with the embedded pool and logs into the run.
+    let registered = poll_until(300, Duration::from_millis(100), || {
+        logs(&d)
+            .iter()
+            .any(|m| m.starts_with("[pool] Registered with pool"))
+            .then_some(())
+    });
+    assert!(registered.is_some(), "{:?}", logs(&d));
+    let out = mine(&d, &["stop"]);
+    assert!(out.status.success());
+    assert_eq!(
+        get(&format!("{}/appliance/status", d.sidecar))["miner"]["running"],
+        false
+    );
+    assert_eq!(
+        get(&format!("{}/state?run_id=pooled", d.sidecar))["status"],
+        "stopped"
+    );
+}

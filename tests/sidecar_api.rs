@@ -501,15 +501,6 @@ fn appliance_api_when_not_mining() {
     let (s, v) = post(
         &c,
         &format!("{}/appliance/mine/start", d.sidecar),
-        &json!({"task_type": "pool"}),
-    );
-    assert_eq!(
-        (s, v["detail"].as_str()),
-        (400, Some("pool mining is not available yet"))
-    );
-    let (s, v) = post(
-        &c,
-        &format!("{}/appliance/mine/start", d.sidecar),
         &json!({"engine": "turbo"}),
     );
     assert_eq!(s, 400);

@@ -27,8 +27,9 @@ pub enum MinerError {
     AlreadyMining,
     #[error("{0}")]
     Settings(String),
-    #[error("pool mining is not available yet")]
-    PoolUnavailable,
+    /// Pool mining cannot start (no pool, no sidecar): the configuration's to fix.
+    #[error("pool mining: {0}")]
+    Pool(String),
     #[error("miner key: {0}")]
     Key(#[from] crate::keys::KeyError),
     #[error(transparent)]
@@ -119,9 +120,25 @@ pub struct Supervisor {
     active: Mutex<Option<Active>>,
 }
 
-/// Pool mining is driven by the pool coordinator (pool.md §4), not the local engine.
-fn start_pool_mining(_settings: &MinerSettings) -> Result<(), MinerError> {
-    Err(MinerError::PoolUnavailable)
+/// Pool mining (`pool` / `pool_lease`) is driven by the pool coordinator (pool.md §4), not
+/// the local engine; one thread waits for the coordinator's threads so that the run is
+/// tracked, reported and stopped like a local one.
+fn start_pool_mining(
+    ctx: &AppContext,
+    settings: &MinerSettings,
+    run_id: &str,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, MinerError> {
+    use crate::pool::coordinator::{spawn_coordinator, PoolMode};
+    let mode = PoolMode::from_task_type(&settings.task_type).ok_or_else(|| {
+        MinerError::Settings(format!("{} is not a pool task", settings.task_type))
+    })?;
+    let handle = spawn_coordinator(ctx, mode, run_id, settings.workers, stop)
+        .map_err(|e| MinerError::Pool(e.to_string()))?;
+    std::thread::Builder::new()
+        .name(format!("pool-{run_id}"))
+        .spawn(move || handle.join())
+        .map_err(|e| MinerError::Thread(e.to_string()))
 }
 
 impl Supervisor {
@@ -149,9 +166,6 @@ impl Supervisor {
         let settings =
             MinerSettings::resolve(config, config.miner.problem_config.as_deref(), &overrides)
                 .map_err(MinerError::Settings)?;
-        if settings.is_pool() {
-            start_pool_mining(&settings)?;
-        }
         let keypair = crate::keys::identity::load_or_create(&self.ctx.data_dir, "miner")?;
         let hotkey = keypair.ss58();
         let relay_url = self.ctx.relay_url_or_embedded(&config.miner.relay_endpoint);
@@ -159,22 +173,26 @@ impl Supervisor {
         let run = self.sidecar.start_run(req.run_id.as_deref(), req.replace)?;
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Live::default());
-        let job = run::RunJob {
-            run_id: run.run_id.clone(),
-            settings: settings.clone(),
-            sidecar: self.sidecar.clone(),
-            stop: stop.clone(),
-            live: live.clone(),
-            relay_url,
-            keypair,
-            needs_invitation: !(embedded && config.relay.test_mode),
-            invite_code: config.miner.invite_code.clone(),
-            data_dir: self.ctx.data_dir.clone(),
+        let thread = if settings.is_pool() {
+            start_pool_mining(&self.ctx, &settings, &run.run_id, stop.clone())?
+        } else {
+            let job = run::RunJob {
+                run_id: run.run_id.clone(),
+                settings: settings.clone(),
+                sidecar: self.sidecar.clone(),
+                stop: stop.clone(),
+                live: live.clone(),
+                relay_url,
+                keypair,
+                needs_invitation: !(embedded && config.relay.test_mode),
+                invite_code: config.miner.invite_code.clone(),
+                data_dir: self.ctx.data_dir.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("miner-{}", run.run_id))
+                .spawn(move || run::mine(job))
+                .map_err(|e| MinerError::Thread(e.to_string()))?
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("miner-{}", run.run_id))
-            .spawn(move || run::mine(job))
-            .map_err(|e| MinerError::Thread(e.to_string()))?;
         tracing::info!(run = %run.run_id, task = %settings.task_type, engine = %settings.engine,
             workers = settings.workers, "mining started");
         *active = Some(Active {

@@ -61,7 +61,7 @@ impl IntoResponse for MinerError {
         match self {
             MinerError::Sidecar(e) => e.into_response(),
             MinerError::AlreadyMining => error(StatusCode::CONFLICT, "already mining"),
-            MinerError::Settings(_) | MinerError::PoolUnavailable => {
+            MinerError::Settings(_) | MinerError::Pool(_) => {
                 error(StatusCode::BAD_REQUEST, self.to_string())
             }
             MinerError::Key(_) | MinerError::Thread(_) => {
