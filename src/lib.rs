@@ -16,3 +16,4 @@ pub mod server;
 pub mod sidecar;
 pub mod store;
 pub mod tasks;
+pub mod validator;

@@ -178,9 +178,21 @@ impl Daemon {
         };
         write_endpoints_file(&context)?;
 
+        let (validators, workers) =
+            crate::validator::start(&context).map_err(|e| ServerError::Service {
+                service: "validator",
+                reason: e.to_string(),
+            })?;
+        // `/appliance/validators` is served on the sidecar listener, ahead of its routes.
+        let mut validators = Some(validators);
         let mut servers = Vec::new();
         for b in bound {
-            let endpoint = build_service(b.name, &context)?;
+            let mut endpoint = build_service(b.name, &context)?;
+            if b.name == "sidecar" {
+                if let Some(v) = validators.take() {
+                    endpoint = v.nest_no_strip("/", endpoint).boxed();
+                }
+            }
             let token = context.shutdown.clone();
             let acceptor = TcpAcceptor::from_tokio(b.listener).map_err(|e| ServerError::Bind {
                 key: b.key,
@@ -201,7 +213,7 @@ impl Daemon {
         Ok(Daemon {
             context,
             servers,
-            workers: Vec::new(),
+            workers,
         })
     }
 
@@ -251,6 +263,16 @@ fn build_service(
     let service_err = |reason: String| ServerError::Service {
         service: name,
         reason,
+    };
+    // Each service commits with its own durability setting over the one database.
+    let durability = match name {
+        "relay" => ctx.config.relay.durability,
+        "sidecar" => ctx.config.sidecar.durability,
+        _ => ctx.config.pool.durability,
+    };
+    let ctx = &AppContext {
+        store: ctx.store.with_durability(durability),
+        ..ctx.clone()
     };
     let route = match name {
         "relay" => crate::relay::routes(ctx).map_err(|e| service_err(e.to_string()))?,

@@ -61,9 +61,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _log_guard = super::init_logging(&config, true)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        // Handlers first: whoever reads the printed URLs may signal at once.
+        let signals = ShutdownSignals::install()?;
         let daemon = Daemon::start(config).await?;
         print_endpoints(&daemon);
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutting down");
         daemon.shutdown().await?;
         Ok(())
@@ -85,14 +87,26 @@ pub fn print_endpoints(daemon: &Daemon) {
     println!("data directory: {}", daemon.context.data_dir.display());
 }
 
-/// Resolve on SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM handlers, installed before the daemon announces itself.
+pub struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    /// Resolve on the first SIGINT or SIGTERM.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

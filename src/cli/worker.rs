@@ -75,7 +75,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(super::serve::wait_for_signal())?;
+    let signals = runtime.block_on(async { super::serve::ShutdownSignals::install() })?;
+    runtime.block_on(signals.wait());
     tracing::info!("[worker] stopping after the current jobs");
     stop.store(true, Ordering::Relaxed);
     for t in threads {

@@ -827,15 +827,29 @@ mod explore {
     #[test]
     #[ignore]
     fn explore_discovery() {
-        let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let env = |k: &str, d: u64| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
         let suite = SuiteSpec::new(TaskType::ScalarLinear, 4, env("TASKS", 4) as usize, 0);
-        let sizes = LinearSizes { train: 100, val: 100 };
-        let tasks: Vec<Arc<Task>> = suite.tasks.iter().map(|t| Arc::new(build(t, sizes))).collect();
+        let sizes = LinearSizes {
+            train: 100,
+            val: 100,
+        };
+        let tasks: Vec<Arc<Task>> = suite
+            .tasks
+            .iter()
+            .map(|t| Arc::new(build(t, sizes)))
+            .collect();
         let seeds: Vec<u64> = (0..tasks.len()).map(|i| suite.eval_seed(i)).collect();
         let demo = env("DEMO", 0) == 1;
         for seed in 0..env("SEEDS", 3) {
             let mut cfg = EvolutionConfig {
-                profile: ProfileChoice::Named(std::env::var("PROFILE").unwrap_or("scalar_linear".into())),
+                profile: ProfileChoice::Named(
+                    std::env::var("PROFILE").unwrap_or("scalar_linear".into()),
+                ),
                 pop_size: env("POP", 100) as usize,
                 tournament_size: env("TOUR", 10) as usize,
                 seed,
@@ -844,18 +858,32 @@ mod explore {
                 fec_val_examples: 10,
                 max_children: Some(env("BUDGET", 1_000_000)),
                 target_fitness: Some(0.99),
-                fitness: if env("MEAN", 0) == 1 { Combine::Mean } else { Combine::Median },
+                fitness: if env("MEAN", 0) == 1 {
+                    Combine::Mean
+                } else {
+                    Combine::Median
+                },
                 early_stop_abs_error: (env("ES", 0) == 1).then_some(100.0),
                 ..Default::default()
             };
             if demo {
                 cfg.initial_population = InitialPopulation::Random;
-                cfg.mutations = vec![Mutation::AlterParam, Mutation::AlterInstruction, Mutation::RandomizeComponent];
+                cfg.mutations = vec![
+                    Mutation::AlterParam,
+                    Mutation::AlterInstruction,
+                    Mutation::RandomizeComponent,
+                ];
             }
             let t = Instant::now();
             let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
             e.run(0, &AtomicBool::new(false), |_| {});
-            println!("seed {seed}: best {} children {} in {:?} fec {:?}", e.best().unwrap().fitness, e.children(), t.elapsed(), e.fec_stats());
+            println!(
+                "seed {seed}: best {} children {} in {:?} fec {:?}",
+                e.best().unwrap().fitness,
+                e.children(),
+                t.elapsed(),
+                e.fec_stats()
+            );
         }
     }
 }

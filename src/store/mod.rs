@@ -121,6 +121,15 @@ impl Store {
         &self.db
     }
 
+    /// The same database with another durability: each service commits by its own
+    /// setting (`[relay] durability`, `[pool] durability`, `[sidecar] durability`).
+    pub fn with_durability(&self, durability: Durability) -> Store {
+        Store {
+            db: self.db.clone(),
+            durability,
+        }
+    }
+
     pub fn durability(&self) -> Durability {
         self.durability
     }

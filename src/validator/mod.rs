@@ -1,0 +1,94 @@
+//! Validators (validator.md): clients of a relay that re-evaluate every submission on a
+//! deterministic suite, blacklist miners whose claims are off, and vote for the best
+//! result above the SOTA.
+//!
+//! - [`rules`]: the decisions, as pure functions (vote selection, blacklist, backoff,
+//!   seen-block, weights, stats line);
+//! - [`run::ValidatorLoop`]: one identity polling one relay — the daemon runs
+//!   `[validator] count` of them ([`start`]), `bitsota validate` runs one;
+//! - [`suites`]: strict parsing and the shared, prepared validator suites;
+//! - [`seen`], [`metrics`], [`state`]: the persisted seen-set, the JSONL metrics, and
+//!   what `GET /appliance/validators` shows.
+
+pub mod client;
+pub mod metrics;
+pub mod rules;
+pub mod run;
+pub mod seen;
+pub mod state;
+pub mod suites;
+
+use crate::server::AppContext;
+use poem::web::{Data, Json};
+use poem::{get, handler, EndpointExt, Route};
+use state::ValidatorState;
+use std::sync::Arc;
+
+/// Why a validator could not start or poll.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    #[error("validator: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Relay(#[from] client::RelayError),
+}
+
+/// The validators of this process, as the dashboard sees them.
+type Registry = Arc<Vec<Arc<ValidatorState>>>;
+
+#[handler]
+fn list_validators(Data(registry): Data<&Registry>) -> Json<serde_json::Value> {
+    let views: Vec<_> = registry.iter().map(|s| s.view()).collect();
+    Json(serde_json::json!({ "validators": views }))
+}
+
+/// `GET /appliance/validators` over `states`.
+pub fn route(states: Vec<Arc<ValidatorState>>) -> Route {
+    let registry: Registry = Arc::new(states);
+    Route::new().at("/appliance/validators", get(list_validators).data(registry))
+}
+
+/// Start the daemon's embedded validators: identities `validator-1..=count` in the data
+/// directory, each polling `[validator] relay_url` (default the embedded relay) on its
+/// own blocking thread until `ctx.shutdown`. Returns the `/appliance/validators` route
+/// (for the sidecar listener) and the loops' handles. Disabled validators give the route
+/// with an empty list.
+pub fn start(
+    ctx: &AppContext,
+) -> Result<(Route, Vec<tokio::task::JoinHandle<()>>), ValidatorError> {
+    let cfg = &ctx.config.validator;
+    if !cfg.enabled || cfg.count == 0 {
+        return Ok((route(Vec::new()), Vec::new()));
+    }
+    let relay_url = ctx.relay_url_or_embedded(&cfg.relay_url).ok_or_else(|| {
+        ValidatorError::Config(
+            "validator.relay_url is empty and the embedded relay is disabled".into(),
+        )
+    })?;
+    let suites =
+        Arc::new(suites::Suites::from_config(cfg, &ctx.data_dir).map_err(ValidatorError::Config)?);
+    let mut states = Vec::new();
+    let mut handles = Vec::new();
+    for i in 1..=cfg.count {
+        let name = format!("validator-{i}");
+        let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, &name)?;
+        let metrics = metrics::metrics_path(&cfg.metrics_log, &ctx.data_dir, &name);
+        let lp = run::ValidatorLoop::new(
+            name,
+            keypair,
+            &relay_url,
+            cfg.clone(),
+            &ctx.store,
+            suites.clone(),
+            metrics,
+        )?;
+        states.push(lp.state());
+        let stop = ctx.shutdown.clone();
+        handles.push(tokio::task::spawn_blocking(move || lp.run(&stop, 0)));
+    }
+    Ok((route(states), handles))
+}
