@@ -91,10 +91,6 @@ fn mining_submits_to_the_embedded_relay_and_local_sota_rises() {
     assert!(risen > first);
     let s = state(&d);
     assert!(s["successful_submissions"].as_u64().unwrap() >= 2);
-    // The miner keeps the relay's SOTA (validators may have raised it meanwhile).
-    let relay_sota = get(&format!("{}/sota_threshold", d.relay))["sota_threshold"].as_f64();
-    assert!(s["global_sota"].as_f64().is_some() && relay_sota.is_some());
-
     // The relay holds the miner's result (one per miner: the latest accepted one).
     let hotkey = get(&format!("{}/appliance/status", d.sidecar))["miner"]["hotkey"]
         .as_str()
@@ -120,6 +116,24 @@ fn mining_submits_to_the_embedded_relay_and_local_sota_rises() {
         .as_str()
         .unwrap()
         .starts_with("sota-mine-"));
+
+    // The embedded validators re-evaluate and vote: SOTA events for this miner, and the
+    // miner follows the relay's SOTA.
+    let event = poll_until(600, Duration::from_millis(200), || {
+        let v = get(&format!("{}/sota-events", d.relay));
+        v["results"].as_array()?.first().cloned()
+    })
+    .unwrap_or_else(|| panic!("no SOTA event; stderr:\n{}", d.stderr()));
+    assert_eq!(event["miner_hotkey"], hotkey.as_str());
+    let sota = event["score"].as_f64().unwrap();
+    assert!(
+        sota >= first,
+        "a SOTA event at {sota}, below the first accepted {first}"
+    );
+    poll_until(100, Duration::from_millis(200), || {
+        (state(&d)["global_sota"].as_f64()? >= sota).then_some(())
+    })
+    .expect("the miner refreshed the relay's SOTA");
 
     let logs = get(&format!("{}/logs?cursor=0&limit=500", d.sidecar));
     let lines: Vec<&str> = logs["items"]

@@ -19,8 +19,7 @@ use std::sync::Arc;
 /// Build the sidecar's routes, the miner supervisor, and start mining when
 /// `[miner] autostart` says so.
 pub fn routes(ctx: &AppContext) -> Result<Route, SidecarError> {
-    let sync = ctx.config.sidecar.durability == crate::store::Durability::Sync;
-    let store = Arc::new(SidecarStore::open(ctx.store.clone(), sync)?);
+    let store = Arc::new(SidecarStore::open(ctx.store.clone())?);
     let supervisor = Supervisor::new(ctx.clone(), store.clone());
     supervisor.stop_on_shutdown();
     if ctx.config.miner.autostart {

@@ -169,8 +169,8 @@ pub struct JobCounts {
 
 /// The sidecar's store.
 pub struct SidecarStore {
+    /// The daemon's database, committing by `[sidecar] durability`.
     store: Store,
-    sync: bool,
     runs: TypedTree<RunRecord>,
     meta: TypedTree<String>,
     /// Per stream: `<run> 0 <seq>` → the item's JSON document.
@@ -184,8 +184,8 @@ pub struct SidecarStore {
 const CURRENT_RUN: &str = "current_run";
 
 impl SidecarStore {
-    /// Open the sidecar's trees; `sync` flushes every acknowledged write.
-    pub fn open(store: Store, sync: bool) -> Result<Self, SidecarError> {
+    /// Open the sidecar's trees; writes commit by `store`'s durability.
+    pub fn open(store: Store) -> Result<Self, SidecarError> {
         let items = [
             store.tree(Stream::Logs.tree())?,
             store.tree(Stream::Candidates.tree())?,
@@ -198,17 +198,13 @@ impl SidecarStore {
             jobs: store.tree("sidecar.jobs")?,
             queue: store.tree("sidecar.queue")?,
             items,
-            sync,
             store,
             write: Mutex::new(()),
         })
     }
 
     fn commit(&self) -> Result<(), SidecarError> {
-        if self.sync {
-            self.store.flush()?;
-        }
-        Ok(())
+        Ok(self.store.commit()?)
     }
 
     /// The run most recently created or touched.
@@ -755,7 +751,7 @@ mod tests {
     fn open() -> (tempfile::TempDir, SidecarStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), Durability::Async).unwrap();
-        (dir, SidecarStore::open(store, false).unwrap())
+        (dir, SidecarStore::open(store).unwrap())
     }
 
     fn log(msg: &str) -> Event {
