@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod keys;
+pub mod miner;
 pub mod pool;
 pub mod relay;
 pub mod rng;

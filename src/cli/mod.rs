@@ -18,11 +18,6 @@ use clap::{Parser, Subcommand};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// A command whose part of the appliance is not built yet: says so, exit 2.
-pub(crate) fn not_built(what: &str) -> anyhow::Result<()> {
-    Err(UsageError(format!("`bitsota {what}` is not built yet in this version")).into())
-}
-
 #[derive(Parser, Debug)]
 #[command(
     name = "bitsota",

@@ -1,25 +1,35 @@
-//! Sidecar (sidecar-miner.md §1): run state, logs, candidates, the local job queue.
+//! Sidecar (sidecar-miner.md §1): run state, logs, candidates, the local job queue — and
+//! the appliance API (`/appliance/*`) that starts and stops the embedded miner.
+//!
+//! [`rules`] holds the pure rules (cursors, caps, events, leases), [`store`] persists runs
+//! in sled, [`api`] is the HTTP shell. The in-process miner writes to the same
+//! [`SidecarStore`] directly, so its events follow exactly the rules HTTP clients get.
 
+pub mod api;
+pub mod rules;
+pub mod store;
+
+pub use store::{SidecarError, SidecarStore};
+
+use crate::miner::Supervisor;
 use crate::server::AppContext;
-use poem::{get, handler, web::Json, Route};
+use poem::Route;
+use std::sync::Arc;
 
-/// Why the sidecar could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum SidecarError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-}
-
-#[handler]
-fn health() -> Json<serde_json::Value> {
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    Json(serde_json::json!({ "status": "ok", "ts": ts }))
-}
-
-/// The sidecar's HTTP routes.
-pub fn routes(_ctx: &AppContext) -> Result<Route, SidecarError> {
-    Ok(Route::new().at("/health", get(health)))
+/// Build the sidecar's routes, the miner supervisor, and start mining when
+/// `[miner] autostart` says so.
+pub fn routes(ctx: &AppContext) -> Result<Route, SidecarError> {
+    let store = Arc::new(SidecarStore::open(ctx.store.clone())?);
+    let supervisor = Supervisor::new(ctx.clone(), store.clone());
+    supervisor.stop_on_shutdown();
+    if ctx.config.miner.autostart {
+        supervisor
+            .start(Default::default())
+            .map_err(|e| SidecarError::Unavailable(format!("miner autostart: {e}")))?;
+    }
+    Ok(api::routes(Arc::new(api::Sidecar {
+        store,
+        supervisor,
+        ctx: ctx.clone(),
+    })))
 }

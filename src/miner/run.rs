@@ -1,0 +1,549 @@
+//! One mining run on its own thread (sidecar-miner.md §2): the search runs on worker
+//! threads; this thread receives their events, batches progress into the sidecar store,
+//! verifies candidates on the validator suite at the configured cadence, and submits the
+//! ones that meet the rules to the relay.
+
+use super::relay::{RelayClient, SubmitOutcome};
+use super::search::{self, SearchEvent, Verifier};
+use super::settings::MinerSettings;
+use super::Live;
+use crate::keys::Keypair;
+use crate::sidecar::rules::{self, Event};
+use crate::sidecar::SidecarStore;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A program a worker found, not yet verified.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    pub worker: usize,
+    pub children: u64,
+    pub fitness: f64,
+    pub dsl: String,
+}
+
+/// A verified candidate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    pub found: Found,
+    pub score: f64,
+}
+
+/// The candidate and submission rules as a pure state machine over explicit time and
+/// step counts.
+#[derive(Debug)]
+pub struct Policy {
+    validate_every: u64,
+    cooldown: Duration,
+    /// Miner fitness of the last verified candidate.
+    last_verified_fitness: f64,
+    last_verified_at: Option<u64>,
+    pending: Option<Found>,
+    /// Best score the relay accepted from this run.
+    pub local_best: Option<f64>,
+    /// The relay's SOTA (None until first read).
+    pub global_sota: Option<f64>,
+    last_submit: Option<Instant>,
+    /// The best verified candidate waiting for the cooldown.
+    queued: Option<Verified>,
+}
+
+impl Policy {
+    pub fn new(validate_every: u64, cooldown: Duration, local_best: Option<f64>) -> Self {
+        Policy {
+            validate_every: validate_every.max(1),
+            cooldown,
+            last_verified_fitness: f64::NEG_INFINITY,
+            last_verified_at: None,
+            pending: None,
+            local_best,
+            global_sota: None,
+            last_submit: None,
+            queued: None,
+        }
+    }
+
+    /// A worker improved: it is a candidate when its miner fitness beats the miner
+    /// fitness of the last verified candidate (as the reference miner decides: the two
+    /// suites' scores are not comparable) and any candidate already waiting.
+    pub fn offer(&mut self, f: Found) {
+        let beats_pending = self
+            .pending
+            .as_ref()
+            .map_or(true, |p| f.fitness > p.fitness);
+        if f.fitness > self.last_verified_fitness && beats_pending {
+            self.pending = Some(f);
+        }
+    }
+
+    /// The candidate to verify now, if one waits and `validate_every` steps passed since
+    /// the last verification (verification costs a validator-suite evaluation).
+    pub fn take_due(&mut self, total_children: u64) -> Option<Found> {
+        let due = self
+            .last_verified_at
+            .map_or(true, |at| total_children >= at + self.validate_every);
+        if !due {
+            return None;
+        }
+        let f = self.pending.take()?;
+        self.last_verified_at = Some(total_children);
+        self.last_verified_fitness = f.fitness;
+        Some(f)
+    }
+
+    /// Record a verification; `true` when the candidate qualifies for submission (score
+    /// ≥ the relay's SOTA and above the run's accepted best) and is queued for it.
+    pub fn verified(&mut self, v: Verified) -> bool {
+        let qualifies =
+            self.qualifies(v.score) && self.queued.as_ref().map_or(true, |q| v.score > q.score);
+        if qualifies {
+            self.queued = Some(v);
+        }
+        qualifies
+    }
+
+    fn qualifies(&self, score: f64) -> bool {
+        score >= self.global_sota.unwrap_or(f64::NEG_INFINITY)
+            && self.local_best.map_or(true, |l| score > l)
+    }
+
+    /// The queued candidate to submit now: the cooldown has passed and it still meets the
+    /// rules (the SOTA may have risen meanwhile; then it is dropped).
+    pub fn take_submission(&mut self, now: Instant) -> Option<Verified> {
+        let cooled = self
+            .last_submit
+            .map_or(true, |t| now.duration_since(t) >= self.cooldown);
+        if !cooled {
+            return None;
+        }
+        let v = self.queued.take()?;
+        self.qualifies(v.score).then_some(v)
+    }
+
+    /// Record the relay's answer to a submission made at `now`.
+    pub fn submitted(&mut self, now: Instant, score: f64, accepted: bool) {
+        self.last_submit = Some(now);
+        if accepted {
+            self.local_best = Some(self.local_best.map_or(score, |l| l.max(score)));
+        }
+    }
+}
+
+/// Everything a run needs, moved onto its thread.
+pub struct RunJob {
+    pub run_id: String,
+    pub settings: MinerSettings,
+    pub sidecar: Arc<SidecarStore>,
+    pub stop: Arc<AtomicBool>,
+    pub live: Arc<Live>,
+    /// The relay to submit to (none: verify only).
+    pub relay_url: Option<String>,
+    /// The miner identity that signs submissions.
+    pub keypair: Keypair,
+    /// Link an invitation code before submitting (outside the embedded test-mode relay).
+    pub needs_invitation: bool,
+    pub invite_code: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+/// How often batched progress reaches the store.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// Wait after a failed SOTA read before trying again.
+const SOTA_BACKOFF: Duration = Duration::from_secs(5);
+
+struct Runner {
+    job: RunJob,
+    /// Built on the run's thread: a blocking HTTP client must not live in the runtime.
+    relay: Option<RelayClient>,
+    policy: Policy,
+    /// Prepared once the run's suites are built.
+    verifier: Option<Verifier>,
+    batch: Vec<Event>,
+    last_flush: Instant,
+    next_sota: Instant,
+    /// The last SOTA read failed (log a failure streak once, not every retry).
+    sota_failing: bool,
+    children: Vec<u64>,
+}
+
+fn log(message: String) -> Event {
+    Event::Log {
+        worker_id: None,
+        message,
+    }
+}
+
+impl Runner {
+    fn emit(&mut self, e: Event) {
+        self.batch.push(e);
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.job.sidecar.ingest(&self.job.run_id, &self.batch) {
+            tracing::warn!(run = %self.job.run_id, error = %e, "miner: cannot write events");
+        }
+        self.batch.clear();
+        self.last_flush = Instant::now();
+    }
+
+    fn total_children(&self) -> u64 {
+        self.children.iter().sum()
+    }
+
+    fn refresh_sota(&mut self, now: Instant) {
+        if now < self.next_sota {
+            return;
+        }
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        match relay.sota_threshold() {
+            Ok(sota) => {
+                self.sota_failing = false;
+                self.policy.global_sota = Some(sota);
+                self.next_sota = now + Duration::from_secs(self.job.settings.sota_refresh_s);
+                if let Err(e) = self
+                    .job
+                    .sidecar
+                    .set_global_sota(Some(&self.job.run_id), sota)
+                {
+                    tracing::warn!(error = %e, "miner: cannot record the global SOTA");
+                }
+            }
+            Err(e) => {
+                self.next_sota = now + SOTA_BACKOFF;
+                if !self.sota_failing {
+                    self.sota_failing = true;
+                    self.emit(log(format!("[miner] cannot read the relay's SOTA: {e}")));
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SearchEvent) {
+        match event {
+            SearchEvent::Progress {
+                worker,
+                children,
+                children_per_sec,
+                best_fitness,
+            } => {
+                self.children[worker] = children;
+                self.job
+                    .live
+                    .progress(worker, children, children_per_sec, best_fitness);
+                self.emit(Event::Progress {
+                    worker_id: worker.to_string(),
+                    iteration: children,
+                    rate: Some(children_per_sec),
+                    engine_best: best_fitness,
+                    pop_best: None,
+                });
+            }
+            SearchEvent::Improved {
+                worker,
+                children,
+                fitness,
+                dsl,
+            } => {
+                self.children[worker] = self.children[worker].max(children);
+                self.job.live.improved(fitness);
+                if self.job.settings.verbose {
+                    self.emit(Event::Log {
+                        worker_id: Some(worker.to_string()),
+                        message: format!(
+                            "[w{worker}] improved: fitness={fitness:.6} at {children}"
+                        ),
+                    });
+                }
+                self.policy.offer(Found {
+                    worker,
+                    children,
+                    fitness,
+                    dsl,
+                });
+            }
+            SearchEvent::Finished { worker, children } => {
+                self.children[worker] = children;
+                self.job.live.progress(worker, children, 0.0, None);
+            }
+        }
+        let now = Instant::now();
+        self.refresh_sota(now);
+        if let Some(found) = self.policy.take_due(self.total_children()) {
+            self.verify(found);
+        }
+        if let Some(v) = self.policy.take_submission(now) {
+            self.submit(v);
+        }
+        if now.duration_since(self.last_flush) >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn verify(&mut self, found: Found) {
+        let Some(verifier) = &self.verifier else {
+            return;
+        };
+        let score = match verifier.verify(&found.dsl) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                let line = rules::candidate_line(&found.worker.to_string(), found.children, None);
+                self.emit(log(format!("{line} (diverges on the validator suite)")));
+                return;
+            }
+            Err(e) => {
+                self.emit(Event::Error {
+                    worker_id: Some(found.worker.to_string()),
+                    message: format!("verification failed: {e}"),
+                });
+                return;
+            }
+        };
+        let s = &self.job.settings;
+        let mut body = Map::new();
+        body.insert("type".into(), json!("candidate"));
+        body.insert("worker_id".into(), json!(found.worker));
+        body.insert("iteration".into(), json!(found.children));
+        body.insert("eval_score".into(), json!(found.fitness));
+        body.insert("validator_score".into(), json!(score));
+        body.insert("input_dim".into(), json!(s.input_dim));
+        body.insert("algorithm_dsl".into(), json!(found.dsl));
+        body.insert("task_type".into(), json!(s.task_type));
+        let event = Event::Candidate {
+            worker_id: found.worker.to_string(),
+            iteration: found.children,
+            verified: Some(score),
+            eval: Some(found.fitness),
+            body,
+        };
+        let queued = self.policy.verified(Verified { found, score });
+        self.emit(event);
+        if queued && self.relay.is_none() {
+            self.emit(log("[miner] no relay is configured; not submitting".into()));
+        }
+        self.flush();
+    }
+
+    fn submission_body(&self, v: &Verified) -> Value {
+        let s = &self.job.settings;
+        json!({
+            "task_id": format!("sota-mine-{}", uuid::Uuid::new_v4()),
+            "score": v.score,
+            "algorithm_result": {
+                "task_type": s.task_type,
+                "algorithm_dsl": v.found.dsl,
+                "input_dim": s.input_dim,
+                "metadata": {
+                    "generation": v.found.children,
+                    "engine_type": s.engine,
+                    "total_algorithms_evaluated": self.total_children(),
+                    "worker_id": v.found.worker,
+                    "eval_score": v.found.fitness,
+                    "run_id": self.job.run_id,
+                    "seed": s.seed,
+                    "miner_task_count": s.miner_task_count,
+                    "validator_task_count": s.validator_task_count,
+                },
+            },
+        })
+    }
+
+    fn submit(&mut self, v: Verified) {
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        let body = self.submission_body(&v);
+        let now = Instant::now();
+        let (status, line) = match relay.submit(&body) {
+            Ok(SubmitOutcome::Accepted { result_id }) => (
+                "accepted",
+                format!(
+                    "[submit] accepted: score={:.6} result_id={result_id}",
+                    v.score
+                ),
+            ),
+            Ok(SubmitOutcome::Rejected { status, reason }) => (
+                "rejected",
+                format!(
+                    "[submit] rejected by the relay (HTTP {status}): {reason} (score={:.6})",
+                    v.score
+                ),
+            ),
+            Err(e) => ("error", format!("[submit] relay unreachable: {e}")),
+        };
+        self.policy.submitted(now, v.score, status == "accepted");
+        self.emit(log(line));
+        self.flush();
+        if let Err(e) = self
+            .job
+            .sidecar
+            .submission_result(Some(&self.job.run_id), v.score, status)
+        {
+            tracing::warn!(error = %e, "miner: cannot record a submission result");
+        }
+        // A new SOTA follows an accepted submission once validators agree: read it soon.
+        self.next_sota = now + Duration::from_secs(2);
+    }
+}
+
+/// Run a mining job to its end (stop flag, `max_generations`, or an error).
+pub fn mine(job: RunJob) {
+    let s = job.settings.clone();
+    let start_line = format!(
+        "[miner] run {} started: task={} engine={} workers={} seed={} hotkey={} relay={}",
+        job.run_id,
+        s.task_type,
+        s.engine,
+        s.workers,
+        s.seed,
+        job.keypair.ss58(),
+        job.relay_url.as_deref().unwrap_or("-"),
+    );
+    let mut batch = vec![log(start_line)];
+    let relay = match &job.relay_url {
+        Some(url) => match RelayClient::new(url, job.keypair.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                batch.push(log(format!("[miner] no relay client: {e}")));
+                None
+            }
+        },
+        None => None,
+    };
+    let local_best = job
+        .sidecar
+        .run(&job.run_id)
+        .ok()
+        .flatten()
+        .and_then(|r| r.local_sota);
+    let mut runner = Runner {
+        policy: Policy::new(
+            s.validate_every,
+            Duration::from_secs(s.submission_cooldown_seconds),
+            local_best,
+        ),
+        verifier: None,
+        batch,
+        relay,
+        last_flush: Instant::now(),
+        next_sota: Instant::now(),
+        sota_failing: false,
+        children: vec![0; s.workers],
+        job,
+    };
+    if runner.job.needs_invitation {
+        if let Some(relay) = &runner.relay {
+            let line = match relay.ensure_invitation(runner.job.invite_code.as_deref()) {
+                Ok(l) => format!("[miner] {l}"),
+                Err(e) => format!("[miner] invitation: {e}"),
+            };
+            runner.emit(log(line));
+        }
+    }
+    let suites = search::miner_suite(&s, &runner.job.data_dir)
+        .and_then(|m| Verifier::new(&s, &runner.job.data_dir).map(|v| (m, v)));
+    let outcome = match suites {
+        Ok((miner, verifier)) => {
+            runner.verifier = Some(verifier);
+            runner.refresh_sota(Instant::now());
+            runner.flush();
+            let stop = runner.job.stop.clone();
+            search::run(&s, &miner, &stop, |e| runner.on_event(e))
+        }
+        Err(e) => Err(e),
+    };
+    let total = runner.total_children();
+    match outcome {
+        Err(e) => {
+            runner.job.live.failed(e.clone());
+            runner.emit(Event::Error {
+                worker_id: None,
+                message: format!("[miner] {e}"),
+            });
+        }
+        Ok(()) => runner.emit(log(format!("[miner] stopped after {total} children"))),
+    }
+    if !runner.job.stop.load(Ordering::Relaxed) {
+        // Ended on its own (generation budget or error): the run is over.
+        runner.emit(Event::Done { worker_id: None });
+    }
+    runner.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(children: u64, fitness: f64) -> Found {
+        Found {
+            worker: 0,
+            children,
+            fitness,
+            dsl: String::new(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_verified_at_the_cadence() {
+        let mut p = Policy::new(100, Duration::ZERO, None);
+        p.offer(found(5, 0.5));
+        assert_eq!(p.take_due(5).unwrap().children, 5); // first one at once
+        p.offer(found(20, 0.6));
+        assert!(p.take_due(50).is_none()); // too soon
+        p.offer(found(30, 0.55)); // worse than the waiting one: ignored
+        assert_eq!(p.take_due(105).unwrap().fitness, 0.6);
+        // A candidate must beat the last verified miner fitness.
+        p.offer(found(300, 0.6));
+        assert!(p.take_due(400).is_none());
+        p.offer(found(310, 0.61));
+        assert_eq!(p.take_due(400).unwrap().children, 310);
+        p.offer(found(320, 0.62));
+        assert!(p.take_due(499).is_none());
+        assert_eq!(p.take_due(500).unwrap().children, 320);
+    }
+
+    #[test]
+    fn submissions_follow_sota_local_best_and_cooldown() {
+        let t0 = Instant::now();
+        let mut p = Policy::new(1, Duration::from_secs(60), None);
+        p.global_sota = Some(0.5);
+        assert!(!p.verified(Verified {
+            found: found(1, 0.9),
+            score: 0.4
+        }));
+        assert!(p.verified(Verified {
+            found: found(2, 0.9),
+            score: 0.6
+        }));
+        let v = p.take_submission(t0).unwrap();
+        p.submitted(t0, v.score, true);
+        assert_eq!(p.local_best, Some(0.6));
+        // Equal to the local best: not better.
+        assert!(!p.verified(Verified {
+            found: found(3, 0.9),
+            score: 0.6
+        }));
+        assert!(p.verified(Verified {
+            found: found(4, 0.9),
+            score: 0.8
+        }));
+        assert!(p.take_submission(t0 + Duration::from_secs(10)).is_none()); // cooldown
+        let v = p.take_submission(t0 + Duration::from_secs(61)).unwrap();
+        assert_eq!(v.score, 0.8);
+        // SOTA rose past a queued candidate: it is dropped.
+        p.submitted(t0 + Duration::from_secs(61), 0.8, false);
+        p.verified(Verified {
+            found: found(5, 0.9),
+            score: 0.85,
+        });
+        p.global_sota = Some(0.9);
+        assert!(p.take_submission(t0 + Duration::from_secs(200)).is_none());
+    }
+}
