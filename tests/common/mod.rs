@@ -175,6 +175,12 @@ impl Daemon {
         self.spawn();
     }
 
+    /// Start again after [`Daemon::signal_and_wait`] stopped it (same data directory).
+    pub fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
     /// SIGTERM, wait, then start again on the same data directory.
     pub fn restart(&mut self) {
         let status = self.signal_and_wait(libc::SIGTERM);
