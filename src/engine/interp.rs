@@ -563,7 +563,7 @@ struct Scratch<'a> {
 /// 32: loops unroll); `D` = 0 uses the run-time `dim_rt`. Per task, every operation
 /// happens in the same order as for a lone task, so results are bit-identical.
 #[inline(always)]
-fn exec<const D: usize>(
+fn exec<const D: usize, const T: usize>(
     code: &[CInstr],
     regs: &mut [f32],
     s: &mut Scratch,
@@ -571,7 +571,10 @@ fn exec<const D: usize>(
     dim_rt: usize,
 ) {
     let dim = if D == 0 { dim_rt } else { D };
-    let tasks = rngs.len();
+    // `T` > 0: the lane count is a compile-time constant, so per-lane loops unroll and
+    // product accumulators stay in registers.
+    debug_assert!(T == 0 || T == rngs.len());
+    let tasks = if T == 0 { rngs.len() } else { T };
     let len = |k: Kind| match k {
         Kind::Scalar => 1,
         Kind::Vector => dim,
@@ -633,6 +636,19 @@ fn exec<const D: usize>(
                     }
                 }
             }
+            Kernel::Dot if T > 0 => {
+                let mut acc = [0.0f32; T];
+                for k in 0..dim {
+                    for (t, x) in acc.iter_mut().enumerate() {
+                        *x += r.get(a + k, t) * r.get(b + k, t);
+                    }
+                }
+                for k in 0..n {
+                    for (t, x) in acc.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
+            }
             Kernel::Dot => {
                 let acc = &mut s.acc[..tasks];
                 acc.fill(0.0);
@@ -657,6 +673,24 @@ fn exec<const D: usize>(
                     }
                 }
             }
+            Kernel::MatVec if T > 0 => {
+                // As below, with each row's sums held in registers.
+                for row in 0..dim {
+                    let mut acc = [0.0f32; T];
+                    for c in 0..dim {
+                        for (t, x) in acc.iter_mut().enumerate() {
+                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
+                        }
+                    }
+                    s.mat[row * T..(row + 1) * T].copy_from_slice(&acc);
+                }
+                for k in 0..n {
+                    let src = &s.mat[(k % dim) * T..(k % dim + 1) * T];
+                    for (t, x) in src.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
+            }
             Kernel::MatVec => {
                 // mat[row·T + t] = Σ_c m[row][c]·v[c], summed in c order.
                 for row in 0..dim {
@@ -671,6 +705,25 @@ fn exec<const D: usize>(
                 for k in 0..n {
                     for t in 0..tasks {
                         r.set(d + k, t, s.mat[(k % dim) * tasks + t]);
+                    }
+                }
+            }
+            Kernel::MatMat if T > 0 => {
+                for row in 0..dim {
+                    for c in 0..dim {
+                        let mut acc = [0.0f32; T];
+                        for k in 0..dim {
+                            for (t, x) in acc.iter_mut().enumerate() {
+                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
+                            }
+                        }
+                        let e = row * dim + c;
+                        s.mat[e * T..(e + 1) * T].copy_from_slice(&acc);
+                    }
+                }
+                for k in 0..n {
+                    for t in 0..T {
+                        r.set(d + k, t, s.mat[k * T + t]);
                     }
                 }
             }
@@ -922,16 +975,23 @@ impl Evaluator {
         self.stopped.clear();
         self.stopped.resize(nt, false);
         self.train_errors.clear();
-        match dim {
-            4 => self.run_dim::<4>(c, data, spec),
-            8 => self.run_dim::<8>(c, data, spec),
-            16 => self.run_dim::<16>(c, data, spec),
-            32 => self.run_dim::<32>(c, data, spec),
-            _ => self.run_dim::<0>(c, data, spec),
+        match (dim, nt) {
+            (16, 10) => self.run_dim::<16, 10>(c, data, spec),
+            (16, 8) => self.run_dim::<16, 8>(c, data, spec),
+            (4, _) => self.run_dim::<4, 0>(c, data, spec),
+            (8, _) => self.run_dim::<8, 0>(c, data, spec),
+            (16, _) => self.run_dim::<16, 0>(c, data, spec),
+            (32, _) => self.run_dim::<32, 0>(c, data, spec),
+            _ => self.run_dim::<0, 0>(c, data, spec),
         }
     }
 
-    fn run_dim<const D: usize>(&mut self, c: &Compiled, data: Lanes, spec: RunSpec) {
+    fn run_dim<const D: usize, const T: usize>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        spec: RunSpec,
+    ) {
         let dim = c.dim;
         let nt = data.lanes;
         let regs = &mut self.regs[..];
@@ -952,12 +1012,12 @@ impl Evaluator {
                 );
             }
         };
-        exec::<D>(setup, regs, &mut scratch, rngs, dim);
+        exec::<D, T>(setup, regs, &mut scratch, rngs, dim);
         let mut running = nt;
         for e in 0..spec.n_train {
             self.train_steps += running as u64;
             load_example(regs, data.train_x, e);
-            exec::<D>(predict, regs, &mut scratch, rngs, dim);
+            exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
             let ys = &data.train_y[e * nt..(e + 1) * nt];
             for (t, &y) in ys.iter().enumerate() {
                 let pred = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
@@ -977,14 +1037,14 @@ impl Evaluator {
             if let Some(s1) = c.s1 {
                 regs[s1 * nt..(s1 + 1) * nt].copy_from_slice(ys);
             }
-            exec::<D>(learn, regs, &mut scratch, rngs, dim);
+            exec::<D, T>(learn, regs, &mut scratch, rngs, dim);
             if let Some(s1) = c.s1 {
                 regs[s1 * nt..(s1 + 1) * nt].fill(0.0);
             }
         }
         for e in 0..spec.n_val {
             load_example(regs, data.val_x, e);
-            exec::<D>(predict, regs, &mut scratch, rngs, dim);
+            exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
             if let Some(s0) = c.s0 {
                 for t in 0..nt {
                     self.preds[t * spec.n_val + e] = regs[s0 * nt + t];

@@ -23,7 +23,7 @@ fn run_setup(p: &Program) -> Vec<f32> {
         mat: &mut mat,
         acc: &mut acc,
     };
-    exec::<0>(
+    exec::<0, 0>(
         &c.phases[0],
         &mut r,
         &mut scratch,
@@ -273,7 +273,7 @@ proptest! {
         g.run(&c, Lanes::single(&task), &[5], spec);
         g.regs.fill(0.0);
         g.rngs = vec![crate::rng::Rng::new(5)];
-        g.run_dim::<0>(&c, Lanes::single(&task), spec);
+        g.run_dim::<0, 0>(&c, Lanes::single(&task), spec);
         prop_assert_eq!(bits(&g), bits(&a));
         // Lockstep over several tasks equals scoring each alone, early stop included.
         let tasks: Vec<Arc<Task>> = (0..3).map(|id| Arc::new(tiny_task(dim, id))).collect();
