@@ -29,28 +29,26 @@ fn serve_with_env(env: &[(&str, &str)], data_dir: &std::path::Path) -> std::proc
     child.wait_with_output().unwrap()
 }
 
+fn health(base: &str) -> serde_json::Value {
+    http()
+        .get(format!("{base}/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 #[test]
 fn all_listeners_answer_health_and_sigint_exits_zero() {
     let mut d = Daemon::start(Opts::default());
-    let c = http();
-    let relay: serde_json::Value = c
-        .get(format!("{}/health", d.relay))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let relay = health(&d.relay);
     assert_eq!(relay["status"], "healthy");
     assert!(relay["timestamp"].as_str().unwrap().ends_with('Z'));
-    let sidecar: serde_json::Value = c
-        .get(format!("{}/health", d.sidecar))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let sidecar = health(&d.sidecar);
     assert_eq!(sidecar["status"], "ok");
     assert!(sidecar["ts"].as_f64().unwrap() > 1.7e9);
-    let pool = c.get(format!("{}/health", d.pool)).send().unwrap();
-    assert!(pool.status().is_success());
+    let pool = health(&d.pool);
+    assert_eq!(pool["status"], "healthy");
     for sub in ["store", "keys", "datasets", "metrics", "logs"] {
         assert!(d.data_dir.join(sub).is_dir(), "{sub} missing");
     }

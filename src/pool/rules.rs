@@ -21,21 +21,7 @@ pub fn epoch_number(now: f64, epoch_s: u64) -> u64 {
     window_number(now, epoch_s)
 }
 
-/// Median over IEEE total order (mean of the middle two for an even count; NaN for
-/// none), so `-inf` scores (non-finite predictions) take part deterministically.
-pub fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
+use crate::tasks::suite::median_f64 as median;
 
 /// An evaluation is accurate when within `tolerance` of the median's magnitude (at
 /// least 1e-6 absolute). Equal values (including equal infinities) are accurate.

@@ -42,10 +42,17 @@ impl SuiteSpec {
 }
 
 /// Median of `values` (mean of the two middle values for an even count; NaN for none).
-/// Non-finite values sort by IEEE total order, so the result is deterministic.
+/// Non-finite values sort by IEEE total order, so the result is deterministic. The
+/// middle values are averaged in `f64`, then rounded once to `f32`.
 pub fn median(values: &[f32]) -> f32 {
+    let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    median_f64(&wide) as f32
+}
+
+/// [`median`] for `f64` values (pool consensus scores).
+pub fn median_f64(values: &[f64]) -> f64 {
     if values.is_empty() {
-        return f32::NAN;
+        return f64::NAN;
     }
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
@@ -53,7 +60,7 @@ pub fn median(values: &[f32]) -> f32 {
     if n % 2 == 1 {
         v[n / 2]
     } else {
-        ((v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0) as f32
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
