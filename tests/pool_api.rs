@@ -735,20 +735,7 @@ fn lease_coordinator_drops_a_late_submission_and_recovers() {
     .expect("a lease job is enqueued");
     std::thread::sleep(Duration::from_millis(3300));
     // An external worker process now runs the (late) job and the next ones.
-    let mut worker = std::process::Command::new(common::bin())
-        .args([
-            "worker",
-            "--sidecar-url",
-            &d.sidecar,
-            "--run-id",
-            run,
-            "--workers",
-            "1",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = common::spawn_worker(&d.sidecar, run, 1);
     let recovered = poll_until(300, Duration::from_millis(100), || {
         (h.stats.submissions_dropped.load(Ordering::Relaxed) >= 1
             && h.stats.submissions_ok.load(Ordering::Relaxed) >= 1)

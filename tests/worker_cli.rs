@@ -74,20 +74,7 @@ fn worker_completes_jobs_enqueued_on_a_daemon() {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.text().unwrap());
     }
-    let mut child = Command::new(common::bin())
-        .args([
-            "worker",
-            "--sidecar-url",
-            &d.sidecar,
-            "--run-id",
-            run,
-            "--workers",
-            "2",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_worker(&d.sidecar, run, 2);
     let results = common::poll_until(240, std::time::Duration::from_millis(250), || {
         let page: Value = c
             .get(format!("{}/jobs/results?run_id={run}&cursor=0", d.sidecar))

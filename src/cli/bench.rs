@@ -145,28 +145,11 @@ fn linear_tasks(count: usize, task_seed: u64, sizes: LinearSizes) -> (Vec<Arc<Ta
     (tasks, (0..count).map(|i| suite.eval_seed(i)).collect())
 }
 
-/// AutoML-Zero's demo search settings (engine.md §6).
+/// AutoML-Zero's demo search, reporting progress every 20,000 children.
 fn demo_config(fec: bool, seed: u64, workers: usize) -> EvolutionConfig {
     EvolutionConfig {
-        profile: ProfileChoice::Named("az_demo".into()),
-        pop_size: 1000,
-        tournament_size: 10,
-        mutation_prob: 0.9,
-        mutations: vec![
-            Mutation::AlterParam,
-            Mutation::AlterInstruction,
-            Mutation::RandomizeComponent,
-        ],
-        initial_population: InitialPopulation::Random,
-        fitness: Combine::Mean,
-        early_stop_abs_error: Some(100.0),
-        fec_cache_size: if fec { 100_000 } else { 0 },
-        fec_train_examples: 10,
-        fec_val_examples: 10,
-        seed,
-        workers,
         checkpoint_generations: 20_000,
-        ..Default::default()
+        ..EvolutionConfig::automl_zero_demo(fec, seed, workers)
     }
 }
 

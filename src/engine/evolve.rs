@@ -113,6 +113,35 @@ impl Default for EvolutionConfig {
     }
 }
 
+impl EvolutionConfig {
+    /// AutoML-Zero's published demo search (engine.md §6 `demo`): the `az_demo` space,
+    /// population 1000, tournament 10, mutation 0.9 with alter_param, alter_instruction and
+    /// randomize_component, random initial programs, mean fitness, early stop at 100; with
+    /// `fec`, the functional-equivalence cache on a 10/10-example probe.
+    pub fn automl_zero_demo(fec: bool, seed: u64, workers: usize) -> Self {
+        EvolutionConfig {
+            profile: ProfileChoice::Named("az_demo".into()),
+            pop_size: 1000,
+            tournament_size: 10,
+            mutation_prob: 0.9,
+            mutations: vec![
+                Mutation::AlterParam,
+                Mutation::AlterInstruction,
+                Mutation::RandomizeComponent,
+            ],
+            initial_population: InitialPopulation::Random,
+            fitness: Combine::Mean,
+            early_stop_abs_error: Some(100.0),
+            fec_cache_size: if fec { 100_000 } else { 0 },
+            fec_train_examples: 10,
+            fec_val_examples: 10,
+            seed,
+            workers,
+            ..Default::default()
+        }
+    }
+}
+
 /// A configuration or input the engine cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvolveError {
@@ -834,24 +863,9 @@ mod tests {
             },
         );
         let cfg = EvolutionConfig {
-            profile: ProfileChoice::Named("az_demo".into()),
-            pop_size: 1000,
-            tournament_size: 10,
-            mutations: vec![
-                Mutation::AlterParam,
-                Mutation::AlterInstruction,
-                Mutation::RandomizeComponent,
-            ],
-            initial_population: InitialPopulation::Random,
-            fitness: Combine::Mean,
-            early_stop_abs_error: Some(100.0),
-            seed: 0,
-            fec_cache_size: 100_000,
-            fec_train_examples: 10,
-            fec_val_examples: 10,
             max_children: Some(BUDGET),
             target_fitness: Some(0.99),
-            ..Default::default()
+            ..EvolutionConfig::automl_zero_demo(true, 0, 1)
         };
         let mut e = Evolver::new(cfg, tasks, seeds).unwrap();
         e.run(0, &AtomicBool::new(false), |_| {});

@@ -202,6 +202,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Start `bitsota worker` on a sidecar's job queue (output discarded).
+pub fn spawn_worker(sidecar: &str, run_id: &str, workers: usize) -> Child {
+    Command::new(bin())
+        .args(["worker", "--sidecar-url", sidecar, "--run-id", run_id])
+        .args(["--workers", &workers.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bitsota worker")
+}
+
 /// Wait for a child with a deadline; kill it and panic when the deadline passes.
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
