@@ -2,7 +2,7 @@
 //! its RNG: the same program, profile and RNG state give the same result.
 
 use super::ops::{Kind, Op, Signature};
-use super::program::{Addr, Instruction, Phase, PhaseSpec, Profile, Program, ProgramMeta};
+use super::program::{Addr, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program, ProgramMeta};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,28 @@ fn random_reg(kind: Kind, meta: &ProgramMeta, rng: &mut Rng) -> Addr {
     Addr::new(kind, rng.index(meta.count(kind)) as u16)
 }
 
+/// A random destination register. As in AutoML-Zero's generator, random code never
+/// writes the input features (`v0`) or the label (`s1`) while another register of that
+/// kind exists: such a write only destroys the example being learned from, and in the
+/// small profiles it made up a third of all random vector instructions. Programs that do
+/// write them stay valid (the parser and interpreter accept them); the search just does
+/// not propose them.
+fn random_dest(kind: Kind, meta: &ProgramMeta, rng: &mut Rng) -> Addr {
+    let protected = match kind {
+        Kind::Scalar => Some(Addr::LABEL.index),
+        Kind::Vector => Some(Addr::INPUT.index),
+        Kind::Matrix => None,
+    };
+    let n = meta.count(kind);
+    match protected {
+        Some(p) if (p as usize) < n && n > 1 => {
+            let i = rng.index(n - 1) as u16;
+            Addr::new(kind, if i >= p { i + 1 } else { i })
+        }
+        _ => random_reg(kind, meta, rng),
+    }
+}
+
 /// A random well-typed instruction for a phase: an allowed op, one of its allowed
 /// signatures, registers of those kinds. `None` when the phase allows nothing usable
 /// with these register counts.
@@ -60,25 +82,20 @@ pub fn random_instruction(
     dim: usize,
     rng: &mut Rng,
 ) -> Option<Instruction> {
-    let choices: Vec<(Op, Signature)> = spec
-        .ops
-        .iter()
-        .filter_map(|e| {
-            let sigs: Vec<Signature> = e
-                .allowed()
-                .iter()
-                .copied()
-                .filter(|s| usable(s, meta))
-                .collect();
-            (!sigs.is_empty()).then_some((e.op, sigs))
-        })
-        .map(|(op, sigs)| (op, sigs[rng.index(sigs.len())]))
-        .collect();
-    if choices.is_empty() {
+    // Uniform over the usable entries, then over the entry's usable signatures; counted
+    // rather than collected, since this runs for nearly every child.
+    fn sigs<'a>(e: &'a OpEntry, meta: &'a ProgramMeta) -> impl Iterator<Item = Signature> + 'a {
+        e.allowed().iter().filter(|s| usable(s, meta)).copied()
+    }
+    let usable_entries = spec.ops.iter().filter(|e| sigs(e, meta).next().is_some());
+    let n = usable_entries.clone().count();
+    if n == 0 {
         return None;
     }
-    let (op, sig) = choices[rng.index(choices.len())];
-    let dest = random_reg(sig.out, meta, rng);
+    let entry = usable_entries.clone().nth(rng.index(n))?;
+    let op = entry.op;
+    let sig = sigs(entry, meta).nth(rng.index(sigs(entry, meta).count()))?;
+    let dest = random_dest(sig.out, meta, rng);
     let mut ins = Instruction {
         op,
         dest: Some(dest),
@@ -187,17 +204,25 @@ pub fn mutate(
                 .filter(|&i| code[i].dest.is_some())
                 .collect();
             let ins = &mut code[candidates[rng.index(candidates.len())]];
-            let mut slots: Vec<&mut Option<Addr>> = [&mut ins.arg1, &mut ins.arg2, &mut ins.dest]
-                .into_iter()
-                .filter(|s| s.is_some())
-                .collect();
+            let mut slots: Vec<(bool, &mut Option<Addr>)> = [
+                (false, &mut ins.arg1),
+                (false, &mut ins.arg2),
+                (true, &mut ins.dest),
+            ]
+            .into_iter()
+            .filter(|(_, s)| s.is_some())
+            .collect();
             let n = slots.len();
-            let slot = &mut slots[rng.index(n)];
+            let (is_dest, slot) = &mut slots[rng.index(n)];
             let kind = slot.map(|a| a.kind).unwrap_or(Kind::Scalar);
             if meta.count(kind) == 0 {
                 return false;
             }
-            **slot = Some(random_reg(kind, &meta, rng));
+            **slot = Some(if *is_dest {
+                random_dest(kind, &meta, rng)
+            } else {
+                random_reg(kind, &meta, rng)
+            });
         }
         Mutation::AlterParam => {
             let candidates: Vec<usize> = (0..code.len())

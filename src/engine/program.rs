@@ -25,6 +25,13 @@ impl Addr {
     pub const fn m(index: u16) -> Self {
         Addr::new(Kind::Matrix, index)
     }
+
+    /// `v0`: the input features, loaded before every `predict`.
+    pub const INPUT: Addr = Addr::v(0);
+    /// `s0`: the prediction, read after `predict`.
+    pub const PREDICTION: Addr = Addr::s(0);
+    /// `s1`: the label, written just before `learn` and reset after it.
+    pub const LABEL: Addr = Addr::s(1);
 }
 
 impl fmt::Display for Addr {
