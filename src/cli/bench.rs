@@ -5,8 +5,8 @@
 use super::UsageError;
 use crate::engine::mutate::random_program;
 use crate::engine::{
-    compile, run_islands, score_on_suite, Combine, EvalOptions, Evaluator, EvolutionConfig,
-    EvolutionEvent, Evolver, FecStats, InitialPopulation, Mutation, Profile, ProfileChoice,
+    compile, run_islands, score_on_suite, CacheStats, Combine, EvalOptions, Evaluator,
+    EvolutionConfig, EvolutionEvent, Evolver, InitialPopulation, Mutation, Profile, ProfileChoice,
 };
 use crate::rng::Rng;
 use crate::tasks::image::ImageSizes;
@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Functional equivalence cache on (10/10 probe examples for demo/discover).
     #[arg(long)]
     pub fec: bool,
+    /// Evaluate every child, even one whose compiled code was scored before (the
+    /// exact-duplicate cache never changes a result; this measures raw evaluation).
+    #[arg(long)]
+    pub no_exact_cache: bool,
     /// Synthetic binary tasks of the same shape instead of projected CIFAR-10.
     #[arg(long)]
     pub synthetic: bool,
@@ -73,8 +77,8 @@ fn cpu_seconds() -> f64 {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-fn fec_json(fec: Option<FecStats>) -> serde_json::Value {
-    match fec {
+fn cache_json(stats: Option<CacheStats>) -> serde_json::Value {
+    match stats {
         Some(s) => json!({"lookups": s.lookups, "hits": s.hits, "hit_rate": s.hit_rate()}),
         None => serde_json::Value::Null,
     }
@@ -146,10 +150,20 @@ fn linear_tasks(count: usize, task_seed: u64, sizes: LinearSizes) -> (Vec<Arc<Ta
 }
 
 /// AutoML-Zero's demo search, reporting progress every 20,000 children.
-fn demo_config(fec: bool, seed: u64, workers: usize) -> EvolutionConfig {
+fn demo_config(args: &BenchArgs, seed: u64) -> EvolutionConfig {
+    let demo = EvolutionConfig::automl_zero_demo(args.fec, seed, args.workers);
     EvolutionConfig {
         checkpoint_generations: 20_000,
-        ..EvolutionConfig::automl_zero_demo(fec, seed, workers)
+        exact_cache_size: exact_cache_size(args, &demo),
+        ..demo
+    }
+}
+
+fn exact_cache_size(args: &BenchArgs, cfg: &EvolutionConfig) -> usize {
+    if args.no_exact_cache {
+        0
+    } else {
+        cfg.exact_cache_size
     }
 }
 
@@ -165,7 +179,8 @@ fn timed_search(
     let started = Instant::now();
     let cpu_start = cpu_seconds();
     let mut children = vec![0u64; cfg.workers.max(1)];
-    let mut fec: Vec<Option<FecStats>> = vec![None; cfg.workers.max(1)];
+    let mut fec: Vec<Option<CacheStats>> = vec![None; cfg.workers.max(1)];
+    let mut exact: Vec<Option<CacheStats>> = vec![None; cfg.workers.max(1)];
     let mut best = f32::NEG_INFINITY;
     let deadline = Duration::from_secs_f64(seconds);
     std::thread::scope(|scope| {
@@ -192,9 +207,11 @@ fn timed_search(
                 children: c,
                 best_fitness,
                 fec: f,
+                exact: x,
             } => {
                 children[worker] = c;
                 fec[worker] = f;
+                exact[worker] = x;
                 if best_fitness > best {
                     best = best_fitness;
                 }
@@ -208,24 +225,29 @@ fn timed_search(
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_start;
     let total: u64 = children.iter().sum();
-    let fec_total = fec.iter().flatten().copied().reduce(FecStats::merged);
+    let merged = |v: &[Option<CacheStats>]| v.iter().flatten().copied().reduce(CacheStats::merged);
+    let exact_total = merged(&exact);
+    // Children scored by a full evaluation (or an FEC probe), not the duplicate cache.
+    let evaluated = total - exact_total.map_or(0, |s| s.hits);
     Ok(json!({
         "bench": name,
         "workers": cfg.workers,
         "seconds": elapsed,
         "children": total,
         "children_per_sec": total as f64 / elapsed,
-        "task_evals_per_sec": (total * tasks.len() as u64) as f64 / elapsed,
+        "task_evals_per_sec": (evaluated * tasks.len() as u64) as f64 / elapsed,
         "cpu_seconds": cpu,
         "children_per_cpu_sec": total as f64 / cpu,
+        "evaluations_per_sec": evaluated as f64 / elapsed,
         "best_fitness": best,
-        "fec": fec_json(fec_total),
+        "fec": cache_json(merged(&fec)),
+        "exact_cache": cache_json(exact_total),
     }))
 }
 
 /// One discover run: restart the demo search with fresh tasks every 2e8 training steps
 /// until its best program scores > 0.9999 (mean) on 100 new 1000/100 tasks.
-fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
+fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> (Option<f64>, u64) {
     const SOLVED: f32 = 0.9999;
     let started = Instant::now();
     let (final_tasks, final_seeds) = linear_tasks(
@@ -240,7 +262,8 @@ fn discover_once(seed: u64, fec: bool, cap: f64) -> (Option<f64>, u64) {
     for restart in 0u64.. {
         let cfg = EvolutionConfig {
             target_fitness: Some(SOLVED),
-            ..demo_config(fec, seed * 1000 + restart, 1)
+            workers: 1,
+            ..demo_config(args, seed * 1000 + restart)
         };
         let (tasks, seeds) = linear_tasks(
             10,
@@ -305,7 +328,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     val: 100,
                 },
             );
-            let cfg = demo_config(args.fec, args.seed, args.workers);
+            let cfg = demo_config(&args, args.seed);
             timed_search("demo", &cfg, &tasks, &seeds, seconds)?
         }
         BenchKind::Cifar => {
@@ -325,6 +348,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 workers: args.workers,
                 checkpoint_generations: 200,
+                exact_cache_size: exact_cache_size(&args, &EvolutionConfig::default()),
                 ..Default::default()
             };
             timed_search("cifar", &cfg, &tasks, &seeds, seconds)?
@@ -333,7 +357,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let mut times = Vec::new();
             let mut all_children = 0;
             for s in 0..5 {
-                let (t, c) = discover_once(args.seed + s, args.fec, seconds);
+                let (t, c) = discover_once(&args, args.seed + s, seconds);
                 eprintln!(
                     "[bench discover] seed {}: {:?} s, {c} children",
                     args.seed + s,
@@ -350,6 +374,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "children": all_children,
                 "cap_s": seconds,
                 "fec": args.fec,
+                "exact_cache": !args.no_exact_cache,
             })
         }
         BenchKind::Validator => {

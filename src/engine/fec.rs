@@ -2,59 +2,25 @@
 //! small probe almost always score identically, so a child whose probe behaviour was
 //! seen before reuses the cached fitness instead of a full evaluation.
 
+use super::cache::{CacheStats, Lru};
 use super::interp::{Compiled, Evaluator, Lanes, RunSpec};
 use crate::tasks::Task;
-use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-
-/// Lookups and hits of one cache.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FecStats {
-    pub lookups: u64,
-    pub hits: u64,
-}
-
-impl FecStats {
-    pub fn hit_rate(&self) -> f64 {
-        if self.lookups == 0 {
-            0.0
-        } else {
-            self.hits as f64 / self.lookups as f64
-        }
-    }
-    /// Sum of two workers' statistics.
-    pub fn merged(self, other: FecStats) -> FecStats {
-        FecStats {
-            lookups: self.lookups + other.lookups,
-            hits: self.hits + other.hits,
-        }
-    }
-}
 
 /// An LRU map from probe fingerprints to fitness.
 pub struct Fec {
-    capacity: usize,
     train: usize,
     val: usize,
-    map: HashMap<u64, (f32, u64)>,
-    /// (key, stamp) in use order; entries whose stamp is stale are skipped on eviction.
-    order: VecDeque<(u64, u64)>,
-    stamp: u64,
-    pub stats: FecStats,
+    cache: Lru<u64, f32>,
 }
 
 impl Fec {
     /// A cache of `capacity` entries probing `train`/`val` examples of the first task.
     pub fn new(capacity: usize, train: usize, val: usize) -> Self {
         Fec {
-            capacity: capacity.max(1),
             train,
             val,
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            stamp: 0,
-            stats: FecStats::default(),
+            cache: Lru::new(capacity),
         }
     }
 
@@ -80,45 +46,15 @@ impl Fec {
 
     /// The cached fitness of `key`, counting the lookup.
     pub fn lookup(&mut self, key: u64) -> Option<f32> {
-        self.stats.lookups += 1;
-        let stamp = self.next_stamp();
-        let entry = self.map.get_mut(&key)?;
-        self.stats.hits += 1;
-        entry.1 = stamp;
-        self.order.push_back((key, stamp));
-        Some(entry.0)
+        self.cache.lookup(key)
     }
 
     pub fn insert(&mut self, key: u64, fitness: f32) {
-        let stamp = self.next_stamp();
-        self.map.insert(key, (fitness, stamp));
-        self.order.push_back((key, stamp));
-        while self.map.len() > self.capacity {
-            let Some((k, s)) = self.order.pop_front() else {
-                break;
-            };
-            if self.map.get(&k).is_some_and(|e| e.1 == s) {
-                self.map.remove(&k);
-            }
-        }
-        if self.order.len() > 4 * self.capacity + 64 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, s)| map.get(k).is_some_and(|e| e.1 == *s));
-        }
+        self.cache.insert(key, fitness)
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    fn next_stamp(&mut self) -> u64 {
-        self.stamp += 1;
-        self.stamp
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats
     }
 }
 
@@ -128,30 +64,6 @@ mod tests {
     use crate::engine::{compile, parse_program};
     use crate::tasks::scalar_linear::{build, LinearSizes};
     use crate::tasks::{TaskSpec, TaskType};
-
-    #[test]
-    fn lru_evicts_least_recently_used() {
-        let mut f = Fec::new(2, 4, 4);
-        f.insert(1, 0.1);
-        f.insert(2, 0.2);
-        assert_eq!(f.lookup(1), Some(0.1));
-        f.insert(3, 0.3);
-        assert_eq!(f.lookup(2), None, "2 was least recently used");
-        assert_eq!(f.lookup(1), Some(0.1));
-        assert_eq!(f.lookup(3), Some(0.3));
-        assert_eq!(f.len(), 2);
-        assert_eq!(
-            f.stats,
-            FecStats {
-                lookups: 4,
-                hits: 3
-            }
-        );
-        for k in 0..1000 {
-            f.insert(k, 0.0);
-        }
-        assert!(f.order.len() <= 4 * 2 + 64 + 1);
-    }
 
     #[test]
     fn equivalent_programs_share_a_fingerprint() {

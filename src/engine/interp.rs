@@ -6,16 +6,18 @@
 //! functions come from `libm`, and each task is evaluated on one thread — so a score is
 //! bit-identical whatever the machine or thread count.
 
+use super::cache::KeyHasher;
 use super::ops::{Kind, Op};
 use super::program::{Addr, Instruction, Phase, Program};
 use crate::rng::Rng;
 use crate::tasks::suite::median;
 use crate::tasks::{Metric, Task};
 use rayon::prelude::*;
+use std::hash::Hash;
 use std::sync::Arc;
 
 /// How an operand maps onto the destination's elements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Mode {
     /// One value for every element.
     Scalar,
@@ -25,7 +27,7 @@ enum Mode {
     Row,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum BinOp {
     Add,
     Sub,
@@ -35,7 +37,7 @@ enum BinOp {
     Max,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum UnOp {
     Abs,
     Exp,
@@ -47,7 +49,7 @@ enum UnOp {
     Identity,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Reduce {
     Norm,
     Mean,
@@ -55,7 +57,7 @@ enum Reduce {
 }
 
 /// A pre-resolved kernel. Offsets live in [`CInstr`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kernel {
     /// Scalar ∘ scalar into a scalar: the most common instruction, kept branch-free.
     BinS(BinOp),
@@ -333,9 +335,9 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
     Compiled {
         dim,
         n_regs,
-        v0: lay.offset(Some(Addr::v(0))),
-        s0: lay.offset(Some(Addr::s(0))),
-        s1: lay.offset(Some(Addr::s(1))),
+        v0: lay.offset(Some(Addr::INPUT)),
+        s0: lay.offset(Some(Addr::PREDICTION)),
+        s1: lay.offset(Some(Addr::LABEL)),
         phases,
     }
 }
@@ -404,6 +406,25 @@ impl Compiled {
     /// Instructions left after compilation, per phase (setup, predict, learn).
     pub fn live_sizes(&self) -> [usize; 3] {
         [0, 1, 2].map(|p| self.phases[p].len())
+    }
+
+    /// A 128-bit fingerprint of everything an evaluation depends on besides the tasks
+    /// and seeds: the vector size, the register file and the live code with its
+    /// constants' exact bits. Two programs with the same key score bit-identically, so
+    /// a search can reuse the score (the exact-duplicate cache in [`super::evolve`]).
+    /// (Numbering registers canonically, so that renamed copies share a key, found no
+    /// more duplicates in the demo search: they are nearly all exact copies.)
+    pub fn code_key(&self) -> u128 {
+        let mut h = KeyHasher::default();
+        (self.dim, self.n_regs, self.v0, self.s0, self.s1).hash(&mut h);
+        for phase in &self.phases {
+            phase.len().hash(&mut h);
+            for i in phase {
+                let consts = (i.c1.to_bits(), i.c2.to_bits());
+                (i.k, i.dk, i.a, i.b, i.d, i.n, consts).hash(&mut h);
+            }
+        }
+        h.finish128()
     }
 }
 
@@ -793,8 +814,10 @@ pub struct Evaluator {
     mat: Vec<f32>,
     acc: Vec<f32>,
     rngs: Vec<Rng>,
-    /// Validation predictions, task-major: task `t`'s are `preds[t·n_val..]`.
+    /// Validation predictions, example-major: lane `t` of example `e` at `e·lanes + t`.
     preds: Vec<f32>,
+    /// Per-lane sums of squared errors (scoring buffer).
+    lane_sums: Vec<f64>,
     n_val: usize,
     stopped: Vec<bool>,
     train_steps: u64,
@@ -814,6 +837,7 @@ pub struct TaskBatch {
     train_x: Vec<f32>,
     train_y: Vec<f32>,
     val_x: Vec<f32>,
+    val_y: Vec<f32>,
 }
 
 impl TaskBatch {
@@ -842,6 +866,7 @@ impl TaskBatch {
             train_x: interleave(&|t| &t.train_x, first.train_len(), dim),
             train_y: interleave(&|t| &t.train_y, first.train_len(), 1),
             val_x: interleave(&|t| &t.val_x, first.val_len(), dim),
+            val_y: interleave(&|t| &t.val_y, first.val_len(), 1),
             tasks: tasks.to_vec(),
         })
     }
@@ -861,6 +886,7 @@ pub(crate) struct Lanes<'a> {
     train_x: &'a [f32],
     train_y: &'a [f32],
     val_x: &'a [f32],
+    val_y: &'a [f32],
 }
 
 impl<'a> Lanes<'a> {
@@ -873,6 +899,7 @@ impl<'a> Lanes<'a> {
             train_x: &task.train_x,
             train_y: &task.train_y,
             val_x: &task.val_x,
+            val_y: &task.val_y,
         }
     }
     fn of(batch: &'a TaskBatch) -> Self {
@@ -884,6 +911,7 @@ impl<'a> Lanes<'a> {
             train_x: &batch.train_x,
             train_y: &batch.train_y,
             val_x: &batch.val_x,
+            val_y: &batch.val_y,
         }
     }
 }
@@ -938,16 +966,44 @@ impl Evaluator {
             record_train_errors: false,
         };
         self.run(c, data, seeds, spec);
+        let (nt, n_val) = (tasks.len(), self.n_val);
+        let lane = |t: usize| self.preds.iter().skip(t).step_by(nt).copied();
+        if tasks
+            .iter()
+            .all(|t| t.borrow().metric == Metric::InverseAtanRmse)
+        {
+            // Every lane's squared errors summed example by example in one pass: each
+            // sum keeps its own index order (bit-identical to scoring the lane alone),
+            // and the lanes' additions overlap instead of waiting on each other.
+            let sums = &mut self.lane_sums;
+            sums.clear();
+            sums.resize(nt, 0.0);
+            let mut finite = true;
+            let labels = data.val_y.chunks_exact(nt);
+            for (row, ys) in self.preds.chunks_exact(nt).zip(labels) {
+                for ((sum, &p), &y) in sums.iter_mut().zip(row).zip(ys) {
+                    let err = (p - y) as f64;
+                    *sum += err * err;
+                    finite &= p.is_finite();
+                }
+            }
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = if self.stopped[t] {
+                    MIN_FITNESS
+                } else if !finite && lane(t).any(|p| !p.is_finite()) {
+                    f32::NEG_INFINITY
+                } else {
+                    inverse_atan_rmse(sums[t], n_val)
+                };
+            }
+            return;
+        }
         for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
             let task = task.borrow();
             *o = if self.stopped[t] {
                 MIN_FITNESS
             } else {
-                score_predictions(
-                    task.metric,
-                    self.predictions_of(t),
-                    &task.val_y[..self.n_val],
-                )
+                score_lane(task.metric, lane(t), &task.val_y[..n_val])
             };
         }
     }
@@ -978,6 +1034,7 @@ impl Evaluator {
         match (dim, nt) {
             (16, 10) => self.run_dim::<16, 10>(c, data, spec),
             (16, 8) => self.run_dim::<16, 8>(c, data, spec),
+            (4, 10) => self.run_dim::<4, 10>(c, data, spec),
             (4, _) => self.run_dim::<4, 0>(c, data, spec),
             (8, _) => self.run_dim::<8, 0>(c, data, spec),
             (16, _) => self.run_dim::<16, 0>(c, data, spec),
@@ -993,7 +1050,9 @@ impl Evaluator {
         spec: RunSpec,
     ) {
         let dim = c.dim;
-        let nt = data.lanes;
+        // A compile-time lane count lets the per-lane loops below unroll.
+        let nt = if T > 0 { T } else { data.lanes };
+        debug_assert_eq!(nt, data.lanes);
         let regs = &mut self.regs[..];
         let mut scratch = Scratch {
             mat: &mut self.mat[..],
@@ -1019,16 +1078,31 @@ impl Evaluator {
             load_example(regs, data.train_x, e);
             exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
             let ys = &data.train_y[e * nt..(e + 1) * nt];
-            for (t, &y) in ys.iter().enumerate() {
-                let pred = c.s0.map_or(0.0, |s0| regs[s0 * nt + t]);
-                if let Some(limit) = spec.early_stop {
-                    if !self.stopped[t] && (pred.is_nan() || (pred - y).abs() > limit) {
-                        self.stopped[t] = true;
-                        running -= 1;
+            let preds = c.s0.map(|s0| &regs[s0 * nt..(s0 + 1) * nt]);
+            let pred = |t: usize| preds.map_or(0.0, |p| p[t]);
+            if let Some(limit) = spec.early_stop {
+                // A branch-free scan first: a running lane going astray is rare, most
+                // examples need no more. (A NaN prediction makes a NaN error.)
+                let astray = |t: usize, y: f32| {
+                    let err = (pred(t) - y).abs();
+                    (err > limit) | err.is_nan()
+                };
+                let mut any = false;
+                for (t, &y) in ys.iter().enumerate() {
+                    any |= astray(t, y) & !self.stopped[t];
+                }
+                if any {
+                    for (t, &y) in ys.iter().enumerate() {
+                        if !self.stopped[t] && astray(t, y) {
+                            self.stopped[t] = true;
+                            running -= 1;
+                        }
                     }
                 }
-                if spec.record_train_errors {
-                    self.train_errors.push(pred - y);
+            }
+            if spec.record_train_errors {
+                for (t, &y) in ys.iter().enumerate() {
+                    self.train_errors.push(pred(t) - y);
                 }
             }
             if running == 0 {
@@ -1046,9 +1120,10 @@ impl Evaluator {
             load_example(regs, data.val_x, e);
             exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
             if let Some(s0) = c.s0 {
-                for t in 0..nt {
-                    self.preds[t * spec.n_val + e] = regs[s0 * nt + t];
-                }
+                copy_small(
+                    &mut self.preds[e * nt..(e + 1) * nt],
+                    &regs[s0 * nt..(s0 + 1) * nt],
+                );
             }
         }
     }
@@ -1058,40 +1133,50 @@ impl Evaluator {
         self.train_steps
     }
 
-    /// Validation predictions of task `t` of the last run.
-    pub fn predictions_of(&self, t: usize) -> &[f32] {
-        &self.preds[t * self.n_val..(t + 1) * self.n_val]
+    /// Count training examples an evaluation would have run (a cached score's).
+    pub(crate) fn add_train_steps(&mut self, steps: u64) {
+        self.train_steps += steps;
     }
 
-    /// Validation predictions of the last single-task run.
+    /// Validation predictions of the last single-task run. (A lockstep run keeps them
+    /// example-major: example `e` of lane `t` at `e·lanes + t`.)
     pub fn predictions(&self) -> &[f32] {
-        self.predictions_of(0)
+        &self.preds[..self.n_val]
     }
 }
 
 /// Score validation predictions (engine.md §2 step 4).
 pub fn score_predictions(metric: Metric, preds: &[f32], labels: &[f32]) -> f32 {
+    score_lane(metric, preds.iter().copied(), labels)
+}
+
+fn score_lane(metric: Metric, preds: impl Iterator<Item = f32> + Clone, labels: &[f32]) -> f32 {
     match metric {
         Metric::Accuracy => {
+            let n = labels.len();
             let correct = preds
-                .iter()
                 .zip(labels)
-                .filter(|(p, y)| (**p > 0.5) == (**y > 0.5))
+                .filter(|(p, y)| (*p > 0.5) == (**y > 0.5))
                 .count();
-            (correct as f64 / preds.len() as f64) as f32
+            (correct as f64 / n as f64) as f32
         }
         Metric::InverseAtanRmse => {
-            if preds.iter().any(|p| !p.is_finite()) {
+            if preds.clone().any(|p| !p.is_finite()) {
                 return f32::NEG_INFINITY;
             }
-            let sum = preds.iter().zip(labels).fold(0.0f64, |s, (p, y)| {
-                let e = (*p - *y) as f64;
+            let sum = preds.zip(labels).fold(0.0f64, |s, (p, y)| {
+                let e = (p - *y) as f64;
                 s + e * e
             });
-            let rmse = libm::sqrt(sum / preds.len() as f64);
-            (1.0 - 2.0 / std::f64::consts::PI * libm::atan(rmse)) as f32
+            inverse_atan_rmse(sum, labels.len())
         }
     }
+}
+
+/// `1 − (2/π)·atan(RMSE)` from the sum of squared errors of `n` predictions.
+fn inverse_atan_rmse(sum_sq: f64, n: usize) -> f32 {
+    let rmse = libm::sqrt(sum_sq / n as f64);
+    (1.0 - 2.0 / std::f64::consts::PI * libm::atan(rmse)) as f32
 }
 
 /// Score a compiled program on one task (validator semantics: no early stopping).

@@ -12,7 +12,8 @@
 //!   non-finite scores; bit-identical for any thread count). [`Evaluator`] keeps
 //!   buffers for hot loops; [`TaskBatch`] runs several equal-shape tasks in lockstep.
 //! - [`mutate`]: random well-typed instructions and the mutation rules (pure given the
-//!   RNG). [`fec`]: the functional equivalence cache.
+//!   RNG). [`fec`]: the functional equivalence cache; [`cache`]: the LRU both fitness
+//!   caches use (FEC and the exact-duplicate cache of compiled code).
 //! - [`evolve`]: the search engines.
 //!
 //! # Running a search (for the miner supervisor)
@@ -27,7 +28,7 @@
 //! let stop = AtomicBool::new(false); // set it from another thread to stop
 //! let bests = run_islands(&config, &tasks, &seeds, &stop, |event| match event {
 //!     // every `checkpoint_generations` children of a worker
-//!     EvolutionEvent::Progress { worker, children, children_per_sec, best_fitness, fec } => {}
+//!     EvolutionEvent::Progress { worker, children, children_per_sec, best_fitness, .. } => {}
 //!     // a worker's best improved: verify it on the validator suite, maybe submit
 //!     EvolutionEvent::Candidate { worker, children, member } => {}
 //!     EvolutionEvent::Finished { .. } => {}
@@ -45,6 +46,7 @@
 //! Events arrive on the calling thread of [`run_islands`]; events are cheap except
 //! `Candidate`, which clones a program.
 
+pub mod cache;
 pub mod dsl;
 pub mod evolve;
 pub mod fec;
@@ -53,12 +55,12 @@ pub mod mutate;
 pub mod ops;
 pub mod program;
 
+pub use cache::CacheStats;
 pub use dsl::{parse_program, print_program, DslError};
 pub use evolve::{
     run_islands, EngineKind, EvolutionConfig, EvolutionEvent, EvolveError, Evolver,
     InitialPopulation, Member, ProfileChoice,
 };
-pub use fec::FecStats;
 pub use interp::{
     compile, evaluate_task, score_on_suite, Combine, Compiled, EvalOptions, Evaluator, SuiteScore,
     TaskBatch,
