@@ -1043,7 +1043,37 @@ impl Evaluator {
         }
     }
 
+    /// [`Self::run_lanes`] compiled twice: for the baseline x86-64 (SSE2, 4 floats per
+    /// instruction) and, picked at run time, for AVX2 (8). Only the width of the
+    /// per-lane loops changes — no fused multiply-add, no reassociation — so every
+    /// result is bit-identical on either path.
     fn run_dim<const D: usize, const T: usize>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        spec: RunSpec,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.run_lanes_avx2::<D, T>(c, data, spec) };
+        }
+        self.run_lanes::<D, T>(c, data, spec)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_lanes_avx2<const D: usize, const T: usize>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        spec: RunSpec,
+    ) {
+        self.run_lanes::<D, T>(c, data, spec)
+    }
+
+    #[inline(always)]
+    fn run_lanes<const D: usize, const T: usize>(
         &mut self,
         c: &Compiled,
         data: Lanes,

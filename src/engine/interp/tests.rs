@@ -273,7 +273,7 @@ proptest! {
         g.run(&c, Lanes::single(&task), &[5], spec);
         g.regs.fill(0.0);
         g.rngs = vec![crate::rng::Rng::new(5)];
-        g.run_dim::<0, 0>(&c, Lanes::single(&task), spec);
+        g.run_lanes::<0, 0>(&c, Lanes::single(&task), spec);
         prop_assert_eq!(bits(&g), bits(&a));
         // Lockstep over several tasks equals scoring each alone, early stop included.
         let tasks: Vec<Arc<Task>> = (0..3).map(|id| Arc::new(tiny_task(dim, id))).collect();
@@ -284,6 +284,46 @@ proptest! {
         for (t, task) in tasks.iter().enumerate() {
             let alone = Evaluator::new().score(&c, task, 7 + t as u64, &opts);
             prop_assert_eq!(alone.to_bits(), together[t].to_bits());
+        }
+    }
+}
+
+/// The run-time-dispatched kernels (AVX2 where the CPU has it) give the same bits as the
+/// baseline build, for the lane counts and vector sizes the searches specialise.
+#[test]
+fn wide_kernels_match_the_baseline_bit_for_bit() {
+    let profile = crate::engine::Profile::builtin("full").unwrap();
+    let mut rng = crate::rng::Rng::new(11);
+    for dim in [4, 16] {
+        let tasks: Vec<Arc<Task>> = (0..10).map(|id| Arc::new(tiny_task(dim, id))).collect();
+        let batch = TaskBatch::new(&tasks).unwrap();
+        let seeds: Vec<u64> = (0..10).collect();
+        let spec = RunSpec {
+            n_train: 24,
+            n_val: 12,
+            early_stop: Some(50.0),
+            record_train_errors: false,
+        };
+        for _ in 0..60 {
+            let mut p = crate::engine::mutate::random_program(&profile, dim, &mut rng);
+            p.meta.vector_dim = None;
+            let c = compile(&p, dim);
+            let mut wide = Evaluator::new();
+            wide.run(&c, Lanes::of(&batch), &seeds, spec);
+            let mut base = Evaluator::new();
+            base.run(&c, Lanes::of(&batch), &seeds, spec);
+            base.regs.fill(0.0);
+            base.rngs = seeds.iter().map(|&s| crate::rng::Rng::new(s)).collect();
+            base.stopped.fill(false);
+            base.run_lanes::<0, 0>(&c, Lanes::of(&batch), spec);
+            let bits = |e: &Evaluator| e.preds.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&wide),
+                bits(&base),
+                "dim {dim}:\n{}",
+                crate::engine::print_program(&p)
+            );
+            assert_eq!(wide.stopped, base.stopped);
         }
     }
 }
