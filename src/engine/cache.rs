@@ -4,7 +4,29 @@
 
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// The identity "hash" of an integer key that is itself a hash.
+#[derive(Default)]
+pub struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for integer keys; fold bytes in so any key still works.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 ^= i;
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 ^= i as u64 ^ (i >> 64) as u64;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Lookups and hits of one cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -35,9 +57,12 @@ impl CacheStats {
 /// Use order is a queue of `(key, stamp)`; an entry's current stamp lives beside its
 /// value, so stale queue items (the key was used again since) are skipped on eviction
 /// instead of being searched for and removed on every use.
+///
+/// Keys are hashes already (probe fingerprints, code keys), so the map uses them as
+/// they are instead of hashing them again.
 pub struct Lru<K, V> {
     capacity: usize,
-    map: HashMap<K, (V, u64)>,
+    map: HashMap<K, (V, u64), BuildHasherDefault<KeyIsHash>>,
     order: VecDeque<(K, u64)>,
     stamp: u64,
     pub stats: CacheStats,
@@ -47,7 +72,7 @@ impl<K: Hash + Eq + Copy, V: Copy> Lru<K, V> {
     pub fn new(capacity: usize) -> Self {
         Lru {
             capacity: capacity.max(1),
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             stamp: 0,
             stats: CacheStats::default(),

@@ -342,23 +342,56 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
     }
 }
 
-/// Backward pass over one phase: which instructions write a register that is read
-/// later (strong liveness: a dead instruction's reads do not count), and the registers
-/// live at the phase's start.
-fn backward(code: &[Resolved], mut live: Vec<bool>) -> (Vec<bool>, Vec<bool>) {
-    let mut flags = vec![false; code.len()];
+/// A set of register ids (see [`Layout::id`]): a fixed bit array, so the liveness
+/// fixed point below runs without allocating. Large enough for the DSL's register
+/// limits; a program past it (only possible when built in code) is compiled without
+/// dead-code elimination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RegSet([u64; 6]);
+
+impl RegSet {
+    const CAPACITY: usize = 6 * 64;
+    const EMPTY: RegSet = RegSet([0; 6]);
+
+    fn contains(&self, i: usize) -> bool {
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn remove(&mut self, i: usize) {
+        self.0[i / 64] &= !(1 << (i % 64));
+    }
+    fn union(mut self, other: RegSet) -> RegSet {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+        self
+    }
+}
+
+/// Backward pass over one phase: the registers live at the phase's start, given those
+/// live at its end (strong liveness: a dead instruction's reads do not count). With
+/// `flags`, also which instructions write a register that is read later.
+fn backward(code: &[Resolved], mut live: RegSet, mut flags: Option<&mut Vec<bool>>) -> RegSet {
+    if let Some(f) = flags.as_deref_mut() {
+        f.clear();
+        f.resize(code.len(), false);
+    }
     for (j, r) in code.iter().enumerate().rev() {
-        if live[r.write] {
-            flags[j] = true;
+        if live.contains(r.write) {
+            if let Some(f) = flags.as_deref_mut() {
+                f[j] = true;
+            }
             if r.full {
-                live[r.write] = false;
+                live.remove(r.write);
             }
             for x in r.reads.iter().flatten() {
-                live[*x] = true;
+                live.insert(*x);
             }
         }
     }
-    (live, flags)
+    live
 }
 
 /// Flow-sensitive liveness over the evaluation loop (engine.md §2): setup → predict,
@@ -366,36 +399,48 @@ fn backward(code: &[Resolved], mut live: Vec<bool>) -> (Vec<bool>, Vec<bool>) {
 /// predict; `s0` is read after every predict. The `v0` load is a partial write, so it
 /// kills nothing. Returns, per phase, which instructions are live.
 fn liveness(resolved: &[Vec<Resolved>], lay: &Layout) -> Vec<Vec<bool>> {
-    let n = lay.n_ids();
+    if lay.n_ids() > RegSet::CAPACITY {
+        return resolved.iter().map(|p| vec![true; p.len()]).collect();
+    }
     let s0 = (lay.counts[0] > 0).then_some(0);
     let s1 = (lay.counts[0] > 1).then_some(1);
-    let mut in_p = vec![false; n];
-    let mut in_l = vec![false; n];
-    loop {
-        let mut out_l = in_p.clone();
+    // Live at the end of learn and of predict, given what is live at predict's start.
+    let out_learn = |in_p: RegSet| {
+        let mut out = in_p;
         if let Some(s1) = s1 {
-            out_l[s1] = false;
+            out.remove(s1);
         }
-        let (new_in_l, flags_l) = backward(&resolved[2], out_l);
-        let mut out_p = in_p.clone();
-        for (o, &l) in out_p.iter_mut().zip(&new_in_l) {
-            *o |= l;
-        }
+        out
+    };
+    let out_predict = |in_p: RegSet, in_l: RegSet| {
+        let mut out = in_p.union(in_l);
         if let Some(s1) = s1 {
-            out_p[s1] = in_p[s1];
+            out.remove(s1);
+            if in_p.contains(s1) {
+                out.insert(s1);
+            }
         }
         if let Some(s0) = s0 {
-            out_p[s0] = true;
+            out.insert(s0);
         }
-        let (new_in_p, flags_p) = backward(&resolved[1], out_p);
-        let merged: Vec<bool> = new_in_p.iter().zip(&in_p).map(|(a, b)| a | b).collect();
+        out
+    };
+    let (mut in_p, mut in_l) = (RegSet::EMPTY, RegSet::EMPTY);
+    loop {
+        let new_in_l = backward(&resolved[2], out_learn(in_p), None);
+        let new_in_p = backward(&resolved[1], out_predict(in_p, new_in_l), None);
+        let merged = new_in_p.union(in_p);
         if merged == in_p && new_in_l == in_l {
-            let (_, flags_s) = backward(&resolved[0], in_p);
-            return vec![flags_s, flags_p, flags_l];
+            break;
         }
         in_p = merged;
         in_l = new_in_l;
     }
+    let mut flags = vec![Vec::new(), Vec::new(), Vec::new()];
+    backward(&resolved[2], out_learn(in_p), Some(&mut flags[2]));
+    backward(&resolved[1], out_predict(in_p, in_l), Some(&mut flags[1]));
+    backward(&resolved[0], in_p, Some(&mut flags[0]));
+    flags
 }
 
 impl Compiled {
