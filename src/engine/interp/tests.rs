@@ -243,6 +243,26 @@ fn dead_code_is_removed_but_draws_are_kept() {
     assert!(a.predictions()[0] > 0.0);
 }
 
+#[test]
+fn code_keys_follow_the_live_code() {
+    let key = |body: &str| compile(&parse_program(&format!("{META}{body}")).unwrap(), 2).code_key();
+    let learner = "# setup\ns2 = 0.5\n# predict\ns0 = dot(v0, v1)\n# learn\ns3 = s1 - s0\ns3 = s3 * s2\nv2 = v0 * s3\nv1 = v1 + v2\n";
+    let same = key(learner);
+    // Dead code (s3 = 7 is never read; m1 never reaches s0) does not change the key...
+    let padded = learner.replace("# predict", "s3 = 7\nm1 = m0 + m0\n# predict");
+    assert_eq!(key(&padded), same);
+    // ...but a live register, constant bit or the vector size does.
+    assert_ne!(key(&learner.replace("v1 = v1 + v2", "v1 = v1 - v2")), same);
+    assert_ne!(key(&learner.replace("s2 = 0.5", "s2 = 0.50000006")), same);
+    assert_ne!(
+        key(&learner.replace("s0 = dot(v0, v1)", "s0 = dot(v0, v2)")),
+        same
+    );
+    // Without a fixed vector_dim, D follows the task.
+    let p = parse_program(learner).unwrap();
+    assert_ne!(compile(&p, 2).code_key(), compile(&p, 3).code_key());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
