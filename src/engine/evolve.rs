@@ -379,17 +379,16 @@ impl Evolver {
         }
     }
 
-    /// Copy `parent`, mutate it with probability `mutation_prob`.
-    fn offspring(&mut self, parent: &Program) -> Program {
-        let mut child = parent.clone();
+    /// Mutate `child` (a parent's copy) with probability `mutation_prob`.
+    fn mutate_maybe(&mut self, child: &mut Program) {
         if self.rng.next_f32() < self.cfg.mutation_prob {
             let m = self.cfg.mutations[self.rng.index(self.cfg.mutations.len())];
-            mutate(&mut child, &self.profile, self.dim, m, &mut self.rng);
+            mutate(child, &self.profile, self.dim, m, &mut self.rng);
         }
-        child
     }
 
-    fn tournament(&mut self) -> Program {
+    /// The population index of the fittest of `tournament_size` distinct members.
+    fn tournament(&mut self) -> usize {
         let n = self.population.len();
         let k = self.cfg.tournament_size.min(n);
         let picks = if 2 * k > n {
@@ -411,7 +410,7 @@ impl Evolver {
                 best = i;
             }
         }
-        self.population[best].program.clone()
+        best
     }
 
     /// Produce, evaluate and insert one child (initial members count as children).
@@ -422,8 +421,14 @@ impl Evolver {
                     self.initial_program()
                 } else {
                     let parent = self.tournament();
-                    self.population.pop_front();
-                    self.offspring(&parent)
+                    // The oldest member leaves; its program's buffers take the copy.
+                    let oldest = self.population.pop_front().expect("the population is full");
+                    let mut child = oldest.program;
+                    if parent > 0 {
+                        child.clone_from(&self.population[parent - 1].program);
+                    }
+                    self.mutate_maybe(&mut child);
+                    child
                 }
             }
             EngineKind::Archive => self.archive_child(),
@@ -457,12 +462,14 @@ impl Evolver {
         let r = self.rng.next_f32();
         if r < 0.4 && !self.archive.is_empty() {
             let i = self.archive_pick();
-            let parent = self.archive[i].program.clone();
-            self.offspring(&parent)
+            let mut child = self.archive[i].program.clone();
+            self.mutate_maybe(&mut child);
+            child
         } else if r < 0.7 {
             let i = self.rng.index(self.population.len());
-            let parent = self.population[i].program.clone();
-            self.offspring(&parent)
+            let mut child = self.population[i].program.clone();
+            self.mutate_maybe(&mut child);
+            child
         } else {
             let a = self.rng.index(self.population.len());
             let b = self.rng.index(self.population.len());

@@ -150,12 +150,32 @@ impl ProgramMeta {
 }
 
 /// A program: `setup`, `predict`, `learn` over the registers described by `meta`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     pub meta: ProgramMeta,
     pub setup: Vec<Instruction>,
     pub predict: Vec<Instruction>,
     pub learn: Vec<Instruction>,
+}
+
+impl Clone for Program {
+    fn clone(&self) -> Self {
+        Program {
+            meta: self.meta,
+            setup: self.setup.clone(),
+            predict: self.predict.clone(),
+            learn: self.learn.clone(),
+        }
+    }
+
+    /// Reuses this program's buffers: the search copies a parent into the evicted
+    /// member's program for every child.
+    fn clone_from(&mut self, source: &Self) {
+        self.meta = source.meta;
+        self.setup.clone_from(&source.setup);
+        self.predict.clone_from(&source.predict);
+        self.learn.clone_from(&source.learn);
+    }
 }
 
 impl Program {
