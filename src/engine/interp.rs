@@ -1023,15 +1023,7 @@ impl Evaluator {
             let sums = &mut self.lane_sums;
             sums.clear();
             sums.resize(nt, 0.0);
-            let mut finite = true;
-            let labels = data.val_y.chunks_exact(nt);
-            for (row, ys) in self.preds.chunks_exact(nt).zip(labels) {
-                for ((sum, &p), &y) in sums.iter_mut().zip(row).zip(ys) {
-                    let err = (p - y) as f64;
-                    *sum += err * err;
-                    finite &= p.is_finite();
-                }
-            }
+            let finite = squared_errors(&self.preds, data.val_y, sums);
             for (t, o) in out.iter_mut().enumerate() {
                 *o = if self.stopped[t] {
                     MIN_FITNESS
@@ -1246,6 +1238,35 @@ fn score_lane(metric: Metric, preds: impl Iterator<Item = f32> + Clone, labels: 
             inverse_atan_rmse(sum, labels.len())
         }
     }
+}
+
+/// Add each lane's squared errors to `sums` (predictions and labels example-major,
+/// `sums.len()` lanes), in example order per lane; false if a prediction is not finite.
+/// Dispatched like [`Evaluator::run_lanes`]: AVX2 when the CPU has it, same bits.
+fn squared_errors(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+    #[inline(always)]
+    fn body(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+        let nt = sums.len();
+        let mut finite = true;
+        for (row, ys) in preds.chunks_exact(nt).zip(labels.chunks_exact(nt)) {
+            for ((sum, &p), &y) in sums.iter_mut().zip(row).zip(ys) {
+                let err = (p - y) as f64;
+                *sum += err * err;
+                finite &= p.is_finite();
+            }
+        }
+        finite
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+            body(preds, labels, sums)
+        }
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { wide(preds, labels, sums) };
+    }
+    body(preds, labels, sums)
 }
 
 /// `1 − (2/π)·atan(RMSE)` from the sum of squared errors of `n` predictions.
