@@ -1,4 +1,4 @@
-//! `bitsota eval` end to end on the DSL fixtures, and the fixtures' round trip.
+//! `bitsota eval` and `bitsota bench` end to end, and the DSL fixtures' round trip.
 
 use bitsota::engine::{parse_program, print_program};
 use std::path::Path;
@@ -90,4 +90,48 @@ fn fixtures_parse_and_print_canonically() {
             ),
         }
     }
+}
+
+/// The last stdout line of `bitsota bench demo --seconds 1 --json <extra>`.
+fn bench_demo(extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bitsota"))
+        .args(["bench", "demo", "--seconds", "1", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn bench_reports_children_evaluations_and_the_duplicate_cache() {
+    let cached = bench_demo(&[]);
+    let children = cached["children"].as_u64().unwrap();
+    assert!(children > 0 && cached["children_per_sec"].as_f64().unwrap() > 0.0);
+    let exact = &cached["exact_cache"];
+    assert_eq!(exact["lookups"].as_u64(), Some(children));
+    let hits = exact["hits"].as_u64().unwrap();
+    assert!(hits > 0, "{cached}");
+    // Evaluations exclude cache hits; task evaluations count only real ones.
+    let secs = cached["seconds"].as_f64().unwrap();
+    let evals = cached["evaluations_per_sec"].as_f64().unwrap() * secs;
+    assert_eq!(evals.round() as u64, children - hits);
+    let task_evals = cached["task_evals_per_sec"].as_f64().unwrap() * secs;
+    assert_eq!(task_evals.round() as u64, 10 * (children - hits));
+
+    let plain = bench_demo(&["--no-exact-cache"]);
+    assert!(plain["exact_cache"].is_null());
+    assert_eq!(plain["evaluations_per_sec"], plain["children_per_sec"]);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_bitsota"))
+        .args(["bench", "demo", "--workers", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--workers"));
 }
