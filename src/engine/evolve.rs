@@ -8,7 +8,7 @@
 
 use super::cache::{CacheStats, Lru};
 use super::fec::Fec;
-use super::interp::{compile, Combine, Compiled, EvalOptions, Evaluator, TaskBatch};
+use super::interp::{Combine, Compiled, Compiler, EvalOptions, Evaluator, TaskBatch};
 use super::mutate::{mutate, random_program, Mutation};
 use super::program::{Phase, Profile, Program};
 use crate::rng::Rng;
@@ -248,6 +248,9 @@ pub struct Evolver {
     opts: EvalOptions,
     /// Per-task scores buffer, reused across children.
     scores: Vec<f32>,
+    /// Compilation buffers, reused across children.
+    compiler: Compiler,
+    compiled: Compiled,
 }
 
 impl Evolver {
@@ -316,12 +319,23 @@ impl Evolver {
             children: 0,
             best: None,
             scores: Vec::new(),
+            compiler: Compiler::default(),
+            compiled: Compiled::default(),
         })
     }
 
     /// Miner fitness of a program on the island's tasks (FEC and early stop applied).
     pub fn evaluate(&mut self, program: &Program) -> f32 {
-        let c = compile(program, self.tasks[0].input_dim);
+        let mut c = std::mem::take(&mut self.compiled);
+        self.compiler
+            .compile_into(program, self.tasks[0].input_dim, &mut c);
+        let fitness = self.evaluate_code(&c);
+        self.compiled = c;
+        fitness
+    }
+
+    /// [`Self::evaluate`] after compilation: the exact-duplicate cache, then the rest.
+    fn evaluate_code(&mut self, c: &Compiled) -> f32 {
         let key = self.exact.as_ref().map(|_| c.code_key());
         if let (Some(exact), Some(key)) = (&mut self.exact, key) {
             if let Some((fitness, steps)) = exact.lookup(key) {
@@ -332,7 +346,7 @@ impl Evolver {
             }
         }
         let steps_before = self.evaluator.train_steps();
-        let fitness = self.evaluate_compiled(&c);
+        let fitness = self.evaluate_compiled(c);
         if let (Some(exact), Some(key)) = (&mut self.exact, key) {
             exact.insert(key, (fitness, self.evaluator.train_steps() - steps_before));
         }

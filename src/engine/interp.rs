@@ -13,11 +13,11 @@ use crate::rng::Rng;
 use crate::tasks::suite::median;
 use crate::tasks::{Metric, Task};
 use rayon::prelude::*;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// How an operand maps onto the destination's elements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// One value for every element.
     Scalar,
@@ -27,7 +27,7 @@ enum Mode {
     Row,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BinOp {
     Add,
     Sub,
@@ -37,7 +37,7 @@ enum BinOp {
     Max,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UnOp {
     Abs,
     Exp,
@@ -49,7 +49,7 @@ enum UnOp {
     Identity,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reduce {
     Norm,
     Mean,
@@ -57,7 +57,7 @@ enum Reduce {
 }
 
 /// A pre-resolved kernel. Offsets live in [`CInstr`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     /// Scalar ∘ scalar into a scalar: the most common instruction, kept branch-free.
     BinS(BinOp),
@@ -81,6 +81,28 @@ enum Kernel {
     Outer,
 }
 
+impl Kernel {
+    /// A distinct small number per kernel (variant in the high byte, its fields below),
+    /// so that [`Compiled::code_key`] hashes one word instead of a tree of enums.
+    fn code(self) -> u64 {
+        let (variant, fields) = match self {
+            Kernel::BinS(op) => (0, op as u64),
+            Kernel::Bin(op, ma, mb) => (1, op as u64 | (ma as u64) << 3 | (mb as u64) << 5),
+            Kernel::Un(op, m) => (2, op as u64 | (m as u64) << 3),
+            Kernel::Fill => (3, 0),
+            Kernel::Gaussian => (4, 0),
+            Kernel::Uniform => (5, 0),
+            Kernel::Skip => (6, 0),
+            Kernel::Dot => (7, 0),
+            Kernel::Reduce(r) => (8, r as u64),
+            Kernel::MatVec => (9, 0),
+            Kernel::MatMat => (10, 0),
+            Kernel::Outer => (11, 0),
+        };
+        variant << 8 | fields
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct CInstr {
     k: Kernel,
@@ -96,7 +118,7 @@ struct CInstr {
 }
 
 /// A program compiled for one vector size.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Compiled {
     dim: usize,
     n_regs: usize,
@@ -286,36 +308,42 @@ fn resolve(i: &Instruction, lay: &Layout) -> Option<Resolved> {
 /// instruction of any phase reads and that does not write `s0` — except random ops,
 /// which become a bare advance of the RNG so later draws are unchanged.
 pub fn compile(program: &Program, input_dim: usize) -> Compiled {
-    compile_with(program, input_dim, true)
+    let mut out = Compiled::default();
+    Compiler::default().compile_into(program, input_dim, &mut out);
+    out
 }
 
-fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Compiled {
-    let meta = &program.meta;
-    let dim = meta.dim_for(input_dim);
-    let counts = [meta.scalar_count, meta.vector_count, meta.matrix_count];
-    let bases = [0, counts[0], counts[0] + counts[1] * dim];
-    let n_regs = bases[2] + counts[2] * dim * dim;
-    let lay = Layout { counts, bases, dim };
-    let resolved: Vec<Vec<Resolved>> = Phase::ALL
-        .iter()
-        .map(|&p| {
-            program
-                .phase(p)
-                .iter()
-                .filter_map(|i| resolve(i, &lay))
-                .collect()
-        })
-        .collect();
-    let live = if eliminate_dead {
-        liveness(&resolved, &lay)
-    } else {
-        resolved.iter().map(|p| vec![true; p.len()]).collect()
-    };
-    let phases = [0, 1, 2].map(|p| {
-        resolved[p]
-            .iter()
-            .zip(&live[p])
-            .filter_map(|(r, &is_live)| {
+/// The buffers [`compile`] works in, kept between calls so that a search compiling
+/// one child after another allocates nothing.
+#[derive(Default)]
+pub struct Compiler {
+    resolved: [Vec<Resolved>; 3],
+    live: [Vec<bool>; 3],
+    /// Keep dead instructions (tests compare scores with and without elimination).
+    keep_dead: bool,
+}
+
+impl Compiler {
+    /// [`compile`] into `out`, reusing its buffers and this compiler's.
+    pub fn compile_into(&mut self, program: &Program, input_dim: usize, out: &mut Compiled) {
+        let meta = &program.meta;
+        let dim = meta.dim_for(input_dim);
+        let counts = [meta.scalar_count, meta.vector_count, meta.matrix_count];
+        let bases = [0, counts[0], counts[0] + counts[1] * dim];
+        let lay = Layout { counts, bases, dim };
+        for (resolved, &p) in self.resolved.iter_mut().zip(&Phase::ALL) {
+            resolved.clear();
+            resolved.extend(program.phase(p).iter().filter_map(|i| resolve(i, &lay)));
+        }
+        if self.keep_dead || !liveness(&self.resolved, &lay, &mut self.live) {
+            for (live, resolved) in self.live.iter_mut().zip(&self.resolved) {
+                live.clear();
+                live.resize(resolved.len(), true);
+            }
+        }
+        for ((code, resolved), live) in out.phases.iter_mut().zip(&self.resolved).zip(&self.live) {
+            code.clear();
+            code.extend(resolved.iter().zip(live).filter_map(|(r, &is_live)| {
                 if is_live {
                     Some(r.ins)
                 } else if matches!(r.ins.k, Kernel::Gaussian | Kernel::Uniform) {
@@ -329,16 +357,13 @@ fn compile_with(program: &Program, input_dim: usize, eliminate_dead: bool) -> Co
                 } else {
                     None
                 }
-            })
-            .collect()
-    });
-    Compiled {
-        dim,
-        n_regs,
-        v0: lay.offset(Some(Addr::INPUT)),
-        s0: lay.offset(Some(Addr::PREDICTION)),
-        s1: lay.offset(Some(Addr::LABEL)),
-        phases,
+            }));
+        }
+        out.dim = dim;
+        out.n_regs = bases[2] + counts[2] * dim * dim;
+        out.v0 = lay.offset(Some(Addr::INPUT));
+        out.s0 = lay.offset(Some(Addr::PREDICTION));
+        out.s1 = lay.offset(Some(Addr::LABEL));
     }
 }
 
@@ -397,10 +422,11 @@ fn backward(code: &[Resolved], mut live: RegSet, mut flags: Option<&mut Vec<bool
 /// Flow-sensitive liveness over the evaluation loop (engine.md §2): setup → predict,
 /// predict → (s1 := label) learn, predict → predict (validation), learn → (s1 := 0)
 /// predict; `s0` is read after every predict. The `v0` load is a partial write, so it
-/// kills nothing. Returns, per phase, which instructions are live.
-fn liveness(resolved: &[Vec<Resolved>], lay: &Layout) -> Vec<Vec<bool>> {
+/// kills nothing. Fills, per phase, which instructions are live; false (and nothing
+/// filled) when the register file is too large to analyse.
+fn liveness(resolved: &[Vec<Resolved>; 3], lay: &Layout, flags: &mut [Vec<bool>; 3]) -> bool {
     if lay.n_ids() > RegSet::CAPACITY {
-        return resolved.iter().map(|p| vec![true; p.len()]).collect();
+        return false;
     }
     let s0 = (lay.counts[0] > 0).then_some(0);
     let s1 = (lay.counts[0] > 1).then_some(1);
@@ -436,11 +462,10 @@ fn liveness(resolved: &[Vec<Resolved>], lay: &Layout) -> Vec<Vec<bool>> {
         in_p = merged;
         in_l = new_in_l;
     }
-    let mut flags = vec![Vec::new(), Vec::new(), Vec::new()];
     backward(&resolved[2], out_learn(in_p), Some(&mut flags[2]));
     backward(&resolved[1], out_predict(in_p, in_l), Some(&mut flags[1]));
     backward(&resolved[0], in_p, Some(&mut flags[0]));
-    flags
+    true
 }
 
 impl Compiled {
@@ -464,9 +489,12 @@ impl Compiled {
         (self.dim, self.n_regs, self.v0, self.s0, self.s1).hash(&mut h);
         for phase in &self.phases {
             phase.len().hash(&mut h);
+            // Four words per instruction; every field keeps all its bits.
             for i in phase {
-                let consts = (i.c1.to_bits(), i.c2.to_bits());
-                (i.k, i.dk, i.a, i.b, i.d, i.n, consts).hash(&mut h);
+                h.write_u64(i.k.code() << 8 | i.dk as u64);
+                h.write_u64(u64::from(i.a) << 32 | u64::from(i.b));
+                h.write_u64(u64::from(i.d) << 32 | u64::from(i.n));
+                h.write_u64(u64::from(i.c1.to_bits()) << 32 | u64::from(i.c2.to_bits()));
             }
         }
         h.finish128()
@@ -495,6 +523,34 @@ impl Regs {
     fn set(self, e: usize, t: usize, v: f32) {
         unsafe { *self.p.add(e * self.t + t) = v }
     }
+    /// Eight consecutive values from flat index `j` (= e·T + t).
+    #[inline(always)]
+    fn load8(self, j: usize) -> [f32; 8] {
+        unsafe { (self.p.add(j) as *const [f32; 8]).read_unaligned() }
+    }
+    #[inline(always)]
+    fn store8(self, j: usize, v: [f32; 8]) {
+        unsafe { (self.p.add(j) as *mut [f32; 8]).write_unaligned(v) }
+    }
+}
+
+/// `d[j] = f(a[j], b[j])` for `len` values from flat indices `d`, `a`, `b`, eight at a
+/// time so that the compiler emits vector instructions. Reading a chunk of each
+/// operand before writing it is the element-wise result because the ranges passed
+/// here never partly overlap: they are whole registers (or rows) of one kind, which
+/// either coincide or are disjoint.
+#[inline(always)]
+fn zip_map<F: Fn(f32, f32) -> f32>(r: Regs, d: usize, a: usize, b: usize, len: usize, f: &F) {
+    let mut j = 0;
+    while j + 8 <= len {
+        let (x, y) = (r.load8(a + j), r.load8(b + j));
+        r.store8(d + j, std::array::from_fn(|k| f(x[k], y[k])));
+        j += 8;
+    }
+    for j in j..len {
+        // Element 0 of "task" j is flat index j.
+        r.set(0, d + j, f(r.get(0, a + j), r.get(0, b + j)));
+    }
 }
 
 #[inline(always)]
@@ -520,23 +576,16 @@ fn bin<F: Fn(f32, f32) -> f32>(
             }
         }
         // Task-major layout: same-kind operands are one contiguous run of n·T values.
-        (Mode::Same, Mode::Same) => {
-            for i in 0..n * tasks {
-                r.set(d, i, f(r.get(a, i), r.get(b, i)));
-            }
-        }
+        (Mode::Same, Mode::Same) => zip_map(r, d * tasks, a * tasks, b * tasks, n * tasks, &f),
+        // Row k of the destination pairs row k of one operand with the scalar's row.
         (Mode::Scalar, Mode::Same) => {
             for k in 0..n {
-                for t in 0..tasks {
-                    r.set(d + k, t, f(r.get(a, t), r.get(b + k, t)));
-                }
+                zip_map(r, (d + k) * tasks, a * tasks, (b + k) * tasks, tasks, &f);
             }
         }
         (Mode::Same, Mode::Scalar) => {
             for k in 0..n {
-                for t in 0..tasks {
-                    r.set(d + k, t, f(r.get(a + k, t), r.get(b, t)));
-                }
+                zip_map(r, (d + k) * tasks, (a + k) * tasks, b * tasks, tasks, &f);
             }
         }
         _ => {

@@ -8,6 +8,17 @@ use proptest::prelude::*;
 
 const META: &str = "# meta: scalar_count=4 vector_count=4 matrix_count=2 vector_dim=2\n";
 
+/// `compile` without dead-code elimination.
+fn compile_keeping_dead(p: &Program, input_dim: usize) -> Compiled {
+    let mut out = Compiled::default();
+    let mut compiler = Compiler {
+        keep_dead: true,
+        ..Compiler::default()
+    };
+    compiler.compile_into(p, input_dim, &mut out);
+    out
+}
+
 /// Registers after running `setup` with dead-code elimination off (so every
 /// instruction's effect is visible). Layout: s0..s3, v0..v3 (2 each), m0, m1 (4 each).
 fn setup_regs(setup: &str) -> Vec<f32> {
@@ -16,7 +27,7 @@ fn setup_regs(setup: &str) -> Vec<f32> {
 }
 
 fn run_setup(p: &Program) -> Vec<f32> {
-    let c = compile_with(p, 2, false);
+    let c = compile_keeping_dead(p, 2);
     let mut r = vec![0.0; c.n_regs];
     let (mut mat, mut acc) = (vec![0.0; 4], vec![0.0; 1]);
     let mut scratch = Scratch {
@@ -230,7 +241,7 @@ fn dead_code_is_removed_but_draws_are_kept() {
     assert_eq!(c.live_sizes(), [2, 0, 0]);
     assert_eq!(c.phases[0][0].k, Kernel::Skip);
     assert_eq!(c.phases[0][0].n, 4, "two normals = four 64-bit draws");
-    let full = compile_with(&p, 2, false);
+    let full = compile_keeping_dead(&p, 2);
     let task = tiny_task(2, 3);
     let mut a = Evaluator::new();
     let mut b = Evaluator::new();
@@ -282,7 +293,7 @@ proptest! {
         let mut b = Evaluator::new();
         let opts = EvalOptions::default();
         let sa = a.score(&compile(&p, dim), &task, 5, &opts);
-        let sb = b.score(&compile_with(&p, dim, false), &task, 5, &opts);
+        let sb = b.score(&compile_keeping_dead(&p, dim), &task, 5, &opts);
         prop_assert_eq!(sa.to_bits(), sb.to_bits());
         let bits = |e: &Evaluator| e.predictions().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&a), bits(&b));
