@@ -874,6 +874,39 @@ fn exec<const D: usize, const T: usize>(
     }
 }
 
+/// Early stopping for one training example: marks each running lane whose prediction
+/// is NaN or further than `limit` from its label, and returns how many it marked.
+#[inline(always)]
+fn stop_astray(
+    preds: impl Iterator<Item = f32> + Clone,
+    ys: &[f32],
+    stopped: &mut [bool],
+    limit: f32,
+) -> usize {
+    // A NaN prediction makes a NaN error.
+    let astray = |p: f32, y: f32| {
+        let err = (p - y).abs();
+        (err > limit) | err.is_nan()
+    };
+    // A branch-free scan first: a running lane going astray is rare, most examples
+    // need no more.
+    let mut any = false;
+    for ((p, &y), &s) in preds.clone().zip(ys).zip(stopped.iter()) {
+        any |= astray(p, y) & !s;
+    }
+    if !any {
+        return 0;
+    }
+    let mut marked = 0;
+    for ((p, &y), s) in preds.zip(ys).zip(stopped.iter_mut()) {
+        if !*s && astray(p, y) {
+            *s = true;
+            marked += 1;
+        }
+    }
+    marked
+}
+
 /// Copy a few dozen floats without a `memcpy` call (whose overhead dominates at this
 /// size in the per-example loop).
 #[inline(always)]
@@ -1195,30 +1228,16 @@ impl Evaluator {
             exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
             let ys = &data.train_y[e * nt..(e + 1) * nt];
             let preds = c.s0.map(|s0| &regs[s0 * nt..(s0 + 1) * nt]);
-            let pred = |t: usize| preds.map_or(0.0, |p| p[t]);
             if let Some(limit) = spec.early_stop {
-                // A branch-free scan first: a running lane going astray is rare, most
-                // examples need no more. (A NaN prediction makes a NaN error.)
-                let astray = |t: usize, y: f32| {
-                    let err = (pred(t) - y).abs();
-                    (err > limit) | err.is_nan()
+                let stopped = &mut self.stopped[..nt];
+                running -= match preds {
+                    Some(p) => stop_astray(p.iter().copied(), ys, stopped, limit),
+                    None => stop_astray(std::iter::repeat(0.0), ys, stopped, limit),
                 };
-                let mut any = false;
-                for (t, &y) in ys.iter().enumerate() {
-                    any |= astray(t, y) & !self.stopped[t];
-                }
-                if any {
-                    for (t, &y) in ys.iter().enumerate() {
-                        if !self.stopped[t] && astray(t, y) {
-                            self.stopped[t] = true;
-                            running -= 1;
-                        }
-                    }
-                }
             }
             if spec.record_train_errors {
                 for (t, &y) in ys.iter().enumerate() {
-                    self.train_errors.push(pred(t) - y);
+                    self.train_errors.push(preds.map_or(0.0, |p| p[t]) - y);
                 }
             }
             if running == 0 {
