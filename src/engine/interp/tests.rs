@@ -470,3 +470,57 @@ fn early_stop_gives_min_fitness() {
     let full = e.score(&c, &task, 1, &EvalOptions::default());
     assert!(full > 0.0 && full < 0.01);
 }
+
+/// A compiler reused from one program to the next (as a search reuses it) compiles
+/// each exactly as a fresh one does, whatever the previous program left in its buffers.
+#[test]
+fn a_reused_compiler_matches_a_fresh_compile() {
+    let mut rng = crate::rng::Rng::new(5);
+    let mut compiler = Compiler::default();
+    let mut reused = Compiled::default();
+    for name in ["full", "cifar", "scalar_linear", "full"] {
+        let profile = crate::engine::Profile::builtin(name).unwrap();
+        for _ in 0..40 {
+            let p = crate::engine::mutate::random_program(&profile, 4, &mut rng);
+            compiler.compile_into(&p, 4, &mut reused);
+            let fresh = compile(&p, 4);
+            assert_eq!(reused.code_key(), fresh.code_key(), "{name}");
+            assert_eq!(reused.live_sizes(), fresh.live_sizes(), "{name}");
+        }
+    }
+}
+
+/// Every kernel has its own code, so code keys tell all kernels apart.
+#[test]
+fn kernel_codes_are_distinct() {
+    use BinOp::*;
+    use Mode::*;
+    use UnOp::*;
+    let modes = [Scalar, Same, Row];
+    let mut all = vec![
+        Kernel::Fill,
+        Kernel::Gaussian,
+        Kernel::Uniform,
+        Kernel::Skip,
+        Kernel::Dot,
+        Kernel::MatVec,
+        Kernel::MatMat,
+        Kernel::Outer,
+    ];
+    all.extend([Reduce::Norm, Reduce::Mean, Reduce::Std].map(Kernel::Reduce));
+    for op in [Add, Sub, Mul, Div, Min, Max] {
+        all.push(Kernel::BinS(op));
+        for ma in modes {
+            for mb in modes {
+                all.push(Kernel::Bin(op, ma, mb));
+            }
+        }
+    }
+    for op in [Abs, Exp, Log, Sin, Cos, Tan, Heaviside, Identity] {
+        for m in modes {
+            all.push(Kernel::Un(op, m));
+        }
+    }
+    let codes: std::collections::HashSet<u64> = all.iter().map(|k| k.code()).collect();
+    assert_eq!(codes.len(), all.len());
+}
