@@ -1,5 +1,7 @@
 //! `bitsota eval` and `bitsota bench` end to end, and the DSL fixtures' round trip.
 
+mod common;
+
 use bitsota::engine::{parse_program, print_program};
 use std::path::Path;
 use std::process::Command;
@@ -30,11 +32,7 @@ fn eval_scores_the_linear_learner_and_the_empty_program() {
             "8",
             "--json",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         let last = String::from_utf8(out.stdout).unwrap();
         let v: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
         assert_eq!(v["per_task"].as_array().unwrap().len(), 8);
@@ -99,11 +97,7 @@ fn bench_demo(extra: &[&str]) -> serde_json::Value {
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
     serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
 }

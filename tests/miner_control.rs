@@ -78,11 +78,7 @@ fn cli_start_status_stop_keeps_candidates() {
             "3",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.starts_with("mining started: run run-"), "{line}");
 
@@ -124,11 +120,7 @@ fn cli_start_status_stop_keeps_candidates() {
 
     // Stop: workers stop within a step, the response comes after they did.
     let out = mine(&d, &["stop"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let before = get(&format!("{}/state", d.sidecar));
     assert_eq!(before["status"], "stopped");
     std::thread::sleep(Duration::from_millis(500));

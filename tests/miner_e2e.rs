@@ -64,11 +64,7 @@ fn mining_submits_to_the_embedded_relay_and_local_sota_rises() {
         .arg(&d.data_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
 
     // A first accepted submission.
     let first = poll_until(600, Duration::from_millis(200), || {
