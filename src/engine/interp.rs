@@ -608,9 +608,8 @@ fn bin<F: Fn(f32, f32) -> f32>(
 fn un<F: Fn(f32) -> f32>(r: Regs, i: &CInstr, m: Mode, n: usize, dim: usize, tasks: usize, f: F) {
     let (a, d) = (i.a as usize, i.d as usize);
     if m == Mode::Same {
-        for i in 0..n * tasks {
-            r.set(d, i, f(r.get(a, i)));
-        }
+        // The operand passed twice: one contiguous run of n·T values.
+        zip_map(r, d * tasks, a * tasks, a * tasks, n * tasks, &|x, _| f(x));
         return;
     }
     for k in 0..n {
