@@ -12,7 +12,7 @@ fn fixture(name: &str) -> String {
 
 fn eval(args: &[&str]) -> std::process::Output {
     let data = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_bitsota"))
+    Command::new(common::bin())
         .arg("eval")
         .args(args)
         .env("BITSOTA_DATA_DIR", data.path())
@@ -92,7 +92,7 @@ fn fixtures_parse_and_print_canonically() {
 
 /// The last stdout line of `bitsota bench demo --seconds 1 --json <extra>`.
 fn bench_demo(extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitsota"))
+    let out = Command::new(common::bin())
         .args(["bench", "demo", "--seconds", "1", "--json"])
         .args(extra)
         .output()
@@ -122,7 +122,7 @@ fn bench_reports_children_evaluations_and_the_duplicate_cache() {
     assert!(plain["exact_cache"].is_null());
     assert_eq!(plain["evaluations_per_sec"], plain["children_per_sec"]);
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_bitsota"))
+    let bad = Command::new(common::bin())
         .args(["bench", "demo", "--workers", "0"])
         .output()
         .unwrap();

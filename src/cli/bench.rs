@@ -151,19 +151,20 @@ fn linear_tasks(count: usize, task_seed: u64, sizes: LinearSizes) -> (Vec<Arc<Ta
 
 /// AutoML-Zero's demo search, reporting progress every 20,000 children.
 fn demo_config(args: &BenchArgs, seed: u64) -> EvolutionConfig {
-    let demo = EvolutionConfig::automl_zero_demo(args.fec, seed, args.workers);
     EvolutionConfig {
         checkpoint_generations: 20_000,
-        exact_cache_size: exact_cache_size(args, &demo),
-        ..demo
+        exact_cache_size: exact_cache_size(args),
+        ..EvolutionConfig::automl_zero_demo(args.fec, seed, args.workers)
     }
 }
 
-fn exact_cache_size(args: &BenchArgs, cfg: &EvolutionConfig) -> usize {
+/// The exact-duplicate cache's capacity: the engine's default, or 0 (off) under
+/// `--no-exact-cache`.
+fn exact_cache_size(args: &BenchArgs) -> usize {
     if args.no_exact_cache {
         0
     } else {
-        cfg.exact_cache_size
+        EvolutionConfig::default().exact_cache_size
     }
 }
 
@@ -348,7 +349,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 workers: args.workers,
                 checkpoint_generations: 200,
-                exact_cache_size: exact_cache_size(&args, &EvolutionConfig::default()),
+                exact_cache_size: exact_cache_size(&args),
                 ..Default::default()
             };
             timed_search("cifar", &cfg, &tasks, &seeds, seconds)?

@@ -336,19 +336,20 @@ impl Evolver {
 
     /// [`Self::evaluate`] after compilation: the exact-duplicate cache, then the rest.
     fn evaluate_code(&mut self, c: &Compiled) -> f32 {
-        let key = self.exact.as_ref().map(|_| c.code_key());
-        if let (Some(exact), Some(key)) = (&mut self.exact, key) {
-            if let Some((fitness, steps)) = exact.lookup(key) {
-                // Count the steps the evaluation would have run, so budgets in training
-                // steps (the discover benchmark's restarts) see the same search.
-                self.evaluator.add_train_steps(steps);
-                return fitness;
-            }
+        let Some(key) = self.exact.is_some().then(|| c.code_key()) else {
+            return self.evaluate_compiled(c);
+        };
+        if let Some((fitness, steps)) = self.exact.as_mut().and_then(|e| e.lookup(key)) {
+            // Count the steps the evaluation would have run, so budgets in training
+            // steps (the discover benchmark's restarts) see the same search.
+            self.evaluator.add_train_steps(steps);
+            return fitness;
         }
         let steps_before = self.evaluator.train_steps();
         let fitness = self.evaluate_compiled(c);
-        if let (Some(exact), Some(key)) = (&mut self.exact, key) {
-            exact.insert(key, (fitness, self.evaluator.train_steps() - steps_before));
+        let steps = self.evaluator.train_steps() - steps_before;
+        if let Some(exact) = &mut self.exact {
+            exact.insert(key, (fitness, steps));
         }
         fitness
     }
@@ -393,12 +394,13 @@ impl Evolver {
         }
     }
 
-    /// Mutate `child` (a parent's copy) with probability `mutation_prob`.
-    fn mutate_maybe(&mut self, child: &mut Program) {
+    /// A parent's copy, mutated with probability `mutation_prob`.
+    fn offspring(&mut self, mut child: Program) -> Program {
         if self.rng.next_f32() < self.cfg.mutation_prob {
             let m = self.cfg.mutations[self.rng.index(self.cfg.mutations.len())];
-            mutate(child, &self.profile, self.dim, m, &mut self.rng);
+            mutate(&mut child, &self.profile, self.dim, m, &mut self.rng);
         }
+        child
     }
 
     /// The population index of the fittest of `tournament_size` distinct members.
@@ -441,8 +443,7 @@ impl Evolver {
                     if parent > 0 {
                         child.clone_from(&self.population[parent - 1].program);
                     }
-                    self.mutate_maybe(&mut child);
-                    child
+                    self.offspring(child)
                 }
             }
             EngineKind::Archive => self.archive_child(),
@@ -476,14 +477,10 @@ impl Evolver {
         let r = self.rng.next_f32();
         if r < 0.4 && !self.archive.is_empty() {
             let i = self.archive_pick();
-            let mut child = self.archive[i].program.clone();
-            self.mutate_maybe(&mut child);
-            child
+            self.offspring(self.archive[i].program.clone())
         } else if r < 0.7 {
             let i = self.rng.index(self.population.len());
-            let mut child = self.population[i].program.clone();
-            self.mutate_maybe(&mut child);
-            child
+            self.offspring(self.population[i].program.clone())
         } else {
             let a = self.rng.index(self.population.len());
             let b = self.rng.index(self.population.len());
