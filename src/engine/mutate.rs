@@ -317,6 +317,32 @@ mod tests {
         }
     }
 
+    /// Random code never writes `v0` (input) or `s1` (label) — neither in new
+    /// instructions nor when alter_arg re-draws a destination — yet it still reads them.
+    #[test]
+    fn random_code_never_writes_the_input_or_the_label() {
+        let protected = |a: Option<Addr>| a == Some(Addr::INPUT) || a == Some(Addr::LABEL);
+        let mut reads_them = false;
+        for name in ["az_demo", "cifar", "scalar_linear", "full"] {
+            let profile = Profile::builtin(name).unwrap();
+            let mut rng = Rng::new(17);
+            let mut p = random_program(&profile, 4, &mut rng);
+            for k in 0..3000 {
+                let m = [
+                    Mutation::Insert,
+                    Mutation::AlterInstruction,
+                    Mutation::AlterArg,
+                ][k % 3];
+                mutate(&mut p, &profile, 4, m, &mut rng);
+                for i in Phase::ALL.iter().flat_map(|&ph| p.phase(ph)) {
+                    assert!(!protected(i.dest), "{name}: {i:?}");
+                    reads_them |= protected(i.arg1) || protected(i.arg2);
+                }
+            }
+        }
+        assert!(reads_them);
+    }
+
     #[test]
     fn mutations_are_pure_given_the_rng() {
         let profile = Profile::builtin("cifar").unwrap();

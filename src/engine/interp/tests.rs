@@ -297,6 +297,9 @@ proptest! {
         prop_assert_eq!(sa.to_bits(), sb.to_bits());
         let bits = |e: &Evaluator| e.predictions().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&a), bits(&b));
+        // The evaluator's one-pass scoring equals the metric's plain definition.
+        let plain = score_predictions(task.metric, a.predictions(), &task.val_y);
+        prop_assert_eq!(sa.to_bits(), plain.to_bits());
         // The D-specialised kernels agree bit for bit with the generic ones.
         let c = compile(&p, dim);
         let mut g = Evaluator::new();
