@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod keys;
 pub mod miner;
 pub mod pool;

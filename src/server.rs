@@ -4,8 +4,11 @@
 //! real port and a port in use fails before anything runs), then the services are built
 //! with the real URLs (the embedded validators and miner talk to the embedded relay over
 //! HTTP, exactly as remote ones would), then the HTTP servers and background workers are
-//! spawned. Shutdown reverses it: stop accepting, finish in-flight requests (bounded),
-//! stop workers, flush the store.
+//! spawned. Shutdown reverses it: stop accepting, finish in-flight requests, stop
+//! workers, flush the store — each step bounded, so that a signal ends the process within
+//! [`SHUTDOWN_LIMIT`] whatever the daemon was doing (a validator in the middle of a long
+//! evaluation is abandoned, not awaited: what it would write is re-derived after a
+//! restart).
 
 use crate::config::{parse_listen, Config, ConfigError};
 use crate::store::{Store, StoreError};
@@ -18,8 +21,15 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The promise to operators: a SIGINT/SIGTERM ends the process within this time.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 /// How long in-flight requests may take to finish at shutdown.
-const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_GRACE: Duration = Duration::from_secs(2);
+/// How long listeners and workers together may take to stop before the store is flushed
+/// regardless (the rest of [`SHUTDOWN_LIMIT`] is for the flush and the exit).
+const STOP_BUDGET: Duration = Duration::from_secs(3);
+/// How long the runtime may wait for its tasks once the store is flushed.
+const RUNTIME_GRACE: Duration = Duration::from_millis(300);
 
 /// Everything that can stop the daemon from starting or stopping cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +200,11 @@ impl Daemon {
             let mut endpoint = build_service(b.name, &context)?;
             if b.name == "sidecar" {
                 if let Some(v) = validators.take() {
-                    endpoint = v.nest_no_strip("/", endpoint).boxed();
+                    let limit = crate::http::DEFAULT_MAX_BODY_BYTES;
+                    endpoint = poem::Route::new()
+                        .nest_no_strip("/appliance/validators", crate::http::harden(v, limit))
+                        .nest_no_strip("/", endpoint)
+                        .boxed();
                 }
             }
             let token = context.shutdown.clone();
@@ -204,7 +218,7 @@ impl Daemon {
                     .run_with_graceful_shutdown(
                         endpoint,
                         async move { token.cancelled().await },
-                        Some(GRACEFUL_TIMEOUT),
+                        Some(REQUEST_GRACE),
                     )
                     .await
             });
@@ -221,11 +235,15 @@ impl Daemon {
         &self.context.endpoints
     }
 
-    /// Stop accepting, finish in-flight requests, stop workers, flush the store.
+    /// Stop accepting, finish in-flight requests, stop workers, flush the store. Listeners
+    /// and workers share one [`STOP_BUDGET`]; whatever has not stopped by then (a
+    /// validator in the middle of an evaluation) is left running and the store is flushed
+    /// anyway. Follow with [`stop_runtime`], which does not wait for such leftovers.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         self.context.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + STOP_BUDGET;
         for (name, handle) in self.servers {
-            match tokio::time::timeout(GRACEFUL_TIMEOUT * 2, handle).await {
+            match tokio::time::timeout_at(deadline, handle).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => {
                     tracing::warn!(service = name, error = %e, "listener ended with an error")
@@ -234,13 +252,29 @@ impl Daemon {
                 Err(_) => tracing::warn!(service = name, "listener did not stop in time"),
             }
         }
+        let mut left = 0;
         for handle in self.workers {
-            let _ = tokio::time::timeout(GRACEFUL_TIMEOUT, handle).await;
+            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+                left += 1;
+            }
+        }
+        if left > 0 {
+            tracing::warn!(
+                workers = left,
+                "workers still busy (e.g. mid-evaluation); not waiting for them"
+            );
         }
         self.context.store.flush()?;
         tracing::info!("store flushed; bye");
         Ok(())
     }
+}
+
+/// Drop the runtime without waiting for blocking work that ignores shutdown (a validator
+/// mid-evaluation): the store is already flushed, and the process exit ends those
+/// threads. A plain drop would wait for them, for minutes.
+pub fn stop_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(RUNTIME_GRACE);
 }
 
 /// Where `bitsota dash` finds a daemon whose ports were chosen at start-up.

@@ -180,7 +180,7 @@ fn every_secret_field_of_a_btcli_keyfile_gives_the_same_key() {
             assert_eq!(kp.ss58(), address);
         }
         // We write `privateKey` in the same layout btcli does.
-        assert_eq!(from_phrase.private_key(), private);
+        assert_eq!(*from_phrase.private_key(), private);
         assert_eq!(
             format!("0x{}", hex::encode(from_phrase.public().0)),
             s(&v, "publicKey")

@@ -3,59 +3,17 @@
 //! windows, epochs with verifiable Merkle proofs, and persistence across a restart.
 
 mod common;
+mod pool_support;
 
 use bitsota::keys::{pool_headers, Keypair};
 use common::{http, poll_until, Daemon, Opts};
+use pool_support::{now, send, Miner};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// A program the strict parser accepts: `s0 = dot(v0, v1)` with `v1` learned.
 const GOOD_DSL: &str = "# setup\nv1 = gaussian(0.0, 0.1)\n# predict\ns0 = dot(v0, v1)\n# learn\n";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A miner talking to the pool with fresh signed headers on every request.
-struct Miner {
-    kp: Keypair,
-    base: String,
-    c: reqwest::blocking::Client,
-}
-
-impl Miner {
-    fn new(base: &str) -> Self {
-        Miner {
-            kp: Keypair::generate(),
-            base: base.to_string(),
-            c: http(),
-        }
-    }
-    fn hotkey(&self) -> String {
-        self.kp.ss58()
-    }
-    fn signed(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
-        let h = pool_headers(&self.kp, now());
-        h.pairs().iter().fold(rb, |rb, (k, v)| rb.header(*k, *v))
-    }
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let rb = self.c.post(format!("{}{path}", self.base)).json(&body);
-        send(self.signed(rb))
-    }
-    fn get(&self, path: &str) -> (u16, Value) {
-        send(self.signed(self.c.get(format!("{}{path}", self.base))))
-    }
-}
-
-fn send(rb: reqwest::blocking::RequestBuilder) -> (u16, Value) {
-    let r = rb.send().expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
-}
 
 fn public_get(base: &str, path: &str) -> (u16, Value) {
     send(http().get(format!("{base}{path}")))
@@ -518,8 +476,24 @@ fn monitor_token_and_expired_tasks() {
             .header("X-Auth-Token", "sesame"),
     );
     assert_eq!(s, 200);
-    let (s, _) = public_get(&d.pool, "/api/v1/monitor/summary?token=sesame");
+    let (s, _) = send(
+        http()
+            .get(format!("{}/api/v1/monitor/summary", d.pool))
+            .header("Authorization", "Bearer sesame"),
+    );
     assert_eq!(s, 200);
+    // Wrong tokens, and the token in the query string (it would end up in access logs),
+    // are refused.
+    for (header, value) in [("X-Auth-Token", "sesamE"), ("X-Auth-Token", "sesame2")] {
+        let (s, _) = send(
+            http()
+                .get(format!("{}/api/v1/monitor/summary", d.pool))
+                .header(header, value),
+        );
+        assert_eq!(s, 401, "{value}");
+    }
+    let (s, _) = public_get(&d.pool, "/api/v1/monitor/summary?token=sesame");
+    assert_eq!(s, 401);
 
     // A task past its timeout is gone: a late submission is 404, and a new one is issued.
     let m = Miner::new(&d.pool);

@@ -62,6 +62,8 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let daemon = runtime.block_on(Daemon::start(config.clone()))?;
     let endpoints = daemon.endpoints().clone();
     let result = bitsota_tui::run_dashboard(tui_endpoints(&config, endpoints));
-    runtime.block_on(daemon.shutdown())?;
+    let stopped = runtime.block_on(daemon.shutdown());
+    crate::server::stop_runtime(runtime);
+    stopped?;
     result
 }

@@ -5,6 +5,7 @@ mod bench;
 mod dash;
 mod data;
 mod eval;
+mod log;
 mod mine;
 mod serve;
 mod validate;
@@ -12,6 +13,8 @@ mod wallet;
 mod worker;
 
 use clap::{Parser, Subcommand};
+pub(crate) use log::init_logging;
+use std::io::Write;
 
 /// An error that is the user's to fix (bad flag, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -53,66 +56,6 @@ pub enum Command {
     Worker(worker::WorkerArgs),
 }
 
-/// Install the tracing subscriber: stderr (human or JSON) and, with `[log] file`,
-/// `<data_dir>/logs/bitsota.log`. The guard must live as long as logging is wanted.
-pub(crate) fn init_logging(
-    config: &crate::config::Config,
-    to_stderr: bool,
-) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let filter = |level: &str| {
-        tracing_subscriber::EnvFilter::try_new(level)
-            .map_err(|e| crate::config::ConfigError(format!("config: log.level: {level:?}: {e}")))
-    };
-    let json = config.log.format == crate::config::LogFormat::Json;
-    let stderr = if !to_stderr {
-        None
-    } else if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_filter(filter(&config.log.level)?)
-            .boxed()
-            .into()
-    } else {
-        use std::io::IsTerminal;
-        tracing_subscriber::fmt::layer()
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .with_filter(filter(&config.log.level)?)
-            .boxed()
-            .into()
-    };
-    let (file_layer, guard) = if config.log.file {
-        let dir = config.data_dir.join("logs");
-        std::fs::create_dir_all(&dir)?;
-        let appender = tracing_appender::rolling::never(dir, "bitsota.log");
-        let (writer, guard) = tracing_appender::non_blocking(appender);
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(writer);
-        let layer = if json {
-            layer.json().boxed()
-        } else {
-            layer.boxed()
-        };
-        (
-            Some(layer.with_filter(filter(&config.log.level)?)),
-            Some(guard),
-        )
-    } else {
-        (None, None)
-    };
-    // A second initialisation (tests calling commands in-process) is harmless.
-    let _ = tracing_subscriber::registry()
-        .with(stderr)
-        .with(file_layer)
-        .try_init();
-    Ok(guard)
-}
-
 /// Parse arguments, run the command, map errors to exit codes.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -141,7 +84,8 @@ pub fn main() -> i32 {
             let usage = e
                 .chain()
                 .any(|c| c.is::<UsageError>() || c.is::<crate::config::ConfigError>());
-            eprintln!("error: {e:#}");
+            // Not `eprintln!`: it panics when stderr is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             if usage {
                 2
             } else {

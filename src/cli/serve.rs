@@ -60,7 +60,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.load_config()?;
     let _log_guard = super::init_logging(&config, true)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         // Handlers first: whoever reads the printed URLs may signal at once.
         let signals = ShutdownSignals::install()?;
         let daemon = Daemon::start(config).await?;
@@ -69,22 +69,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         daemon.shutdown().await?;
         Ok(())
-    })
+    });
+    crate::server::stop_runtime(runtime);
+    result
 }
 
-/// One line per listener on stdout, so users (and tests) learn the bound ports.
+/// One line per listener on stdout, so users (and tests) learn the bound ports. Write
+/// errors are ignored (`println!` would panic on a closed pipe).
 pub fn print_endpoints(daemon: &Daemon) {
+    use std::io::Write;
     let e = daemon.endpoints();
+    let mut text = String::new();
     for (name, url) in [
         ("relay", &e.relay),
         ("sidecar", &e.sidecar),
         ("pool", &e.pool),
     ] {
         if let Some(url) = url {
-            println!("{name} listening on {url}");
+            text.push_str(&format!("{name} listening on {url}\n"));
         }
     }
-    println!("data directory: {}", daemon.context.data_dir.display());
+    text.push_str(&format!(
+        "data directory: {}\n",
+        daemon.context.data_dir.display()
+    ));
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// SIGINT and SIGTERM handlers, installed before the daemon announces itself.

@@ -6,6 +6,7 @@ use super::KeyError;
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Marker that starts a bittensor-wallet encrypted keyfile.
 const NACL_MARKER: &[u8] = b"$NACL";
@@ -33,6 +34,14 @@ struct KeyfileJson {
     secret_seed: Option<String>,
     #[serde(default)]
     ss58_address: Option<String>,
+}
+
+impl Drop for KeyfileJson {
+    fn drop(&mut self) {
+        self.private_key.zeroize();
+        self.secret_phrase.zeroize();
+        self.secret_seed.zeroize();
+    }
 }
 
 /// What a keyfile holds: a full keypair, or only the public half (`*pub.txt` files).
@@ -77,7 +86,8 @@ fn bad(path: &Path, reason: impl Into<String>) -> KeyError {
 /// Read a keyfile. Encrypted (`$NACL`) files need `password`; without one the error
 /// names the file. Secrets are taken in btcli's order: phrase, seed, private key.
 pub fn read(path: &Path, password: Option<&str>) -> Result<KeyfileContent, KeyError> {
-    let raw = std::fs::read(path).map_err(io_err(path))?;
+    // Both the file and its decryption hold secrets: wiped when dropped.
+    let raw = Zeroizing::new(std::fs::read(path).map_err(io_err(path))?);
     let plain = if raw.starts_with(NACL_MARKER) {
         let Some(password) = password else {
             return Err(KeyError::Encrypted {
@@ -155,28 +165,29 @@ impl From<PublicKey> for KeyfileContent {
 }
 
 /// Argon2i key for the secretbox, as libsodium `crypto_pwhash` with bittensor's limits.
-fn derive_box_key(password: &str) -> Result<[u8; 32], KeyError> {
+fn derive_box_key(password: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let params = argon2::Params::new(ARGON2I_MEM_KIB, ARGON2I_OPS, 1, Some(32))
         .map_err(|e| KeyError::Crypto(format!("argon2 parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x13, params);
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     argon
-        .hash_password_into(password.as_bytes(), &NACL_SALT, &mut key)
+        .hash_password_into(password.as_bytes(), &NACL_SALT, key.as_mut())
         .map_err(|e| KeyError::Crypto(format!("argon2: {e}")))?;
     Ok(key)
 }
 
 /// Decrypt the bytes after `$NACL`: 24-byte nonce, then XSalsa20-Poly1305 box.
-fn decrypt(path: &Path, body: &[u8], password: &str) -> Result<Vec<u8>, KeyError> {
+fn decrypt(path: &Path, body: &[u8], password: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     use crypto_secretbox::aead::{Aead, KeyInit};
     if body.len() < NONCE_LEN + 16 {
         return Err(bad(path, "encrypted keyfile is truncated"));
     }
     let key = derive_box_key(password)?;
-    let cipher = crypto_secretbox::XSalsa20Poly1305::new(&key.into());
+    let cipher = crypto_secretbox::XSalsa20Poly1305::new(key.as_ref().into());
     let nonce = crypto_secretbox::Nonce::from_slice(&body[..NONCE_LEN]);
     cipher
         .decrypt(nonce, &body[NONCE_LEN..])
+        .map(Zeroizing::new)
         .map_err(|_| KeyError::WrongPassword {
             path: path.display().to_string(),
         })
@@ -186,7 +197,7 @@ fn decrypt(path: &Path, body: &[u8], password: &str) -> Result<Vec<u8>, KeyError
 fn encrypt(plain: &[u8], password: &str) -> Result<Vec<u8>, KeyError> {
     use crypto_secretbox::aead::{Aead, AeadCore, KeyInit, OsRng};
     let key = derive_box_key(password)?;
-    let cipher = crypto_secretbox::XSalsa20Poly1305::new(&key.into());
+    let cipher = crypto_secretbox::XSalsa20Poly1305::new(key.as_ref().into());
     let nonce = crypto_secretbox::XSalsa20Poly1305::generate_nonce(&mut OsRng);
     let sealed = cipher
         .encrypt(&nonce, plain)
@@ -199,7 +210,7 @@ fn encrypt(plain: &[u8], password: &str) -> Result<Vec<u8>, KeyError> {
 
 /// btcli's JSON: public files carry only the public fields; secret files add
 /// `privateKey`, `secretPhrase` and `secretSeed` (null when unknown, as btcli writes).
-fn to_json(content: &KeyfileContent) -> Vec<u8> {
+fn to_json(content: &KeyfileContent) -> Zeroizing<Vec<u8>> {
     let public = content.public();
     let mut json = serde_json::json!({
         "accountId": public.to_hex0x(),
@@ -215,7 +226,13 @@ fn to_json(content: &KeyfileContent) -> Vec<u8> {
             .map(|s| format!("0x{}", hex::encode(s)))
             .into();
     }
-    serde_json::to_vec(&json).expect("keyfile JSON always serialises")
+    let bytes = serde_json::to_vec(&json).expect("keyfile JSON always serialises");
+    for field in ["privateKey", "secretPhrase", "secretSeed"] {
+        if let Some(serde_json::Value::String(secret)) = json.get_mut(field) {
+            secret.zeroize();
+        }
+    }
+    Zeroizing::new(bytes)
 }
 
 /// Write a keyfile in btcli's JSON format, mode 0600, encrypted if `password` is given.
@@ -229,7 +246,7 @@ pub fn write(
 ) -> Result<(), KeyError> {
     let plain = to_json(content);
     let bytes = match password {
-        Some(pw) => encrypt(&plain, pw)?,
+        Some(pw) => Zeroizing::new(encrypt(&plain, pw)?),
         None => plain,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -2,6 +2,7 @@
 
 use super::{ss58, KeyError};
 use schnorrkel::{ExpansionMode, MiniSecretKey, SecretKey};
+use zeroize::Zeroizing;
 
 /// Signing context used by Substrate (and therefore by every Bittensor client).
 const SIGNING_CONTEXT: &[u8] = b"substrate";
@@ -80,12 +81,14 @@ pub(crate) fn strip_0x(s: &str) -> &str {
 }
 
 /// An sr25519 keypair, remembering the mnemonic / mini secret it came from (if any) so
-/// that it can be written back to a btcli keyfile without losing them.
+/// that it can be written back to a btcli keyfile without losing them. Every secret is
+/// wiped from memory when the keypair is dropped (schnorrkel wipes its own key; the
+/// mnemonic and mini secret are [`Zeroizing`]).
 #[derive(Clone)]
 pub struct Keypair {
     inner: schnorrkel::Keypair,
-    mnemonic: Option<String>,
-    mini_secret: Option<[u8; 32]>,
+    mnemonic: Option<Zeroizing<String>>,
+    mini_secret: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Keypair {
@@ -101,22 +104,25 @@ impl Keypair {
     /// A new key from a fresh 12-word English mnemonic (OS randomness).
     pub fn generate() -> Self {
         use rand::RngCore;
-        let mut entropy = [0u8; MNEMONIC_WORDS * 4 / 3];
-        rand::rngs::OsRng.fill_bytes(&mut entropy);
-        let m = bip39::Mnemonic::from_entropy(&entropy).expect("16 bytes is valid BIP-39 entropy");
-        Self::from_mnemonic(&m.to_string()).expect("a generated mnemonic is valid")
+        let mut entropy = Zeroizing::new([0u8; MNEMONIC_WORDS * 4 / 3]);
+        rand::rngs::OsRng.fill_bytes(entropy.as_mut());
+        let m = bip39::Mnemonic::from_entropy(entropy.as_ref())
+            .expect("16 bytes is valid BIP-39 entropy");
+        let phrase = Zeroizing::new(m.to_string());
+        Self::from_mnemonic(&phrase).expect("a generated mnemonic is valid")
     }
 
     /// Substrate's mnemonic scheme (substrate-bip39): mini secret = first 32 bytes of
     /// PBKDF2-HMAC-SHA512(password = mnemonic entropy, salt = "mnemonic", 2048 rounds).
     /// This is deliberately *not* the BIP-39 seed (which hashes the phrase text).
     pub fn from_mnemonic(phrase: &str) -> Result<Self, KeyError> {
-        let normalized = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+        let normalized = Zeroizing::new(phrase.split_whitespace().collect::<Vec<_>>().join(" "));
         let m = bip39::Mnemonic::parse_in(bip39::Language::English, normalized.as_str())
             .map_err(|e| KeyError::Mnemonic(e.to_string()))?;
-        let mut seed = [0u8; 64];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha512>(&m.to_entropy(), b"mnemonic", 2048, &mut seed);
-        let mut mini = [0u8; 32];
+        let entropy = Zeroizing::new(m.to_entropy());
+        let mut seed = Zeroizing::new([0u8; 64]);
+        pbkdf2::pbkdf2_hmac::<sha2::Sha512>(&entropy, b"mnemonic", 2048, seed.as_mut());
+        let mut mini = Zeroizing::new([0u8; 32]);
         mini.copy_from_slice(&seed[..32]);
         let mut kp = Self::from_mini_secret(&mini)?;
         kp.mnemonic = Some(normalized);
@@ -130,7 +136,7 @@ impl Keypair {
         Ok(Keypair {
             inner: msk.expand_to_keypair(ExpansionMode::Ed25519),
             mnemonic: None,
-            mini_secret: Some(*mini),
+            mini_secret: Some(Zeroizing::new(*mini)),
         })
     }
 
@@ -167,17 +173,17 @@ impl Keypair {
 
     /// The mnemonic this key was derived from, if known.
     pub fn mnemonic(&self) -> Option<&str> {
-        self.mnemonic.as_deref()
+        self.mnemonic.as_ref().map(|m| m.as_str())
     }
 
     /// The 32-byte mini secret (btcli `secretSeed`), if known.
     pub fn mini_secret(&self) -> Option<&[u8; 32]> {
-        self.mini_secret.as_ref()
+        self.mini_secret.as_deref()
     }
 
     /// The 64-byte expanded secret in btcli's `privateKey` layout.
-    pub fn private_key(&self) -> [u8; 64] {
-        self.inner.secret.to_bytes()
+    pub fn private_key(&self) -> Zeroizing<[u8; 64]> {
+        Zeroizing::new(self.inner.secret.to_bytes())
     }
 
     /// Sign bytes (context `substrate`). Signatures are randomised: two calls differ.

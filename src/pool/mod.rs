@@ -1,7 +1,8 @@
 //! Pool (pool.md): jobs and leases, evaluation consensus, reputation, epochs.
 //!
 //! - [`rules`]: the decisions, as pure functions (consensus, reputation, payouts, Merkle).
-//! - [`state`]: the stored state (sled trees `pool.*`) and the operations on it.
+//! - [`state`]: the stored state (sled trees `pool.*`) and the operations on it, one
+//!   transaction each; [`audit`]: the invariants that relate its trees.
 //! - [`api`]: the HTTP API on the pool listener.
 //! - [`jobs`]: sidecar job payloads/results and [`jobs::execute_job`] (engine work).
 //! - [`relay_link`]: seeding from the relay's SOTA and forwarding the pool's best.
@@ -13,6 +14,7 @@
 //!   runs `workers` worker threads on that queue and submits the results.
 
 pub mod api;
+pub mod audit;
 pub mod coordinator;
 pub mod jobs;
 pub mod relay_link;
@@ -49,6 +51,9 @@ const SEED_EVERY: Duration = Duration::from_secs(10);
 pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
     let cfg = &ctx.config.pool;
     let state = PoolState::open(ctx.store.clone(), cfg.clone())?;
+    for problem in audit::audit(&state.snapshot()?) {
+        tracing::warn!(%problem, "[pool] stored state is inconsistent");
+    }
     // `Config::validate` has checked the name.
     let task_type = cfg
         .task_type

@@ -3,6 +3,7 @@
 //! proportional payouts and the Merkle tree that makes each closed epoch provable.
 //! Storage and HTTP live elsewhere ([`super::state`], [`super::api`]).
 
+use super::state::{EpochLedger, Payout};
 use sha2::{Digest, Sha256};
 
 /// Lease window containing `now` (unix seconds).
@@ -96,6 +97,111 @@ pub fn can_evaluate(
         && !evaluated_by.contains(&hotkey)
         && !assigned_to.contains(&hotkey)
         && evaluated_by.len() + assigned_to.len() < required
+}
+
+/// Whether an evaluation `hotkey` submits is taken: the evolution still awaits
+/// evaluations (`pending`, fewer than `required`), and `hotkey` is neither its author nor
+/// one of its evaluators.
+pub fn accepts_evaluation(
+    pending: bool,
+    author: Option<&str>,
+    evaluated_by: &[&str],
+    required: usize,
+    hotkey: &str,
+) -> bool {
+    pending
+        && author != Some(hotkey)
+        && !evaluated_by.contains(&hotkey)
+        && evaluated_by.len() < required
+}
+
+/// What a complete set of evaluations decides about an evolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The consensus score; `None` when it is not finite.
+    pub score: Option<f64>,
+    /// Per evaluation, in the order given.
+    pub accurate: Vec<bool>,
+    /// Reputation the author earns (before the floor at 0 is applied).
+    pub author_reward: f64,
+}
+
+/// Decide an evolution from its evaluations (`None` = a non-finite score, counted as
+/// `-inf`): consensus, each evaluator's accuracy, the author's reward against the best
+/// known parent score.
+pub fn decide(
+    scores: &[Option<f64>],
+    tolerance: f64,
+    min_evolution_score: f64,
+    best_parent: Option<f64>,
+) -> Decision {
+    let raw: Vec<f64> = scores
+        .iter()
+        .map(|s| s.unwrap_or(f64::NEG_INFINITY))
+        .collect();
+    let c = consensus(&raw, tolerance);
+    Decision {
+        score: c.score.is_finite().then_some(c.score),
+        accurate: c.accurate,
+        author_reward: evolution_reward(c.score, min_evolution_score, best_parent),
+    }
+}
+
+/// The parameters of an epoch's payout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PayoutParams {
+    pub epoch_s: u64,
+    pub budget_rao: u64,
+    pub payout_cap: f64,
+    pub min_payout_rao: u64,
+}
+
+/// Close epoch `epoch`: `earned` is `(hotkey, reputation earned)` sorted by hotkey and
+/// `carry_in` what each of them had carried over. Each earner gets its capped share of
+/// the budget plus its carry; amounts below `min_payout_rao` are carried on instead of
+/// paid. The paid entries are the Merkle leaves, in order.
+pub fn settle_epoch(
+    epoch: u64,
+    earned: &[(String, f64)],
+    carry_in: &[u64],
+    p: PayoutParams,
+    now: f64,
+) -> EpochLedger {
+    let weights: Vec<f64> = earned.iter().map(|(_, w)| w.max(0.0)).collect();
+    let (shares, undistributed) = split_budget(&weights, p.budget_rao, p.payout_cap);
+    let mut payouts = Vec::new();
+    let mut carried = Vec::new();
+    for (((hotkey, rep), share), carry) in earned.iter().zip(shares).zip(carry_in) {
+        let amount = share + carry;
+        if amount == 0 {
+            continue;
+        }
+        if amount < p.min_payout_rao {
+            carried.push((hotkey.clone(), amount));
+        } else {
+            payouts.push(Payout {
+                hotkey: hotkey.clone(),
+                reputation: *rep,
+                amount_rao: amount,
+            });
+        }
+    }
+    let leaves: Vec<[u8; 32]> = payouts
+        .iter()
+        .map(|x| merkle_leaf(&x.hotkey, x.amount_rao))
+        .collect();
+    EpochLedger {
+        number: epoch,
+        start_s: epoch * p.epoch_s,
+        end_s: (epoch + 1) * p.epoch_s,
+        closed_at: now,
+        budget_rao: p.budget_rao,
+        payout_cap: p.payout_cap,
+        payouts,
+        carried,
+        undistributed_rao: undistributed,
+        merkle_root: hex::encode(merkle_root(&leaves)),
+    }
 }
 
 /// Split `budget` in proportion to `weights` (non-positive weights get nothing), no
@@ -256,6 +362,70 @@ pub fn verify_proof(leaf: [u8; 32], proof: &[ProofStep], root: &[u8; 32]) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluations_are_taken_once_per_evaluator_until_decided() {
+        let by = ["B", "C"];
+        assert!(accepts_evaluation(true, Some("A"), &by, 3, "D"));
+        assert!(!accepts_evaluation(true, Some("A"), &by, 3, "A"), "author");
+        assert!(!accepts_evaluation(true, Some("A"), &by, 3, "B"), "twice");
+        assert!(
+            !accepts_evaluation(true, Some("A"), &by, 2, "D"),
+            "complete"
+        );
+        assert!(
+            !accepts_evaluation(false, Some("A"), &by, 3, "D"),
+            "decided"
+        );
+    }
+
+    #[test]
+    fn decide_scores_accuracy_and_reward() {
+        let d = decide(&[Some(0.9), Some(0.92), None], 0.1, 0.0, Some(0.5));
+        assert_eq!(d.score, Some(0.9));
+        assert_eq!(d.accurate, vec![true, true, false]);
+        assert_eq!(d.author_reward, 1.8);
+        // Not better than a parent: no reward.
+        assert_eq!(
+            decide(&[Some(0.4); 3], 0.1, 0.0, Some(0.5)).author_reward,
+            0.0
+        );
+        // A non-finite consensus has no score and earns nothing.
+        let d = decide(&[None, None, Some(0.3)], 0.1, 0.0, None);
+        assert_eq!((d.score, d.author_reward), (None, 0.0));
+    }
+
+    #[test]
+    fn settle_epoch_pays_carries_and_balances() {
+        let p = PayoutParams {
+            epoch_s: 100,
+            budget_rao: 1000,
+            payout_cap: 1.0,
+            min_payout_rao: 50,
+        };
+        let earned = vec![
+            ("a".to_string(), 9.0),
+            ("b".to_string(), 0.3),
+            ("c".to_string(), 0.0),
+        ];
+        // b's share (~32) is below the minimum: carried; c has only its carry-in (60).
+        let l = settle_epoch(7, &earned, &[0, 0, 60], p, 750.0);
+        assert_eq!((l.start_s, l.end_s, l.closed_at), (700, 800, 750.0));
+        let paid: Vec<(&str, u64)> = l
+            .payouts
+            .iter()
+            .map(|x| (x.hotkey.as_str(), x.amount_rao))
+            .collect();
+        assert_eq!(paid, vec![("a", 968), ("c", 60)]);
+        assert_eq!(l.carried, vec![("b".to_string(), 32)]);
+        assert_eq!(l.undistributed_rao, 0);
+        let leaves: Vec<[u8; 32]> = l
+            .payouts
+            .iter()
+            .map(|x| merkle_leaf(&x.hotkey, x.amount_rao))
+            .collect();
+        assert_eq!(l.merkle_root, hex::encode(merkle_root(&leaves)));
+    }
 
     #[test]
     fn windows_and_epochs() {

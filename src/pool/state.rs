@@ -1,13 +1,19 @@
 //! The pool's stored state and the operations the API performs on it. Every operation
 //! runs under one lock (the pool serialises its writes; its load is small next to the
-//! evaluation work it hands out) and commits before the caller answers, so an
-//! acknowledged submission survives a crash. Decisions are delegated to [`super::rules`].
+//! evaluation work it hands out), writes everything it changes in one sled transaction
+//! and commits before the caller answers: an acknowledged submission survives a crash,
+//! and a crash never leaves half an operation (a miner's counters, the algorithm's
+//! evaluations, reputation and its epoch booking, a ledger and its carry-overs agree).
+//! Decisions are delegated to [`super::rules`].
 
+use super::audit::Snapshot;
 use super::rules;
 use crate::config::PoolConfig;
-use crate::store::{key_u64, u64_key, Store, StoreError, TypedTree};
+use crate::store::{key_u64, u64_key, Store, StoreError, TxTree, TypedTree};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
 
 /// A request the pool refuses: HTTP status and the `detail` text.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -295,6 +301,39 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How a pool transaction stops early: a refusal (nothing written) or a storage fault.
+type TxError = ConflictableTransactionError<OpError>;
+type TxResult<T> = Result<T, TxError>;
+
+fn refuse<T>(r: Refusal) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(r.into()))
+}
+
+/// A store-only operation cannot be refused; should one be, it is reported as an abort.
+fn store_only(e: OpError) -> StoreError {
+    match e {
+        OpError::Store(e) => e,
+        OpError::Refused(r) => StoreError::Aborted(r.detail),
+    }
+}
+
+/// The pool's trees inside one sled transaction. Every operation's writes go through
+/// this, so that a crash leaves either all of them or none (miner counters, algorithm
+/// evaluations, reputation and its epoch booking never disagree).
+struct Tx<'a> {
+    cfg: &'a PoolConfig,
+    miners: TxTree<'a, Miner>,
+    algorithms: TxTree<'a, Algorithm>,
+    pending: TxTree<'a, u8>,
+    tasks: TxTree<'a, TaskBatch>,
+    leases: TxTree<'a, Lease>,
+    lease_index: TxTree<'a, u64>,
+    earned: TxTree<'a, f64>,
+    epochs: TxTree<'a, EpochLedger>,
+    carry: TxTree<'a, u64>,
+    meta: TxTree<'a, f64>,
+}
+
 impl PoolState {
     pub fn open(store: Store, cfg: PoolConfig) -> Result<Self, StoreError> {
         Ok(PoolState {
@@ -318,10 +357,46 @@ impl PoolState {
         &self.cfg
     }
 
-    fn next_id(&self, name: &str) -> Result<u64, StoreError> {
-        let n = self.meta.get(name)?.unwrap_or(0.0) as u64 + 1;
-        self.meta.insert(name, &(n as f64))?;
-        Ok(n)
+    /// Run `f` as one sled transaction over every pool tree, then commit (flush, with
+    /// sync durability). Callers hold `self.lock`, which serialises the pool's writers:
+    /// the scans they make before the transaction (sled transactions cannot iterate)
+    /// therefore still hold inside it. `f` may run more than once (sled retries on
+    /// conflicts), so it must not consume what it captures.
+    fn transact<T>(&self, f: impl Fn(&Tx) -> TxResult<T>) -> Result<T, OpError> {
+        let trees = [
+            self.miners.raw(),
+            self.algorithms.raw(),
+            self.pending.raw(),
+            self.tasks.raw(),
+            self.leases.raw(),
+            self.lease_index.raw(),
+            self.earned.raw(),
+            self.epochs.raw(),
+            self.carry.raw(),
+            self.meta.raw(),
+        ];
+        let out = trees[..]
+            .transaction(|t| {
+                f(&Tx {
+                    cfg: &self.cfg,
+                    miners: self.miners.in_tx(&t[0]),
+                    algorithms: self.algorithms.in_tx(&t[1]),
+                    pending: self.pending.in_tx(&t[2]),
+                    tasks: self.tasks.in_tx(&t[3]),
+                    leases: self.leases.in_tx(&t[4]),
+                    lease_index: self.lease_index.in_tx(&t[5]),
+                    earned: self.earned.in_tx(&t[6]),
+                    epochs: self.epochs.in_tx(&t[7]),
+                    carry: self.carry.in_tx(&t[8]),
+                    meta: self.meta.in_tx(&t[9]),
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => OpError::Store(e.into()),
+            })?;
+        self.store.commit()?;
+        Ok(out)
     }
 
     pub fn meta_get(&self, name: &str) -> Result<Option<f64>, StoreError> {
@@ -330,8 +405,8 @@ impl PoolState {
 
     pub fn meta_set(&self, name: &str, value: f64) -> Result<(), StoreError> {
         let _g = self.lock.lock();
-        self.meta.insert(name, &value)?;
-        self.store.commit()
+        self.transact(|tx| tx.meta.insert(name, &value))
+            .map_err(store_only)
     }
 
     // ---- miners ----
@@ -339,27 +414,8 @@ impl PoolState {
     /// Register (idempotent) and touch `last_seen`.
     pub fn register(&self, hotkey: &str, now: f64) -> Result<Miner, StoreError> {
         let _g = self.lock.lock();
-        let m = self.touch(hotkey, now)?;
-        self.store.commit()?;
-        Ok(m)
-    }
-
-    fn touch(&self, hotkey: &str, now: f64) -> Result<Miner, StoreError> {
-        let mut m = self.miners.get(hotkey)?.unwrap_or_else(|| Miner {
-            hotkey: hotkey.to_string(),
-            reputation: 0.0,
-            registered_at: now,
-            last_seen: now,
-            evaluations: 0,
-            evolutions: 0,
-            accurate_evaluations: 0,
-            inaccurate_evaluations: 0,
-            leases: 0,
-            active_task: None,
-        });
-        m.last_seen = now;
-        self.miners.insert(hotkey, &m)?;
-        Ok(m)
+        self.transact(|tx| tx.touch(hotkey, now))
+            .map_err(store_only)
     }
 
     pub fn miner(&self, hotkey: &str) -> Result<Option<Miner>, StoreError> {
@@ -392,6 +448,14 @@ impl PoolState {
         self.algorithms.iter().map(|r| r.map(|(_, a)| a)).collect()
     }
 
+    /// Ids of the algorithms awaiting evaluations, oldest first.
+    pub fn pending_ids(&self) -> Result<Vec<u64>, StoreError> {
+        self.pending
+            .iter()
+            .map(|r| r.map(|(k, _)| key_u64(&k).unwrap_or(0)))
+            .collect()
+    }
+
     /// Add a seed unless the pool already holds an algorithm with the same DSL (the
     /// relay's SOTA may be the pool's own forwarded best); returns the new seed's id.
     pub fn add_seed(
@@ -405,26 +469,28 @@ impl PoolState {
         if self.all_algorithms()?.iter().any(|a| a.dsl == dsl) {
             return Ok(None);
         }
-        let id = self.next_id("next_algorithm_id")?;
-        let a = Algorithm {
-            id,
-            dsl: dsl.to_string(),
-            task_type: self.cfg.task_type.clone(),
-            input_dim: self.cfg.input_dim,
-            author: None,
-            parent_ids: Vec::new(),
-            created_at: now,
-            status: AlgorithmStatus::Seed,
-            score,
-            verified_at: None,
-            evaluations: Vec::new(),
-            assignments: Vec::new(),
-            reward: 0.0,
-            origin: origin.to_string(),
-        };
-        self.algorithms.insert(u64_key(id), &a)?;
-        self.store.commit()?;
-        Ok(Some(id))
+        self.transact(|tx| {
+            let id = tx.next_id("next_algorithm_id")?;
+            let a = Algorithm {
+                id,
+                dsl: dsl.to_string(),
+                task_type: self.cfg.task_type.clone(),
+                input_dim: self.cfg.input_dim,
+                author: None,
+                parent_ids: Vec::new(),
+                created_at: now,
+                status: AlgorithmStatus::Seed,
+                score,
+                verified_at: None,
+                evaluations: Vec::new(),
+                assignments: Vec::new(),
+                reward: 0.0,
+                origin: origin.to_string(),
+            };
+            tx.algorithms.insert(u64_key(id), &a)?;
+            Ok(Some(id))
+        })
+        .map_err(store_only)
     }
 
     /// Verified algorithms, best first; filters as `/results`.
@@ -472,63 +538,7 @@ impl PoolState {
         Ok(out)
     }
 
-    /// Pending algorithms `hotkey` may evaluate, oldest first, assigned to it until
-    /// `expires_at`.
-    fn assign_evaluations(
-        &self,
-        hotkey: &str,
-        limit: usize,
-        now: f64,
-        expires_at: f64,
-    ) -> Result<Vec<Algorithm>, StoreError> {
-        let required = self.cfg.evals_required as usize;
-        let mut out = Vec::new();
-        let ids: Vec<u64> = self
-            .pending
-            .iter()
-            .map(|r| r.map(|(k, _)| key_u64(&k).unwrap_or(0)))
-            .collect::<Result<_, _>>()?;
-        for id in ids {
-            if out.len() >= limit {
-                break;
-            }
-            let Some(mut a) = self.algorithm(id)? else {
-                continue;
-            };
-            let evaluated = a.evaluators();
-            let assigned = a.live_assignees(now);
-            if !rules::can_evaluate(a.author.as_deref(), &evaluated, &assigned, required, hotkey) {
-                continue;
-            }
-            a.assignments.retain(|x| x.expires_at > now);
-            a.assignments.push(Assignment {
-                hotkey: hotkey.to_string(),
-                expires_at,
-            });
-            self.algorithms.insert(u64_key(id), &a)?;
-            out.push(a);
-        }
-        Ok(out)
-    }
-
     // ---- tasks ----
-
-    /// Mark the miner's active task expired when its time is up.
-    fn expire_task(&self, m: &mut Miner, now: f64) -> Result<(), StoreError> {
-        if let Some(id) = m.active_task {
-            match self.tasks.get(u64_key(id))? {
-                Some(mut t) if t.status == WorkStatus::Active && t.expires_at <= now => {
-                    t.status = WorkStatus::Expired;
-                    self.tasks.insert(u64_key(id), &t)?;
-                    m.active_task = None;
-                }
-                Some(t) if t.status != WorkStatus::Active => m.active_task = None,
-                None => m.active_task = None,
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    }
 
     /// `POST /tasks/request`.
     pub fn request_task(
@@ -538,74 +548,49 @@ impl PoolState {
         now: f64,
     ) -> Result<(TaskBatch, Vec<Algorithm>), OpError> {
         let _g = self.lock.lock();
-        let mut m = self.touch(hotkey, now)?;
-        self.expire_task(&mut m, now)?;
-        if m.active_task.is_some() {
-            self.miners.insert(hotkey, &m)?;
-            return Err(Refusal::bad_request(ACTIVE_TASK).into());
-        }
+        let (parents, pending) = match kind {
+            TaskKind::Evolve => (self.parents(self.cfg.seed_batch_size)?, Vec::new()),
+            TaskKind::Evaluate => (Vec::new(), self.pending_ids()?),
+        };
         let expires_at = now + self.cfg.task_timeout_s as f64;
-        let algorithms = match kind {
-            TaskKind::Evolve => self.parents(self.cfg.seed_batch_size)?,
-            TaskKind::Evaluate => {
-                self.assign_evaluations(hotkey, self.cfg.eval_batch_size, now, expires_at)?
+        // Refusals after `touch` still record that the miner was seen.
+        let issued = self.transact(|tx| {
+            let mut m = tx.touch(hotkey, now)?;
+            tx.expire_task(&mut m, now)?;
+            if m.active_task.is_some() {
+                tx.miners.insert(hotkey, &m)?;
+                return Ok(Err(Refusal::bad_request(ACTIVE_TASK)));
             }
-        };
-        if algorithms.is_empty() {
-            self.miners.insert(hotkey, &m)?;
-            self.store.commit()?;
-            return Err(Refusal::not_found(format!("No {} tasks available", kind.as_str())).into());
-        }
-        let batch = TaskBatch {
-            batch_id: self.next_id("next_task_id")?,
-            hotkey: hotkey.to_string(),
-            kind,
-            algorithm_ids: algorithms.iter().map(|a| a.id).collect(),
-            issued_at: now,
-            expires_at,
-            status: WorkStatus::Active,
-        };
-        self.tasks.insert(u64_key(batch.batch_id), &batch)?;
-        m.active_task = Some(batch.batch_id);
-        self.miners.insert(hotkey, &m)?;
-        self.store.commit()?;
-        Ok((batch, algorithms))
-    }
-
-    fn active_task(
-        &self,
-        hotkey: &str,
-        batch_id: u64,
-        kind: TaskKind,
-        now: f64,
-    ) -> Result<TaskBatch, OpError> {
-        let t = self
-            .tasks
-            .get(u64_key(batch_id))?
-            .filter(|t| t.hotkey == hotkey)
-            .ok_or_else(|| Refusal::not_found("Task not found"))?;
-        if t.status != WorkStatus::Active || t.expires_at <= now {
-            return Err(Refusal::not_found("Task is no longer active").into());
-        }
-        if t.kind != kind {
-            return Err(Refusal::bad_request(format!(
-                "Task {batch_id} is an {} task",
-                t.kind.as_str()
-            ))
-            .into());
-        }
-        Ok(t)
-    }
-
-    fn finish_task(&self, mut t: TaskBatch, hotkey: &str, now: f64) -> Result<(), StoreError> {
-        t.status = WorkStatus::Completed;
-        self.tasks.insert(u64_key(t.batch_id), &t)?;
-        let mut m = self.touch(hotkey, now)?;
-        if m.active_task == Some(t.batch_id) {
-            m.active_task = None;
-        }
-        self.miners.insert(hotkey, &m)?;
-        Ok(())
+            let algorithms = match kind {
+                TaskKind::Evolve => parents.clone(),
+                TaskKind::Evaluate => tx.assign_evaluations(
+                    &pending,
+                    hotkey,
+                    self.cfg.eval_batch_size,
+                    now,
+                    expires_at,
+                )?,
+            };
+            if algorithms.is_empty() {
+                tx.miners.insert(hotkey, &m)?;
+                let detail = format!("No {} tasks available", kind.as_str());
+                return Ok(Err(Refusal::not_found(detail)));
+            }
+            let batch = TaskBatch {
+                batch_id: tx.next_id("next_task_id")?,
+                hotkey: hotkey.to_string(),
+                kind,
+                algorithm_ids: algorithms.iter().map(|a| a.id).collect(),
+                issued_at: now,
+                expires_at,
+                status: WorkStatus::Active,
+            };
+            tx.tasks.insert(u64_key(batch.batch_id), &batch)?;
+            m.active_task = Some(batch.batch_id);
+            tx.miners.insert(hotkey, &m)?;
+            Ok(Ok((batch, algorithms)))
+        })?;
+        Ok(issued?)
     }
 
     /// `POST /tasks/{batch_id}/submit_evolution`.
@@ -617,70 +602,16 @@ impl PoolState {
         now: f64,
     ) -> Result<SubmitOutcome, OpError> {
         let _g = self.lock.lock();
-        let t = self.active_task(hotkey, batch_id, TaskKind::Evolve, now)?;
-        self.check_parents(&evo.parent_ids)?;
-        let id = self.insert_evolution(hotkey, evo, now)?;
-        self.finish_task(t, hotkey, now)?;
-        self.store.commit()?;
-        Ok(SubmitOutcome {
-            algorithm_ids: vec![id],
-            ..Default::default()
+        self.transact(|tx| {
+            let t = tx.active_task(hotkey, batch_id, TaskKind::Evolve, now)?;
+            tx.check_parents(&evo.parent_ids)?;
+            let id = tx.insert_evolution(hotkey, &evo, now)?;
+            tx.finish_task(t, hotkey, now)?;
+            Ok(SubmitOutcome {
+                algorithm_ids: vec![id],
+                ..Default::default()
+            })
         })
-    }
-
-    fn check_parents(&self, ids: &[u64]) -> Result<(), OpError> {
-        for &p in ids {
-            if !self.algorithms.contains_key(u64_key(p))? {
-                return Err(Refusal::bad_request(format!("Unknown parent algorithm {p}")).into());
-            }
-        }
-        Ok(())
-    }
-
-    fn insert_evolution(
-        &self,
-        hotkey: &str,
-        evo: EvolutionIn,
-        now: f64,
-    ) -> Result<u64, StoreError> {
-        let id = self.next_id("next_algorithm_id")?;
-        let a = Algorithm {
-            id,
-            dsl: evo.dsl,
-            task_type: self.cfg.task_type.clone(),
-            input_dim: self.cfg.input_dim,
-            author: Some(hotkey.to_string()),
-            parent_ids: evo.parent_ids,
-            created_at: now,
-            status: AlgorithmStatus::Pending,
-            score: None,
-            verified_at: None,
-            evaluations: Vec::new(),
-            assignments: Vec::new(),
-            reward: 0.0,
-            origin: "evolution".into(),
-        };
-        self.algorithms.insert(u64_key(id), &a)?;
-        self.pending.insert(u64_key(id), &0)?;
-        let mut m = self.touch(hotkey, now)?;
-        m.evolutions += 1;
-        self.miners.insert(hotkey, &m)?;
-        Ok(id)
-    }
-
-    /// Drop `hotkey`'s assignments of `ids` (work handed back unfinished goes to others
-    /// at once instead of at its timeout).
-    fn release(&self, hotkey: &str, ids: &[u64]) -> Result<(), StoreError> {
-        for &id in ids {
-            if let Some(mut a) = self.algorithm(id)? {
-                let before = a.assignments.len();
-                a.assignments.retain(|x| x.hotkey != hotkey);
-                if a.assignments.len() != before {
-                    self.algorithms.insert(u64_key(id), &a)?;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `POST /tasks/{batch_id}/submit_evaluation`.
@@ -692,117 +623,16 @@ impl PoolState {
         now: f64,
     ) -> Result<SubmitOutcome, OpError> {
         let _g = self.lock.lock();
-        let t = self.active_task(hotkey, batch_id, TaskKind::Evaluate, now)?;
-        check_evaluated_ids(evaluations, &t.algorithm_ids)?;
-        let out = self.record_evaluations(hotkey, evaluations, now)?;
-        self.release(hotkey, &t.algorithm_ids)?;
-        self.finish_task(t, hotkey, now)?;
-        self.store.commit()?;
-        Ok(out)
-    }
-
-    /// Store evaluations; an algorithm reaching `evals_required` gets its consensus.
-    /// Evaluations of algorithms already decided (the assignment lapsed and others
-    /// finished it) or already evaluated by this miner are counted as rejected.
-    fn record_evaluations(
-        &self,
-        hotkey: &str,
-        evaluations: &[EvaluationIn],
-        now: f64,
-    ) -> Result<SubmitOutcome, StoreError> {
-        let mut out = SubmitOutcome::default();
-        let required = self.cfg.evals_required as usize;
-        for e in evaluations {
-            let Some(mut a) = self.algorithm(e.algorithm_id)? else {
-                out.rejected_evaluations += 1;
-                continue;
-            };
-            let open = a.status == AlgorithmStatus::Pending
-                && a.author.as_deref() != Some(hotkey)
-                && !a.evaluators().contains(&hotkey)
-                && a.evaluations.len() < required;
-            if !open {
-                out.rejected_evaluations += 1;
-                continue;
+        self.transact(|tx| {
+            let t = tx.active_task(hotkey, batch_id, TaskKind::Evaluate, now)?;
+            if let Err(r) = check_evaluated_ids(evaluations, &t.algorithm_ids) {
+                return refuse(r);
             }
-            a.evaluations.push(EvaluationRecord {
-                hotkey: hotkey.to_string(),
-                score: e.score.filter(|s| s.is_finite()),
-                submitted_at: now,
-                accurate: None,
-            });
-            a.assignments.retain(|x| x.hotkey != hotkey);
-            out.accepted_evaluations += 1;
-            let mut m = self.touch(hotkey, now)?;
-            m.evaluations += 1;
-            self.miners.insert(hotkey, &m)?;
-            if a.evaluations.len() >= required {
-                self.decide(&mut a, now)?;
-                out.consensus_reached.push(a.id);
-            }
-            self.algorithms.insert(u64_key(a.id), &a)?;
-        }
-        Ok(out)
-    }
-
-    /// Consensus for a fully evaluated algorithm: score, evaluator accuracy and
-    /// reputation, the author's reward.
-    fn decide(&self, a: &mut Algorithm, now: f64) -> Result<(), StoreError> {
-        let scores: Vec<f64> = a
-            .evaluations
-            .iter()
-            .map(|e| e.score.unwrap_or(f64::NEG_INFINITY))
-            .collect();
-        let c = rules::consensus(&scores, self.cfg.tolerance);
-        let epoch = rules::epoch_number(now, self.cfg.epoch_s);
-        for (e, &ok) in a.evaluations.iter_mut().zip(&c.accurate) {
-            e.accurate = Some(ok);
-            let mut m = self.touch(&e.hotkey, now)?;
-            if ok {
-                m.accurate_evaluations += 1;
-            } else {
-                m.inaccurate_evaluations += 1;
-            }
-            self.miners.insert(&e.hotkey, &m)?;
-            self.add_reputation(&e.hotkey, rules::evaluation_delta(ok), epoch, now)?;
-        }
-        a.status = AlgorithmStatus::Verified;
-        a.score = c.score.is_finite().then_some(c.score);
-        a.verified_at = Some(now);
-        a.assignments.clear();
-        self.pending.remove(u64_key(a.id))?;
-        let mut best_parent: Option<f64> = None;
-        for &p in &a.parent_ids {
-            if let Some(s) = self.algorithm(p)?.and_then(|p| p.score) {
-                best_parent = Some(best_parent.map_or(s, |b: f64| b.max(s)));
-            }
-        }
-        let reward = rules::evolution_reward(c.score, self.cfg.min_evolution_score, best_parent);
-        if reward > 0.0 {
-            if let Some(author) = a.author.clone() {
-                a.reward = self.add_reputation(&author, reward, epoch, now)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Apply a reputation change (floored at 0) and book it to `epoch`; returns the
-    /// applied delta.
-    fn add_reputation(
-        &self,
-        hotkey: &str,
-        delta: f64,
-        epoch: u64,
-        now: f64,
-    ) -> Result<f64, StoreError> {
-        let mut m = self.touch(hotkey, now)?;
-        let (next, applied) = rules::apply_reputation(m.reputation, delta);
-        m.reputation = next;
-        self.miners.insert(hotkey, &m)?;
-        let key = earned_key(epoch, hotkey);
-        let total = self.earned.get(&key)?.unwrap_or(0.0) + applied;
-        self.earned.insert(&key, &total)?;
-        Ok(applied)
+            let out = tx.record_evaluations(hotkey, evaluations, now)?;
+            tx.release(hotkey, &t.algorithm_ids)?;
+            tx.finish_task(t, hotkey, now)?;
+            Ok(out)
+        })
     }
 
     // ---- leases ----
@@ -818,35 +648,38 @@ impl PoolState {
         let _g = self.lock.lock();
         let window = rules::window_number(now, self.cfg.window_s);
         let index = lease_index_key(hotkey, window);
-        if self.lease_index.contains_key(&index)? {
-            return Err(Refusal::bad_request(LEASE_ALREADY_ISSUED).into());
-        }
-        let mut m = self.touch(hotkey, now)?;
-        let timeout_at = now + self.cfg.window_s as f64;
-        let evaluate = self.assign_evaluations(hotkey, eval_batch_size, now, timeout_at)?;
         let seeds = self.parents(seed_batch_size)?;
-        let lease = Lease {
-            lease_id: self.next_id("next_lease_id")?,
-            hotkey: hotkey.to_string(),
-            window_number: window,
-            issued_at: now,
-            timeout_at,
-            evolve_budget: self.cfg.evolve_budget,
-            evaluate_ids: evaluate.iter().map(|a| a.id).collect(),
-            seed_ids: seeds.iter().map(|a| a.id).collect(),
-            status: WorkStatus::Active,
-            completed_at: None,
-            iterations: 0,
-        };
-        self.leases.insert(u64_key(lease.lease_id), &lease)?;
-        self.lease_index.insert(&index, &lease.lease_id)?;
-        m.leases += 1;
-        self.miners.insert(hotkey, &m)?;
-        self.store.commit()?;
-        Ok(IssuedLease {
-            lease,
-            evaluate,
-            seeds,
+        let pending = self.pending_ids()?;
+        let timeout_at = now + self.cfg.window_s as f64;
+        self.transact(|tx| {
+            if tx.lease_index.contains_key(&index)? {
+                return refuse(Refusal::bad_request(LEASE_ALREADY_ISSUED));
+            }
+            let mut m = tx.touch(hotkey, now)?;
+            let evaluate =
+                tx.assign_evaluations(&pending, hotkey, eval_batch_size, now, timeout_at)?;
+            let lease = Lease {
+                lease_id: tx.next_id("next_lease_id")?,
+                hotkey: hotkey.to_string(),
+                window_number: window,
+                issued_at: now,
+                timeout_at,
+                evolve_budget: self.cfg.evolve_budget,
+                evaluate_ids: evaluate.iter().map(|a| a.id).collect(),
+                seed_ids: seeds.iter().map(|a| a.id).collect(),
+                status: WorkStatus::Active,
+                completed_at: None,
+                iterations: 0,
+            };
+            tx.leases.insert(u64_key(lease.lease_id), &lease)?;
+            tx.lease_index.insert(&index, &lease.lease_id)?;
+            m.leases += 1;
+            tx.miners.insert(hotkey, &m)?;
+            Ok(IssuedLease {
+                lease,
+                evaluate,
+                seeds: seeds.clone(),
+            })
         })
     }
 
@@ -861,38 +694,44 @@ impl PoolState {
         now: f64,
     ) -> Result<SubmitOutcome, OpError> {
         let _g = self.lock.lock();
-        let mut lease = self
-            .leases
-            .get(u64_key(lease_id))?
-            .filter(|l| l.hotkey == hotkey && l.status == WorkStatus::Active)
-            .ok_or_else(|| Refusal::not_found(NO_ACTIVE_LEASE))?;
-        if lease.timeout_at <= now {
-            lease.status = WorkStatus::Expired;
-            self.leases.insert(u64_key(lease_id), &lease)?;
-            self.store.commit()?;
-            return Err(Refusal::not_found(NO_ACTIVE_LEASE).into());
-        }
-        check_evaluated_ids(evaluations, &lease.evaluate_ids)?;
-        for e in &evolutions {
-            self.check_parents(&e.parent_ids)?;
-        }
-        let mut out = self.record_evaluations(hotkey, evaluations, now)?;
-        self.release(hotkey, &lease.evaluate_ids)?;
-        for e in evolutions {
-            out.algorithm_ids
-                .push(self.insert_evolution(hotkey, e, now)?);
-        }
-        lease.status = WorkStatus::Completed;
-        lease.completed_at = Some(now);
-        lease.iterations = iterations;
-        self.leases.insert(u64_key(lease_id), &lease)?;
-        self.store.commit()?;
-        Ok(out)
+        // A lease found timed out is marked expired, and that is kept.
+        let submitted = self.transact(|tx| {
+            let Some(mut lease) = tx
+                .leases
+                .get(u64_key(lease_id))?
+                .filter(|l| l.hotkey == hotkey && l.status == WorkStatus::Active)
+            else {
+                return refuse(Refusal::not_found(NO_ACTIVE_LEASE));
+            };
+            if lease.timeout_at <= now {
+                lease.status = WorkStatus::Expired;
+                tx.leases.insert(u64_key(lease_id), &lease)?;
+                return Ok(Err(Refusal::not_found(NO_ACTIVE_LEASE)));
+            }
+            if let Err(r) = check_evaluated_ids(evaluations, &lease.evaluate_ids) {
+                return refuse(r);
+            }
+            for e in &evolutions {
+                tx.check_parents(&e.parent_ids)?;
+            }
+            let mut out = tx.record_evaluations(hotkey, evaluations, now)?;
+            tx.release(hotkey, &lease.evaluate_ids)?;
+            for e in &evolutions {
+                out.algorithm_ids.push(tx.insert_evolution(hotkey, e, now)?);
+            }
+            lease.status = WorkStatus::Completed;
+            lease.completed_at = Some(now);
+            lease.iterations = iterations;
+            tx.leases.insert(u64_key(lease_id), &lease)?;
+            Ok(Ok(out))
+        })?;
+        Ok(submitted?)
     }
 
     // ---- epochs ----
 
-    /// Close every epoch before `now`'s that has earnings and no ledger yet.
+    /// Close every epoch before `now`'s that has earnings and no ledger yet, all in one
+    /// transaction: each ledger is written together with the carry-overs it moves.
     pub fn close_epochs(&self, now: f64) -> Result<Vec<u64>, StoreError> {
         let _g = self.lock.lock();
         let current = rules::epoch_number(now, self.cfg.epoch_s);
@@ -904,63 +743,22 @@ impl PoolState {
                 open.push(e);
             }
         }
-        let mut closed = Vec::new();
+        let mut due = Vec::new();
         for e in open {
-            if self.epochs.contains_key(u64_key(e))? {
-                continue;
-            }
-            self.close_epoch(e, now)?;
-            closed.push(e);
-        }
-        if !closed.is_empty() {
-            self.store.commit()?;
-        }
-        Ok(closed)
-    }
-
-    fn close_epoch(&self, epoch: u64, now: f64) -> Result<(), StoreError> {
-        let earned = self.epoch_earnings(epoch)?;
-        let weights: Vec<f64> = earned.iter().map(|(_, w)| w.max(0.0)).collect();
-        let budget = self.cfg.epoch_budget_rao;
-        let (shares, undistributed) = rules::split_budget(&weights, budget, self.cfg.payout_cap);
-        let mut payouts = Vec::new();
-        let mut carried = Vec::new();
-        for ((hotkey, rep), share) in earned.iter().zip(shares) {
-            let carry_in = self.carry.get(hotkey)?.unwrap_or(0);
-            let amount = share + carry_in;
-            if amount == 0 {
-                continue;
-            }
-            if amount < self.cfg.min_payout_rao {
-                self.carry.insert(hotkey, &amount)?;
-                carried.push((hotkey.clone(), amount));
-            } else {
-                self.carry.remove(hotkey)?;
-                payouts.push(Payout {
-                    hotkey: hotkey.clone(),
-                    reputation: *rep,
-                    amount_rao: amount,
-                });
+            if !self.epochs.contains_key(u64_key(e))? {
+                due.push((e, self.epoch_earnings(e)?));
             }
         }
-        let leaves: Vec<[u8; 32]> = payouts
-            .iter()
-            .map(|p| rules::merkle_leaf(&p.hotkey, p.amount_rao))
-            .collect();
-        let ledger = EpochLedger {
-            number: epoch,
-            start_s: epoch * self.cfg.epoch_s,
-            end_s: (epoch + 1) * self.cfg.epoch_s,
-            closed_at: now,
-            budget_rao: budget,
-            payout_cap: self.cfg.payout_cap,
-            payouts,
-            carried,
-            undistributed_rao: undistributed,
-            merkle_root: hex::encode(rules::merkle_root(&leaves)),
-        };
-        self.epochs.insert(u64_key(epoch), &ledger)?;
-        Ok(())
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.transact(|tx| {
+            for (e, earned) in &due {
+                tx.close_epoch(*e, earned, now)?;
+            }
+            Ok(due.iter().map(|(e, _)| *e).collect())
+        })
+        .map_err(store_only)
     }
 
     /// `(hotkey, reputation earned)` of an epoch, sorted by hotkey.
@@ -983,6 +781,43 @@ impl PoolState {
             .take(limit)
             .map(|r| r.map(|(_, l)| l))
             .collect()
+    }
+
+    /// Everything [`super::audit::audit`] relates, read under the lock (so no operation
+    /// is half-way).
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let _g = self.lock.lock();
+        fn all<V: Serialize + serde::de::DeserializeOwned>(
+            t: &TypedTree<V>,
+        ) -> Result<Vec<(sled::IVec, V)>, StoreError> {
+            t.iter().collect()
+        }
+        let text = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        Ok(Snapshot {
+            evals_required: self.cfg.evals_required as usize,
+            miners: all(&self.miners)?.into_iter().map(|(_, m)| m).collect(),
+            algorithms: self.all_algorithms()?,
+            pending: self.pending_ids()?,
+            tasks: all(&self.tasks)?.into_iter().map(|(_, t)| t).collect(),
+            leases: all(&self.leases)?.into_iter().map(|(_, l)| l).collect(),
+            lease_index: all(&self.lease_index)?
+                .into_iter()
+                .map(|(k, id)| {
+                    let split = k.len().saturating_sub(9);
+                    let window = key_u64(&k[split + 1..]).unwrap_or(0);
+                    (text(&k[..split]), window, id)
+                })
+                .collect(),
+            earned: all(&self.earned)?
+                .into_iter()
+                .map(|(k, r)| (key_u64(&k[..8]).unwrap_or(0), text(&k[8..]), r))
+                .collect(),
+            ledgers: all(&self.epochs)?.into_iter().map(|(_, l)| l).collect(),
+            carry: all(&self.carry)?
+                .into_iter()
+                .map(|(k, a)| (text(&k), a))
+                .collect(),
+        })
     }
 
     // ---- summary ----
@@ -1034,6 +869,299 @@ impl PoolState {
                 .filter_map(|a| a.score)
                 .fold(None, |b: Option<f64>, s| Some(b.map_or(s, |b| b.max(s)))),
         })
+    }
+}
+
+impl Tx<'_> {
+    fn next_id(&self, name: &str) -> TxResult<u64> {
+        let n = self.meta.get(name)?.unwrap_or(0.0) as u64 + 1;
+        self.meta.insert(name, &(n as f64))?;
+        Ok(n)
+    }
+
+    /// The miner (registered now if new) with `last_seen` set to `now`, written back.
+    fn touch(&self, hotkey: &str, now: f64) -> TxResult<Miner> {
+        let mut m = self.miners.get(hotkey)?.unwrap_or_else(|| Miner {
+            hotkey: hotkey.to_string(),
+            reputation: 0.0,
+            registered_at: now,
+            last_seen: now,
+            evaluations: 0,
+            evolutions: 0,
+            accurate_evaluations: 0,
+            inaccurate_evaluations: 0,
+            leases: 0,
+            active_task: None,
+        });
+        m.last_seen = now;
+        self.miners.insert(hotkey, &m)?;
+        Ok(m)
+    }
+
+    /// Of the pending algorithms `pending` (oldest first), those `hotkey` may evaluate,
+    /// at most `limit`, assigned to it until `expires_at`.
+    fn assign_evaluations(
+        &self,
+        pending: &[u64],
+        hotkey: &str,
+        limit: usize,
+        now: f64,
+        expires_at: f64,
+    ) -> TxResult<Vec<Algorithm>> {
+        let required = self.cfg.evals_required as usize;
+        let mut out = Vec::new();
+        for &id in pending {
+            if out.len() >= limit {
+                break;
+            }
+            let Some(mut a) = self.algorithms.get(u64_key(id))? else {
+                continue;
+            };
+            let evaluated = a.evaluators();
+            let assigned = a.live_assignees(now);
+            if !rules::can_evaluate(a.author.as_deref(), &evaluated, &assigned, required, hotkey) {
+                continue;
+            }
+            a.assignments.retain(|x| x.expires_at > now);
+            a.assignments.push(Assignment {
+                hotkey: hotkey.to_string(),
+                expires_at,
+            });
+            self.algorithms.insert(u64_key(id), &a)?;
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// Mark the miner's active task expired when its time is up.
+    fn expire_task(&self, m: &mut Miner, now: f64) -> TxResult<()> {
+        if let Some(id) = m.active_task {
+            match self.tasks.get(u64_key(id))? {
+                Some(mut t) if t.status == WorkStatus::Active && t.expires_at <= now => {
+                    t.status = WorkStatus::Expired;
+                    self.tasks.insert(u64_key(id), &t)?;
+                    m.active_task = None;
+                }
+                Some(t) if t.status != WorkStatus::Active => m.active_task = None,
+                None => m.active_task = None,
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn active_task(
+        &self,
+        hotkey: &str,
+        batch_id: u64,
+        kind: TaskKind,
+        now: f64,
+    ) -> TxResult<TaskBatch> {
+        let Some(t) = self
+            .tasks
+            .get(u64_key(batch_id))?
+            .filter(|t| t.hotkey == hotkey)
+        else {
+            return refuse(Refusal::not_found("Task not found"));
+        };
+        if t.status != WorkStatus::Active || t.expires_at <= now {
+            return refuse(Refusal::not_found("Task is no longer active"));
+        }
+        if t.kind != kind {
+            return refuse(Refusal::bad_request(format!(
+                "Task {batch_id} is an {} task",
+                t.kind.as_str()
+            )));
+        }
+        Ok(t)
+    }
+
+    fn finish_task(&self, mut t: TaskBatch, hotkey: &str, now: f64) -> TxResult<()> {
+        t.status = WorkStatus::Completed;
+        self.tasks.insert(u64_key(t.batch_id), &t)?;
+        let mut m = self.touch(hotkey, now)?;
+        if m.active_task == Some(t.batch_id) {
+            m.active_task = None;
+        }
+        self.miners.insert(hotkey, &m)?;
+        Ok(())
+    }
+
+    fn check_parents(&self, ids: &[u64]) -> TxResult<()> {
+        for &p in ids {
+            if !self.algorithms.contains_key(u64_key(p))? {
+                return refuse(Refusal::bad_request(format!(
+                    "Unknown parent algorithm {p}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_evolution(&self, hotkey: &str, evo: &EvolutionIn, now: f64) -> TxResult<u64> {
+        let id = self.next_id("next_algorithm_id")?;
+        let a = Algorithm {
+            id,
+            dsl: evo.dsl.clone(),
+            task_type: self.cfg.task_type.clone(),
+            input_dim: self.cfg.input_dim,
+            author: Some(hotkey.to_string()),
+            parent_ids: evo.parent_ids.clone(),
+            created_at: now,
+            status: AlgorithmStatus::Pending,
+            score: None,
+            verified_at: None,
+            evaluations: Vec::new(),
+            assignments: Vec::new(),
+            reward: 0.0,
+            origin: "evolution".into(),
+        };
+        self.algorithms.insert(u64_key(id), &a)?;
+        self.pending.insert(u64_key(id), &0)?;
+        let mut m = self.touch(hotkey, now)?;
+        m.evolutions += 1;
+        self.miners.insert(hotkey, &m)?;
+        Ok(id)
+    }
+
+    /// Drop `hotkey`'s assignments of `ids` (work handed back unfinished goes to others
+    /// at once instead of at its timeout).
+    fn release(&self, hotkey: &str, ids: &[u64]) -> TxResult<()> {
+        for &id in ids {
+            if let Some(mut a) = self.algorithms.get(u64_key(id))? {
+                let before = a.assignments.len();
+                a.assignments.retain(|x| x.hotkey != hotkey);
+                if a.assignments.len() != before {
+                    self.algorithms.insert(u64_key(id), &a)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Store evaluations; an algorithm reaching `evals_required` gets its consensus.
+    /// Evaluations of algorithms already decided (the assignment lapsed and others
+    /// finished it) or already evaluated by this miner are counted as rejected.
+    fn record_evaluations(
+        &self,
+        hotkey: &str,
+        evaluations: &[EvaluationIn],
+        now: f64,
+    ) -> TxResult<SubmitOutcome> {
+        let mut out = SubmitOutcome::default();
+        let required = self.cfg.evals_required as usize;
+        for e in evaluations {
+            let Some(mut a) = self.algorithms.get(u64_key(e.algorithm_id))? else {
+                out.rejected_evaluations += 1;
+                continue;
+            };
+            let pending = a.status == AlgorithmStatus::Pending;
+            let evaluators = a.evaluators();
+            if !rules::accepts_evaluation(
+                pending,
+                a.author.as_deref(),
+                &evaluators,
+                required,
+                hotkey,
+            ) {
+                out.rejected_evaluations += 1;
+                continue;
+            }
+            a.evaluations.push(EvaluationRecord {
+                hotkey: hotkey.to_string(),
+                score: e.score.filter(|s| s.is_finite()),
+                submitted_at: now,
+                accurate: None,
+            });
+            a.assignments.retain(|x| x.hotkey != hotkey);
+            out.accepted_evaluations += 1;
+            let mut m = self.touch(hotkey, now)?;
+            m.evaluations += 1;
+            self.miners.insert(hotkey, &m)?;
+            if a.evaluations.len() >= required {
+                self.decide(&mut a, now)?;
+                out.consensus_reached.push(a.id);
+            }
+            self.algorithms.insert(u64_key(a.id), &a)?;
+        }
+        Ok(out)
+    }
+
+    /// Apply [`rules::decide`] to a fully evaluated algorithm: its score, each
+    /// evaluator's accuracy and reputation, the author's reward.
+    fn decide(&self, a: &mut Algorithm, now: f64) -> TxResult<()> {
+        let mut best_parent: Option<f64> = None;
+        for &p in &a.parent_ids {
+            if let Some(s) = self.algorithms.get(u64_key(p))?.and_then(|p| p.score) {
+                best_parent = Some(best_parent.map_or(s, |b: f64| b.max(s)));
+            }
+        }
+        let scores: Vec<Option<f64>> = a.evaluations.iter().map(|e| e.score).collect();
+        let d = rules::decide(
+            &scores,
+            self.cfg.tolerance,
+            self.cfg.min_evolution_score,
+            best_parent,
+        );
+        let epoch = rules::epoch_number(now, self.cfg.epoch_s);
+        for (e, &ok) in a.evaluations.iter_mut().zip(&d.accurate) {
+            e.accurate = Some(ok);
+            let mut m = self.touch(&e.hotkey, now)?;
+            if ok {
+                m.accurate_evaluations += 1;
+            } else {
+                m.inaccurate_evaluations += 1;
+            }
+            self.miners.insert(&e.hotkey, &m)?;
+            self.add_reputation(&e.hotkey, rules::evaluation_delta(ok), epoch, now)?;
+        }
+        a.status = AlgorithmStatus::Verified;
+        a.score = d.score;
+        a.verified_at = Some(now);
+        a.assignments.clear();
+        self.pending.remove(u64_key(a.id))?;
+        if d.author_reward > 0.0 {
+            if let Some(author) = a.author.clone() {
+                a.reward = self.add_reputation(&author, d.author_reward, epoch, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a reputation change (floored at 0) and book it to `epoch`; returns the
+    /// applied delta.
+    fn add_reputation(&self, hotkey: &str, delta: f64, epoch: u64, now: f64) -> TxResult<f64> {
+        let mut m = self.touch(hotkey, now)?;
+        let (next, applied) = rules::apply_reputation(m.reputation, delta);
+        m.reputation = next;
+        self.miners.insert(hotkey, &m)?;
+        let key = earned_key(epoch, hotkey);
+        let total = self.earned.get(&key)?.unwrap_or(0.0) + applied;
+        self.earned.insert(&key, &total)?;
+        Ok(applied)
+    }
+
+    /// Write the ledger of `epoch` ([`rules::settle_epoch`]) and move the carry-overs.
+    fn close_epoch(&self, epoch: u64, earned: &[(String, f64)], now: f64) -> TxResult<()> {
+        let mut carry_in = Vec::with_capacity(earned.len());
+        for (hotkey, _) in earned {
+            carry_in.push(self.carry.get(hotkey)?.unwrap_or(0));
+        }
+        let params = rules::PayoutParams {
+            epoch_s: self.cfg.epoch_s,
+            budget_rao: self.cfg.epoch_budget_rao,
+            payout_cap: self.cfg.payout_cap,
+            min_payout_rao: self.cfg.min_payout_rao,
+        };
+        let ledger = rules::settle_epoch(epoch, earned, &carry_in, params, now);
+        for (hotkey, amount) in &ledger.carried {
+            self.carry.insert(hotkey, amount)?;
+        }
+        for p in &ledger.payouts {
+            self.carry.remove(&p.hotkey)?;
+        }
+        self.epochs.insert(u64_key(epoch), &ledger)?;
+        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! HTTP shell of the relay: authentication roles, handlers, middleware.
 //!
-//! Handlers read the body themselves (bounded) and parse JSON with our own messages, so
-//! no framework rejection can leak a non-JSON or 5xx answer; the [`Middleware`] wraps
-//! everything with the request id, the 413 pre-check, metrics and the panic guard.
+//! Handlers read the body themselves and parse JSON with our own messages, so no
+//! framework rejection can leak a non-JSON or 5xx answer; the shared guard
+//! ([`crate::http::harden`]) bounds bodies and catches panics, and the [`Middleware`]
+//! adds the request id and metrics.
 
 use super::consensus::{self, Params, Vote};
 use super::metrics::{Category, Metrics};
@@ -12,6 +13,7 @@ use super::store::{
 use super::submit::{self, Facts, Tracker};
 use super::{admin, openapi, ApiError, RelayError};
 use crate::config::RelayConfig;
+use crate::http::token_eq;
 use crate::keys::{AuthStyle, PublicKey, ReplayGuard, VerifiedSigner};
 use crate::server::AppContext;
 use parking_lot::{Mutex, RwLock};
@@ -25,7 +27,6 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::AsyncReadExt;
 
 /// Signatures remembered by the replay guard (about 10 minutes at 300 signed requests/s;
 /// beyond that the oldest are forgotten first).
@@ -71,15 +72,6 @@ fn normalise_hotkey(key: &str, what: &str) -> Result<String, RelayError> {
     PublicKey::from_ss58(key)
         .map(|p| p.to_ss58())
         .map_err(|e| RelayError::Config(format!("{what} '{key}': {e}")))
-}
-
-/// Constant-time string equality (tokens and passwords).
-fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 impl Relay {
@@ -202,7 +194,7 @@ impl Relay {
         };
         if let Some(token) = req.header("X-Auth-Token") {
             return match self.cfg.effective_admin_token() {
-                Some(t) if ct_eq(token, &t) => Ok(()),
+                Some(t) if token_eq(token, &t) => Ok(()),
                 Some(_) => Err(challenge("Invalid admin token")),
                 None => Err(challenge("Admin access is not configured")),
             };
@@ -223,7 +215,7 @@ impl Relay {
             .split_once(':')
             .ok_or_else(|| challenge("Invalid authorization header"))?;
         match self.cfg.effective_dashboard_password() {
-            Some(p) if ct_eq(user, &self.cfg.dashboard_username) & ct_eq(pass, &p) => Ok(()),
+            Some(p) if token_eq(user, &self.cfg.dashboard_username) & token_eq(pass, &p) => Ok(()),
             Some(_) => Err(challenge("Invalid credentials")),
             None => Err(challenge("Admin access is not configured")),
         }
@@ -319,36 +311,12 @@ fn test_json(t: &TestSubRec) -> Value {
 
 // ----- request helpers -----
 
-/// Largest oversize body read and discarded so the client can read its 413 (a client
-/// still sending when the connection closes sees a broken pipe, not the answer).
-const DRAIN_MAX: u64 = 64 * 1024 * 1024;
-
-async fn drain(body: Body) {
-    let reader = body.into_async_read();
-    let _ = tokio::io::copy(&mut reader.take(DRAIN_MAX), &mut tokio::io::sink()).await;
-}
-
-/// Read at most `limit` bytes of body; more is a 413, whatever Content-Length said.
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut reader = body.into_async_read();
-    let mut buf = Vec::new();
-    (&mut reader)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut buf)
+/// Read the body. Its size is bounded by the listener's guard ([`crate::http::harden`]
+/// with `[relay] max_body_bytes`), which turns a read past the limit into the 413.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    body.into_vec()
         .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
-    if buf.len() > limit {
-        let _ = tokio::io::copy(&mut reader.take(DRAIN_MAX), &mut tokio::io::sink()).await;
-        return Err(too_large(limit));
-    }
-    Ok(buf)
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body larger than {limit} bytes"),
-    )
+        .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))
 }
 
 fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
@@ -481,7 +449,7 @@ fn sota_events_public(req: &Request, relay: Data<&Arc<Relay>>) -> R {
 async fn submit_solution(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
     let relay = *relay;
     let signer = relay.signer(req)?;
-    let bytes = read_body(body, relay.cfg.max_body_bytes).await?;
+    let bytes = read_body(body).await?;
     let sub = submit::parse_submission(&bytes, true)?;
     let score = sub
         .score
@@ -567,7 +535,7 @@ fn results_of(req: &Request, Path(miner): Path<String>, relay: Data<&Arc<Relay>>
 async fn sota_vote(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
     let relay = *relay;
     let signer = relay.validator(req)?;
-    let m = submit::parse_json_object(&read_body(body, relay.cfg.max_body_bytes).await?)?;
+    let m = submit::parse_json_object(&read_body(body).await?)?;
     let miner = str_field(&m, "miner_hotkey")?;
     if !submit::valid_hotkey(miner) {
         return Err(ApiError::bad_request("Invalid miner hotkey format"));
@@ -736,7 +704,7 @@ fn invite_linked(req: &Request, relay: Data<&Arc<Relay>>) -> R {
 async fn invite_link(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
     let relay = *relay;
     let signer = relay.signer(req)?;
-    let m = submit::parse_json_object(&read_body(body, relay.cfg.max_body_bytes).await?)?;
+    let m = submit::parse_json_object(&read_body(body).await?)?;
     let code = str_field(&m, "code")?;
     let coldkey = opt_str_field(&m, "coldkey_address")?;
     let outcome = {
@@ -760,7 +728,7 @@ async fn invite_link(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
 async fn coldkey_update(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
     let relay = *relay;
     let signer = relay.signer(req)?;
-    let m = submit::parse_json_object(&read_body(body, relay.cfg.max_body_bytes).await?)?;
+    let m = submit::parse_json_object(&read_body(body).await?)?;
     let coldkey = str_field(&m, "coldkey_address")?.to_string();
     let code = {
         let _serial = relay.invite_lock.lock();
@@ -795,7 +763,7 @@ async fn coldkey_update(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> 
 async fn test_submit(req: &Request, body: Body, relay: Data<&Arc<Relay>>) -> R {
     let relay = *relay;
     let signer = relay.uid0_signer(req)?;
-    let sub = submit::parse_submission(&read_body(body, relay.cfg.max_body_bytes).await?, false)?;
+    let sub = submit::parse_submission(&read_body(body).await?, false)?;
     let now = now_us();
     let id = {
         use sha2::Digest;
@@ -915,7 +883,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/admin/dashboard"),
 ];
 
-/// Request id, 413 pre-check, JSON errors, panic guard, metrics, request log.
+/// Request id, metrics and request log, around the shared [`crate::http::harden`] guard
+/// (so the counters see its 404/405/413/500 answers too).
 pub struct Middleware<E> {
     inner: E,
     relay: Arc<Relay>,
@@ -929,20 +898,6 @@ fn request_id(req: &Request) -> HeaderValue {
             HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
                 .unwrap_or(HeaderValue::from_static("-"))
         })
-}
-
-/// A framework error (no route, wrong method, bad path parameter) as a JSON answer.
-fn framework_error(e: poem::Error) -> Response {
-    if e.is::<ApiError>() {
-        return e.into_response();
-    }
-    let status = e.status();
-    let detail = match status {
-        StatusCode::NOT_FOUND => "Not Found".to_string(),
-        StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_string(),
-        _ => e.to_string(),
-    };
-    ApiError::new(status, detail).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -960,19 +915,10 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
         let category = Category::of_path(req.uri().path());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let limit = self.relay.cfg.max_body_bytes;
-        let declared = req
-            .header(header::CONTENT_LENGTH)
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let mut resp = if declared.is_some_and(|n| n > limit as u64) {
-            let mut req = req;
-            drain(req.take_body()).await;
-            too_large(limit).into_response()
-        } else {
-            match self.inner.call(req).await {
-                Ok(r) => r.into_response(),
-                Err(e) => framework_error(e),
-            }
+        // `inner` is hardened: it answers every error itself.
+        let mut resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
         };
         resp.headers_mut().insert("X-Request-ID", rid);
         let status = resp.status().as_u16();
@@ -1000,14 +946,10 @@ pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
     Ok(with_middleware(endpoints(), relay))
 }
 
-/// Wrap `routes` with the relay's state, the panic guard and [`Middleware`].
+/// Wrap `routes` with the relay's state, the shared guard and [`Middleware`].
 fn with_middleware(routes: Route, relay: Arc<Relay>) -> Route {
-    let inner = routes
-        .data(relay.clone())
-        .with(poem::middleware::CatchPanic::new().with_handler(|_| {
-            tracing::error!("relay: a handler panicked");
-            ApiError::internal("internal error (handler panicked)")
-        }));
+    let limit = relay.cfg.max_body_bytes;
+    let inner = crate::http::harden(routes.data(relay.clone()), limit);
     Route::new().nest("/", Middleware { inner, relay })
 }
 

@@ -420,16 +420,6 @@ pub fn routes(sidecar: Arc<Sidecar>) -> Route {
         .at("/appliance/status", get(appliance_status))
         .at("/appliance/mine/start", post(appliance_mine_start))
         .at("/appliance/mine/stop", post(appliance_mine_stop));
-    Route::new().nest("/", api.data(sidecar).catch_all_error(framework_error))
-}
-
-/// Unknown paths, wrong methods and bad path parameters answer JSON too.
-async fn framework_error(e: poem::Error) -> Response {
-    let status = e.status();
-    let detail = match status {
-        StatusCode::NOT_FOUND => "Not Found".to_string(),
-        StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_string(),
-        _ => e.to_string(),
-    };
-    error(status, detail)
+    let hardened = crate::http::harden(api.data(sidecar), crate::http::DEFAULT_MAX_BODY_BYTES);
+    Route::new().nest("/", hardened)
 }

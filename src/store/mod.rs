@@ -15,6 +15,7 @@ pub use migrate::{Migration, MigrationStep, MIGRATIONS};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::marker::PhantomData;
 use std::path::Path;
 
@@ -265,6 +266,62 @@ impl<V: Serialize + DeserializeOwned> TypedTree<V> {
     pub fn clear(&self) -> Result<(), StoreError> {
         self.tree.clear()?;
         Ok(())
+    }
+
+    /// This tree's view inside a transaction, `tree` being its transactional handle.
+    pub fn in_tx<'a>(&'a self, tree: &'a TransactionalTree) -> TxTree<'a, V> {
+        TxTree {
+            name: &self.name,
+            tree,
+            _value: PhantomData,
+        }
+    }
+}
+
+/// A typed tree inside a sled transaction: reads see the transaction's own writes, and
+/// everything written commits together or not at all. Failures abort with any error
+/// type that can hold a [`StoreError`].
+pub struct TxTree<'a, V> {
+    name: &'a str,
+    tree: &'a TransactionalTree,
+    _value: PhantomData<fn() -> V>,
+}
+
+fn tx_abort<E: From<StoreError>>(e: StoreError) -> ConflictableTransactionError<E> {
+    ConflictableTransactionError::Abort(e.into())
+}
+
+impl<V: Serialize + DeserializeOwned> TxTree<'_, V> {
+    pub fn get<E: From<StoreError>>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<V>, ConflictableTransactionError<E>> {
+        match self.tree.get(key.as_ref())? {
+            Some(bytes) => decode(self.name, &bytes).map(Some).map_err(tx_abort),
+            None => Ok(None),
+        }
+    }
+
+    pub fn insert<E: From<StoreError>>(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &V,
+    ) -> Result<(), ConflictableTransactionError<E>> {
+        self.tree
+            .insert(key.as_ref(), encode(value).map_err(tx_abort)?)?;
+        Ok(())
+    }
+
+    pub fn remove<E>(&self, key: impl AsRef<[u8]>) -> Result<(), ConflictableTransactionError<E>> {
+        self.tree.remove(key.as_ref())?;
+        Ok(())
+    }
+
+    pub fn contains_key<E>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<bool, ConflictableTransactionError<E>> {
+        Ok(self.tree.get(key.as_ref())?.is_some())
     }
 }
 

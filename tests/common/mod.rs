@@ -85,6 +85,21 @@ fn base_env(data_dir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
+/// `bitsota serve --config appliance.toml` with the [`base_env`] on `data_dir`; stdin
+/// closed, stdout and stderr still to be chosen.
+pub fn serve_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(repo_root().join("appliance.toml"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (k, v) in base_env(data_dir) {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 impl Daemon {
     /// Start `bitsota serve --config appliance.toml` and wait until it printed its URLs.
     pub fn start(opts: Opts) -> Daemon {
@@ -96,8 +111,6 @@ impl Daemon {
                 (Some(t), d)
             }
         };
-        let mut env = base_env(&data_dir);
-        env.extend(opts.env);
         let mut d = Daemon {
             child: None,
             stderr_path: data_dir.with_extension("stderr.log"),
@@ -105,7 +118,7 @@ impl Daemon {
             relay: String::new(),
             sidecar: String::new(),
             pool: String::new(),
-            env,
+            env: opts.env,
             args: opts.args,
             _tmp: tmp,
         };
@@ -115,15 +128,8 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let stderr = std::fs::File::create(&self.stderr_path).expect("stderr file");
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(repo_root().join("appliance.toml"))
-            .args(&self.args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
+        let mut cmd = serve_command(&self.data_dir);
+        cmd.args(&self.args).stdout(Stdio::piped()).stderr(stderr);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
