@@ -143,9 +143,13 @@ fn sigkill_under_load_leaves_the_pool_consistent() {
             })
         })
         .collect();
-    // Long enough for several epochs to close under load; then kill -9 mid-stream.
-    let reached = common::poll_until(1200, Duration::from_millis(50), || {
-        (ops.load(Ordering::SeqCst) >= 400).then_some(())
+    // Long enough for epochs to close under load; then kill -9 mid-stream.
+    let closed = |base: &str| {
+        let (_, v) = pool_support::send(common::http().get(format!("{base}/api/v1/epochs")));
+        v["epochs"].as_array().map_or(0, Vec::len)
+    };
+    let reached = common::poll_until(600, Duration::from_millis(100), || {
+        (ops.load(Ordering::SeqCst) >= 400 && closed(&d.pool) >= 2).then_some(())
     });
     assert!(
         reached.is_some(),

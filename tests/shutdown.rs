@@ -7,31 +7,12 @@ mod validator_support;
 
 use bitsota::keys::Keypair;
 use common::{http, serve_command, wait_bounded, Daemon, Opts};
-use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The operators' promise (`server::SHUTDOWN_LIMIT`).
 const LIMIT: Duration = Duration::from_secs(5);
-
-/// Read the daemon's announcement from its stdout; returns the relay URL.
-fn announced(child: &mut Child) -> (String, BufReader<std::process::ChildStdout>) {
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut relay = String::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).expect("stdout");
-        assert!(n > 0, "the daemon did not start");
-        if line.starts_with("relay listening on") {
-            relay = line.split_whitespace().last().unwrap().to_string();
-        }
-        if line.starts_with("data directory") {
-            return (relay, out);
-        }
-    }
-}
 
 /// SIGTERM, then the exit status and how long it took.
 fn terminate(child: &mut Child) -> (std::process::ExitStatus, Duration) {
@@ -65,6 +46,16 @@ fn with_validators(cmd: &mut std::process::Command) {
         .env("VALIDATOR_TASK_COUNT", validator_support::TASKS);
 }
 
+/// The relay URL from `<data_dir>/endpoints.json` (for a daemon whose stdout is gone).
+fn relay_from_file(data_dir: &std::path::Path) -> String {
+    common::poll_until(600, Duration::from_millis(50), || {
+        let text = std::fs::read_to_string(data_dir.join("endpoints.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["relay"].as_str().map(str::to_string)
+    })
+    .expect("the daemon did not start")
+}
+
 #[test]
 fn closed_stdout_and_stderr_do_not_keep_the_daemon_alive() {
     let tmp = tempfile::tempdir().unwrap();
@@ -75,15 +66,20 @@ fn closed_stdout_and_stderr_do_not_keep_the_daemon_alive() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    let (relay, out) = announced(&mut child);
-    // `bitsota serve 2>&1 | head -2`: the reader goes away.
-    drop(out);
+    // `bitsota serve 2>&1 | head -0`: the reader is gone before the daemon says anything,
+    // so even the announcement of its URLs hits a closed pipe.
+    drop(child.stdout.take());
     drop(child.stderr.take());
-    // Traffic that logs (debug level) into the closed pipes, then the signal.
+    let relay = relay_from_file(&data);
+    // It serves (and logs into the closed pipes at debug level).
     for _ in 0..20 {
-        let _ = http().get(format!("{relay}/health")).send();
+        let status = http()
+            .get(format!("{relay}/health"))
+            .send()
+            .unwrap()
+            .status();
+        assert!(status.is_success());
     }
-    std::thread::sleep(Duration::from_millis(500));
     let (status, took) = terminate(&mut child);
     assert_eq!(status.code(), Some(0), "took {took:?}");
     reopens(&data);
@@ -109,7 +105,7 @@ fn a_full_stderr_pipe_does_not_block_shutdown() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    let (relay, _out) = announced(&mut child);
+    let relay = relay_from_file(&data);
     // Nobody reads stderr: debug logs of requests fill the pipe.
     let stderr = child.stderr.take().unwrap();
     let fd = stderr.as_raw_fd();
@@ -136,4 +132,72 @@ fn a_full_stderr_pipe_does_not_block_shutdown() {
     assert_eq!(status.code(), Some(0), "took {took:?}");
     drop(stderr);
     reopens(&data);
+}
+
+/// A long-running but well-formed `full`-profile program on the 16-dim scalar_linear
+/// suite: every phase at the profile's 64-instruction limit of live outer products and
+/// matrix-vector products (`bitsota eval` in a debug build: about 0.8 s per task, so the
+/// suite of 128 tasks takes about a minute).
+fn heavy_program() -> String {
+    let block = |m: &str, v: &str, scale: &str, into: &str| {
+        format!(
+            "{m} = outer(v0, v1)\n{v} = matmul({m}, {into})\ns2 = norm({v})\ns3 = {scale} / s2\n"
+        )
+    };
+    let mut predict = String::new();
+    for _ in 0..12 {
+        predict += &block("m1", "v2", "s4", "v1");
+        predict += "v1 = v2 * s3\n";
+    }
+    predict += "s0 = dot(v0, v1)\n";
+    let mut learn = String::from("s5 = s1 - s0\ns5 = s5 * s6\n");
+    for _ in 0..12 {
+        learn += &block("m2", "v3", "s5", "v0");
+        learn += "v1 = v1 + v3\n";
+    }
+    format!("# setup\ns4 = 1.0\ns6 = 0.01\nv1 = gaussian(0.0, 0.1)\n# predict\n{predict}# learn\n{learn}")
+}
+
+#[test]
+fn sigterm_mid_evaluation_exits_within_the_limit() {
+    let mut d = Daemon::start(
+        Opts::default()
+            .arg("--test")
+            .env("BITSOTA_VALIDATOR_ENABLED", "true")
+            .env("BITSOTA_VALIDATOR_COUNT", "2")
+            .env("VALIDATOR_TASK_COUNT", "128"),
+    );
+    let miner = Keypair::generate();
+    let alg = validator_support::algorithm(&heavy_program());
+    let (status, body) = validator_support::submit(&d.relay, &miner, alg, 0.5);
+    assert_eq!(status, 200, "{body}");
+    // Both validators have taken it (it is marked seen just before evaluation starts).
+    let taken = common::poll_until(300, Duration::from_millis(100), || {
+        let v = validator_support::get(&format!("{}/appliance/validators", d.sidecar));
+        let all = v["validators"].as_array()?;
+        all.iter()
+            .all(|x| x["counters"]["new"].as_u64() >= Some(1))
+            .then_some(())
+    });
+    assert!(taken.is_some(), "validators never took the submission");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !d.stderr().contains("batch re-evaluated"),
+        "the evaluation was too short to test anything: {}",
+        d.stderr()
+    );
+    let start = Instant::now();
+    let status = d.signal_and_wait(libc::SIGTERM);
+    let took = start.elapsed();
+    eprintln!("exit {took:?} after SIGTERM mid-evaluation");
+    assert!(took < LIMIT, "exit took {took:?}");
+    assert_eq!(status.code(), Some(0), "{}", d.stderr());
+    let log = d.stderr();
+    assert!(log.contains("store flushed; bye"), "{log}");
+    assert!(
+        !log.contains("batch re-evaluated"),
+        "not mid-evaluation: {log}"
+    );
+    d.restart_stopped();
+    assert_eq!(d.signal_and_wait(libc::SIGTERM).code(), Some(0));
 }

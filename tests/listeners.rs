@@ -1,0 +1,114 @@
+//! The guard every listener wears (`http::harden`), over real HTTP: unknown paths and
+//! wrong methods answer JSON 404/405, and bodies over the listener's limit answer JSON 413
+//! — declared by `Content-Length` or streamed — on the relay, sidecar and pool alike.
+//! (A panicking handler's JSON 500 is tested on the guard itself: no real handler
+//! panics.)
+
+mod common;
+
+use bitsota::keys::{pool_headers, relay_miner_headers, Keypair, SignedHeaders};
+use common::{http, Daemon, Opts};
+use serde_json::Value;
+
+const RELAY_LIMIT: usize = 1000;
+
+fn json_of(r: reqwest::blocking::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let is_json = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    assert!(is_json, "status {status}: not JSON");
+    (status, r.json().unwrap())
+}
+
+/// A body of `n` bytes sent chunked (no `Content-Length`).
+fn streamed(n: usize) -> reqwest::blocking::Body {
+    reqwest::blocking::Body::new(std::io::Cursor::new(vec![b' '; n]))
+}
+
+#[test]
+fn every_listener_answers_json_404_405_and_413() {
+    let d = Daemon::start(
+        Opts::default().env("BITSOTA_RELAY_MAX_BODY_BYTES", &RELAY_LIMIT.to_string()),
+    );
+    let big = bitsota::http::DEFAULT_MAX_BODY_BYTES;
+    let kp = Keypair::generate();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Signed where the handler authenticates before it reads the body.
+    let cases: [(&String, &str, usize, Option<SignedHeaders>); 3] = [
+        (
+            &d.relay,
+            "/submit_solution",
+            RELAY_LIMIT,
+            Some(relay_miner_headers(&kp, now)),
+        ),
+        (&d.sidecar, "/ingest_batch", big, None),
+        (
+            &d.pool,
+            "/api/v1/miners/register",
+            big,
+            Some(pool_headers(&kp, now)),
+        ),
+    ];
+    for (base, post_path, limit, signed) in cases {
+        let (s, v) = json_of(http().get(format!("{base}/no/such/path")).send().unwrap());
+        assert_eq!(
+            (s, v["detail"].as_str()),
+            (404, Some("Not Found")),
+            "{base}"
+        );
+        let (s, v) = json_of(http().get(format!("{base}{post_path}")).send().unwrap());
+        assert_eq!(
+            (s, v["detail"].as_str()),
+            (405, Some("Method Not Allowed")),
+            "{base}"
+        );
+        let expected = format!("request body larger than {limit} bytes");
+        let declared = http()
+            .post(format!("{base}{post_path}"))
+            .body(vec![b' '; limit + 1])
+            .send()
+            .unwrap();
+        let (s, v) = json_of(declared);
+        assert_eq!(
+            (s, v["detail"].as_str()),
+            (413, Some(expected.as_str())),
+            "{base}"
+        );
+        let mut chunked = http()
+            .post(format!("{base}{post_path}"))
+            .body(streamed(limit + 1));
+        for (k, v) in signed.iter().flat_map(|h| h.pairs()) {
+            chunked = chunked.header(k, v);
+        }
+        let chunked = chunked.send().unwrap();
+        let (s, v) = json_of(chunked);
+        assert_eq!(
+            (s, v["detail"].as_str()),
+            (413, Some(expected.as_str())),
+            "{base}"
+        );
+    }
+    // The validators' view on the sidecar listener is guarded too.
+    let (s, _) = json_of(
+        http()
+            .post(format!("{}/appliance/validators", d.sidecar))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(s, 405);
+    // A body at the limit is read (and judged on its content).
+    let (s, v) = json_of(
+        http()
+            .post(format!("{}/ingest_batch", d.sidecar))
+            .body(vec![b' '; 10])
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(s, 400, "{v}");
+}
