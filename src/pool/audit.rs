@@ -319,7 +319,8 @@ mod tests {
     #[test]
     fn a_consistent_state_passes_and_each_half_write_is_caught() {
         assert_eq!(audit(&consistent()), Vec::<String>::new());
-        let broken: Vec<(&str, fn(&mut Snapshot))> = vec![
+        type Break = fn(&mut Snapshot);
+        let broken: Vec<(&str, Break)> = vec![
             ("counter without record", |s| s.miners[1].evaluations += 1),
             ("reputation without booking", |s| {
                 s.miners[0].reputation += 2.0
