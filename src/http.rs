@@ -11,6 +11,7 @@
 //! Services apply [`harden`] in their own route builders (the relay inside its request
 //! metrics, so its counters see these answers too).
 
+use parking_lot::Mutex;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{header, StatusCode};
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
@@ -55,9 +56,9 @@ pub fn too_large(limit: usize) -> Response {
     )
 }
 
-/// Read and discard (at most [`DRAIN_MAX`] of) a body nobody will use.
-pub async fn drain(body: Body) {
-    let reader = body.into_async_read();
+/// Read and discard (at most [`DRAIN_MAX`] of) a body nobody will use, so the client can
+/// finish sending and read the answer.
+async fn drain(reader: impl AsyncRead + Unpin) {
     let _ = tokio::io::copy(&mut reader.take(DRAIN_MAX), &mut tokio::io::sink()).await;
 }
 
@@ -91,13 +92,15 @@ impl<E: Endpoint> Endpoint for Guard<E> {
             .header(header::CONTENT_LENGTH)
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
-            drain(req.take_body()).await;
+            drain(req.take_body().into_async_read()).await;
             return Ok(too_large(limit));
         }
         let exceeded = Arc::new(AtomicBool::new(false));
-        let body = req.take_body();
+        let body: Shared = Arc::new(Mutex::new(Some(Box::new(
+            req.take_body().into_async_read(),
+        ))));
         req.set_body(Body::from_async_read(Limited {
-            inner: body.into_async_read(),
+            inner: body.clone(),
             left: limit as u64,
             exceeded: exceeded.clone(),
         }));
@@ -105,8 +108,13 @@ impl<E: Endpoint> Endpoint for Guard<E> {
             Ok(r) => r.into_response(),
             Err(e) => framework_error(e),
         };
-        // Whatever the handler made of its failed read, the answer is the 413.
+        // Whatever the handler made of its failed read, the answer is the 413 — after
+        // the rest of the body, which the handler left unread.
         if exceeded.load(Ordering::Acquire) {
+            let rest = body.lock().take();
+            if let Some(rest) = rest {
+                drain(rest).await;
+            }
             return Ok(too_large(limit));
         }
         Ok(resp)
@@ -133,14 +141,18 @@ fn framework_error(e: poem::Error) -> Response {
     }
 }
 
+/// The request body's reader, shared by the handler's [`Limited`] view and the guard
+/// (which drains what is left after an oversize body).
+type Shared = Arc<Mutex<Option<Box<dyn AsyncRead + Unpin + Send>>>>;
+
 /// A body reader that fails once more than `left` bytes were read, and says so.
-struct Limited<R> {
-    inner: R,
+struct Limited {
+    inner: Shared,
     left: u64,
     exceeded: Arc<AtomicBool>,
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for Limited<R> {
+impl AsyncRead for Limited {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -148,7 +160,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for Limited<R> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let mut inner = this.inner.lock();
+        let Some(reader) = inner.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match Pin::new(reader).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let n = (buf.filled().len() - before) as u64;
                 if n > this.left {
