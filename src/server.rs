@@ -27,9 +27,15 @@ pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 const REQUEST_GRACE: Duration = Duration::from_secs(2);
 /// How long listeners and workers together may take to stop before the store is flushed
 /// regardless (the rest of [`SHUTDOWN_LIMIT`] is for the flush and the exit).
-const STOP_BUDGET: Duration = Duration::from_secs(3);
+pub const STOP_BUDGET: Duration = Duration::from_secs(3);
 /// How long the runtime may wait for its tasks once the store is flushed.
 const RUNTIME_GRACE: Duration = Duration::from_millis(300);
+/// Left for the store flush and the log drain at exit (`cli::log`, 500 ms).
+const EXIT_RESERVE: Duration = Duration::from_millis(1500);
+const _: () = assert!(
+    STOP_BUDGET.as_millis() + RUNTIME_GRACE.as_millis() + EXIT_RESERVE.as_millis()
+        <= SHUTDOWN_LIMIT.as_millis()
+);
 
 /// Everything that can stop the daemon from starting or stopping cleanly.
 #[derive(Debug, thiserror::Error)]

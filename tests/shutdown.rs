@@ -11,8 +11,8 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// The operators' promise (`server::SHUTDOWN_LIMIT`).
-const LIMIT: Duration = Duration::from_secs(5);
+/// The operators' promise: 5 s.
+const LIMIT: Duration = bitsota::server::SHUTDOWN_LIMIT;
 
 /// SIGTERM, then the exit status and how long it took.
 fn terminate(child: &mut Child) -> (std::process::ExitStatus, Duration) {

@@ -124,7 +124,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let max_polls = args.max_polls;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let signals = super::serve::ShutdownSignals::install()?;
         let worker = {
             let stop = stop.clone();
@@ -136,11 +136,16 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
             () = signals.wait() => {
                 tracing::info!("stopping");
                 stop.cancel();
-                worker.await.context("validator loop")?;
+                // As in the daemon: a loop in the middle of an evaluation is abandoned.
+                if let Ok(r) = tokio::time::timeout(crate::server::STOP_BUDGET, &mut worker).await {
+                    r.context("validator loop")?;
+                }
             }
         }
         anyhow::Ok(())
-    })?;
+    });
+    crate::server::stop_runtime(runtime);
+    result?;
     store.flush()?;
     Ok(())
 }
