@@ -60,12 +60,7 @@ fn all_listeners_answer_health_and_sigint_exits_zero() {
 fn sigterm_exits_zero_and_the_store_reopens() {
     let mut d = Daemon::start(Opts::default());
     d.restart();
-    assert!(http()
-        .get(format!("{}/health", d.relay))
-        .send()
-        .unwrap()
-        .status()
-        .is_success());
+    assert!(common::healthy(&d.relay));
     assert_eq!(d.signal_and_wait(libc::SIGTERM).code(), Some(0));
 }
 
@@ -77,12 +72,7 @@ fn second_daemon_on_same_data_dir_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use"), "stderr: {err}");
     // The first daemon is unharmed.
-    assert!(http()
-        .get(format!("{}/health", d.relay))
-        .send()
-        .unwrap()
-        .status()
-        .is_success());
+    assert!(common::healthy(&d.relay));
 }
 
 #[test]

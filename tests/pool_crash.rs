@@ -26,6 +26,24 @@ struct Acked {
     evaluations: Vec<(u64, String)>,
 }
 
+impl Acked {
+    /// The evaluations of `todo` by `hotkey` that the answer `r` acknowledged (all).
+    fn record(&mut self, r: &Value, todo: &[u64], hotkey: &str) {
+        let accepted = r["accepted_evaluations"].as_u64();
+        assert_eq!(accepted, Some(todo.len() as u64), "{r}");
+        let by = |id: &u64| (*id, hotkey.to_string());
+        self.evaluations.extend(todo.iter().map(by));
+    }
+}
+
+/// Miner `i`'s evaluations of `todo`.
+fn evaluations(todo: &[u64], i: usize) -> Vec<Value> {
+    let score = score_of(i);
+    todo.iter()
+        .map(|id| json!({"algorithm_id": id, "score": score}))
+        .collect()
+}
+
 /// Scores disagree across miners, so consensus marks some evaluations inaccurate (and
 /// reputation hits its floor).
 fn score_of(i: usize) -> f64 {
@@ -67,23 +85,12 @@ fn round(m: &Miner, i: usize, acked: &Mutex<Acked>, ops: &AtomicUsize) -> Option
     let (s, t) = m.try_post("/api/v1/tasks/request", json!({"task_type": "evaluate"}))?;
     if ok(s) {
         let todo = ids(&t["algorithms"]);
-        let evals: Vec<Value> = todo
-            .iter()
-            .map(|id| json!({"algorithm_id": id, "score": score_of(i)}))
-            .collect();
         let (s, r) = m.try_post(
             &format!("/api/v1/tasks/{}/submit_evaluation", t["batch_id"]),
-            json!({ "evaluations": evals }),
+            json!({ "evaluations": evaluations(&todo, i) }),
         )?;
         if ok(s) {
-            assert_eq!(
-                r["accepted_evaluations"].as_u64(),
-                Some(todo.len() as u64),
-                "{r}"
-            );
-            let mut g = acked.lock().unwrap();
-            g.evaluations
-                .extend(todo.iter().map(|id| (*id, me.clone())));
+            acked.lock().unwrap().record(&r, &todo, &me);
         }
     }
     let (s, l) = m.try_post(
@@ -94,7 +101,7 @@ fn round(m: &Miner, i: usize, acked: &Mutex<Acked>, ops: &AtomicUsize) -> Option
         let todo = ids(&l["evaluate_algorithms"]);
         let seed = ids(&l["seed_algorithms"]);
         let body = json!({
-            "evaluations": todo.iter().map(|id| json!({"algorithm_id": id, "score": score_of(i)})).collect::<Vec<_>>(),
+            "evaluations": evaluations(&todo, i),
             "evolutions": [{"parent_algorithm_ids": seed, "algorithm_dsl": DSL}],
             "iterations": 3,
         });
@@ -103,14 +110,8 @@ fn round(m: &Miner, i: usize, acked: &Mutex<Acked>, ops: &AtomicUsize) -> Option
             body,
         )?;
         if ok(s) {
-            assert_eq!(
-                r["accepted_evaluations"].as_u64(),
-                Some(todo.len() as u64),
-                "{r}"
-            );
             let mut g = acked.lock().unwrap();
-            g.evaluations
-                .extend(todo.iter().map(|id| (*id, me.clone())));
+            g.record(&r, &todo, &me);
             for id in r["algorithm_ids"].as_array().unwrap() {
                 g.evolutions.push((id.as_u64().unwrap(), me.clone()));
             }

@@ -30,20 +30,22 @@ fn reopens(data_dir: &std::path::Path) {
         data_dir: Some(data_dir.to_path_buf()),
         ..Default::default()
     });
-    assert!(http()
-        .get(format!("{}/health", d.relay))
-        .send()
-        .unwrap()
-        .status()
-        .is_success());
+    assert!(common::healthy(&d.relay));
     assert_eq!(d.signal_and_wait(libc::SIGTERM).code(), Some(0));
 }
 
-/// Validators on (the case: their blocking threads kept the process alive).
-fn with_validators(cmd: &mut std::process::Command) {
-    cmd.env("BITSOTA_VALIDATOR_ENABLED", "true")
+/// A daemon with stdout and stderr on pipes, logging at debug level, with validators
+/// (the case: their blocking threads kept the process alive).
+fn spawn_piped(data_dir: &std::path::Path) -> Child {
+    serve_command(data_dir)
+        .env("BITSOTA_VALIDATOR_ENABLED", "true")
         .env("BITSOTA_VALIDATOR_COUNT", "2")
-        .env("VALIDATOR_TASK_COUNT", validator_support::TASKS);
+        .env("VALIDATOR_TASK_COUNT", validator_support::TASKS)
+        .env("BITSOTA_LOG_LEVEL", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// The relay URL from `<data_dir>/endpoints.json` (for a daemon whose stdout is gone).
@@ -60,12 +62,7 @@ fn relay_from_file(data_dir: &std::path::Path) -> String {
 fn closed_stdout_and_stderr_do_not_keep_the_daemon_alive() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut cmd = serve_command(&data);
-    with_validators(&mut cmd);
-    cmd.env("BITSOTA_LOG_LEVEL", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = spawn_piped(&data);
     // `bitsota serve 2>&1 | head -0`: the reader is gone before the daemon says anything,
     // so even the announcement of its URLs hits a closed pipe.
     drop(child.stdout.take());
@@ -99,12 +96,7 @@ fn pipe_fill(fd: i32) -> (i32, i32) {
 fn a_full_stderr_pipe_does_not_block_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut cmd = serve_command(&data);
-    with_validators(&mut cmd);
-    cmd.env("BITSOTA_LOG_LEVEL", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = spawn_piped(&data);
     let relay = relay_from_file(&data);
     // Nobody reads stderr: debug logs of requests fill the pipe.
     let stderr = child.stderr.take().unwrap();

@@ -102,6 +102,27 @@ impl Drop for LogGuard {
     }
 }
 
+/// A formatting layer (human or JSON) writing to `sink`, filtered by `filter`.
+fn sink_layer<S>(
+    sink: LogSink,
+    ansi: bool,
+    json: bool,
+    filter: tracing_subscriber::EnvFilter,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(sink);
+    if json {
+        layer.json().with_filter(filter).boxed()
+    } else {
+        layer.with_filter(filter).boxed()
+    }
+}
+
 /// Install the tracing subscriber: stderr (human or JSON) and, with `[log] file`,
 /// `<data_dir>/logs/bitsota.log`, both through a [`LogSink`]. Keep the guard as long as
 /// logging is wanted.
@@ -111,7 +132,6 @@ pub(crate) fn init_logging(
 ) -> anyhow::Result<LogGuard> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
     let filter = |level: &str| {
         tracing_subscriber::EnvFilter::try_new(level)
             .map_err(|e| crate::config::ConfigError(format!("config: log.level: {level:?}: {e}")))
@@ -122,15 +142,8 @@ pub(crate) fn init_logging(
         use std::io::IsTerminal;
         let sink = LogSink::spawn("log-stderr", std::io::stderr())?;
         sinks.push(sink.clone());
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(!json && std::io::stderr().is_terminal())
-            .with_writer(sink);
-        let layer = if json {
-            layer.json().boxed()
-        } else {
-            layer.boxed()
-        };
-        Some(layer.with_filter(filter(&config.log.level)?))
+        let ansi = !json && std::io::stderr().is_terminal();
+        Some(sink_layer(sink, ansi, json, filter(&config.log.level)?))
     } else {
         None
     };
@@ -140,15 +153,7 @@ pub(crate) fn init_logging(
         let appender = tracing_appender::rolling::never(dir, "bitsota.log");
         let sink = LogSink::spawn("log-file", appender)?;
         sinks.push(sink.clone());
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(sink);
-        let layer = if json {
-            layer.json().boxed()
-        } else {
-            layer.boxed()
-        };
-        Some(layer.with_filter(filter(&config.log.level)?))
+        Some(sink_layer(sink, false, json, filter(&config.log.level)?))
     } else {
         None
     };

@@ -237,18 +237,7 @@ mod tests {
     use crate::pool::state::{EvaluationRecord, Payout};
 
     fn miner(hotkey: &str) -> Miner {
-        Miner {
-            hotkey: hotkey.into(),
-            reputation: 0.0,
-            registered_at: 0.0,
-            last_seen: 0.0,
-            evaluations: 0,
-            evolutions: 0,
-            accurate_evaluations: 0,
-            inaccurate_evaluations: 0,
-            leases: 0,
-            active_task: None,
-        }
+        Miner::new(hotkey, 0.0)
     }
 
     fn verified(id: u64, author: &str, evaluators: &[(&str, bool)]) -> Algorithm {

@@ -67,6 +67,24 @@ pub struct Miner {
     pub active_task: Option<u64>,
 }
 
+impl Miner {
+    /// A miner first seen at `now`.
+    pub fn new(hotkey: &str, now: f64) -> Miner {
+        Miner {
+            hotkey: hotkey.to_string(),
+            reputation: 0.0,
+            registered_at: now,
+            last_seen: now,
+            evaluations: 0,
+            evolutions: 0,
+            accurate_evaluations: 0,
+            inaccurate_evaluations: 0,
+            leases: 0,
+            active_task: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum AlgorithmStatus {
     /// A starting point (empty program, relay SOTA); never evaluated.
@@ -881,18 +899,10 @@ impl Tx<'_> {
 
     /// The miner (registered now if new) with `last_seen` set to `now`, written back.
     fn touch(&self, hotkey: &str, now: f64) -> TxResult<Miner> {
-        let mut m = self.miners.get(hotkey)?.unwrap_or_else(|| Miner {
-            hotkey: hotkey.to_string(),
-            reputation: 0.0,
-            registered_at: now,
-            last_seen: now,
-            evaluations: 0,
-            evolutions: 0,
-            accurate_evaluations: 0,
-            inaccurate_evaluations: 0,
-            leases: 0,
-            active_task: None,
-        });
+        let mut m = self
+            .miners
+            .get(hotkey)?
+            .unwrap_or_else(|| Miner::new(hotkey, now));
         m.last_seen = now;
         self.miners.insert(hotkey, &m)?;
         Ok(m)

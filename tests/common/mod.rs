@@ -251,6 +251,14 @@ pub fn http() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// Whether the listener at `base` answers `GET /health` with a success.
+pub fn healthy(base: &str) -> bool {
+    http()
+        .get(format!("{base}/health"))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+}
+
 /// Poll `f` until it returns `Some`, at most `tries` times `every` apart.
 pub fn poll_until<T>(tries: usize, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     for _ in 0..tries {
