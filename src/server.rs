@@ -7,8 +7,8 @@
 //! spawned. Shutdown reverses it: stop accepting, finish in-flight requests, stop
 //! workers, flush the store — each step bounded, so that a signal ends the process within
 //! [`SHUTDOWN_LIMIT`] whatever the daemon was doing (a validator in the middle of a long
-//! evaluation is abandoned, not awaited: what it would write is re-derived after a
-//! restart).
+//! evaluation is abandoned, not awaited; it committed the submission to its seen-set
+//! before starting, so it has nothing half-written).
 
 use crate::config::{parse_listen, Config, ConfigError};
 use crate::store::{Store, StoreError};
