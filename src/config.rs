@@ -33,6 +33,7 @@ pub struct Config {
     pub validator: ValidatorConfig,
     pub miner: MinerConfig,
     pub log: LogConfig,
+    pub budget: BudgetConfig,
 }
 
 impl Default for Config {
@@ -45,6 +46,7 @@ impl Default for Config {
             validator: ValidatorConfig::default(),
             miner: MinerConfig::default(),
             log: LogConfig::default(),
+            budget: BudgetConfig::default(),
         }
     }
 }
@@ -358,6 +360,68 @@ impl Default for MinerConfig {
     }
 }
 
+/// `[budget]`: what evaluating one untrusted program may cost (`engine::cost`). The
+/// relay refuses submissions over it, validators and pool evaluators count them invalid
+/// without running them. Keep it equal on every validator of a network: a program one
+/// validator runs and another refuses cannot reach consensus.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Cost units per task, by task type.
+    pub scalar_linear: u64,
+    pub mnist_binary: u64,
+    pub cifar10_binary: u64,
+    /// Raise (or lower) the task profile's maximum instructions per phase.
+    pub setup_max_ops: Option<usize>,
+    pub predict_max_ops: Option<usize>,
+    pub learn_max_ops: Option<usize>,
+    /// Wall-clock limit of one program's re-evaluation on a whole suite (validators and
+    /// pool evaluators), checked between examples; over it the program is invalid.
+    pub deadline_s: f64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        use crate::engine::cost::default_budget;
+        use crate::tasks::TaskType;
+        BudgetConfig {
+            scalar_linear: default_budget(TaskType::ScalarLinear),
+            mnist_binary: default_budget(TaskType::MnistBinary),
+            cifar10_binary: default_budget(TaskType::Cifar10Binary),
+            setup_max_ops: None,
+            predict_max_ops: None,
+            learn_max_ops: None,
+            deadline_s: 120.0,
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// The limits for programs of `task_type`.
+    pub fn limits(&self, task_type: crate::tasks::TaskType) -> crate::engine::Limits {
+        use crate::tasks::TaskType;
+        let defaults = crate::engine::Limits::for_task(task_type);
+        let [setup, predict, learn] = defaults.max_ops;
+        crate::engine::Limits {
+            budget: match task_type {
+                TaskType::ScalarLinear => self.scalar_linear,
+                TaskType::MnistBinary => self.mnist_binary,
+                TaskType::Cifar10Binary => self.cifar10_binary,
+            },
+            max_ops: [
+                self.setup_max_ops.unwrap_or(setup),
+                self.predict_max_ops.unwrap_or(predict),
+                self.learn_max_ops.unwrap_or(learn),
+            ],
+        }
+    }
+
+    /// [`Self::deadline_s`] as a duration.
+    pub fn deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.deadline_s)
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -408,7 +472,15 @@ const REFERENCE_ENV: &[(&str, &str)] = &[
     ("VALIDATOR_TASK_SEED", "validator.task_seed"),
 ];
 
-const SECTIONS: &[&str] = &["relay", "sidecar", "pool", "validator", "miner", "log"];
+const SECTIONS: &[&str] = &[
+    "relay",
+    "sidecar",
+    "pool",
+    "validator",
+    "miner",
+    "log",
+    "budget",
+];
 
 /// One override: a dotted key, its raw text, and where it came from (for messages).
 #[derive(Debug, Clone, PartialEq)]
@@ -660,6 +732,10 @@ impl Config {
         positive("miner.input_dim", self.miner.input_dim as u64)?;
         positive("pool.input_dim", self.pool.input_dim as u64)?;
         positive("pool.eval_task_count", self.pool.eval_task_count as u64)?;
+        // Also bounds what `Duration::from_secs_f64` accepts.
+        if !(self.budget.deadline_s > 0.0 && self.budget.deadline_s <= 1e9) {
+            return Err(err("config: budget.deadline_s: must be > 0 (seconds)"));
+        }
         if self.validator.poll_interval_s.is_nan() || self.validator.poll_interval_s <= 0.0 {
             return Err(err("config: validator.poll_interval_s: must be > 0"));
         }

@@ -3,6 +3,10 @@
 //! See `ARCHITECTURE.md` for the module map, the data flow of the local loop and the
 //! invariants. Each service folder keeps its rules as pure functions over plain data;
 //! HTTP handlers and storage are thin shells around them.
+//!
+//! No `unsafe` code anywhere but the interpreter's kernel (`engine::interp::kernel`),
+//! whose module docs carry the proof; the lint below refuses it everywhere else.
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;

@@ -66,15 +66,26 @@ pub struct BenchArgs {
 }
 
 /// CPU time of this process so far (user + system): a steadier denominator than wall
-/// time when other work shares the cores.
+/// time when other work shares the cores. Read from `/proc/self/stat` (fields 14 and 15,
+/// in the kernel's fixed user-visible clock of 100 ticks per second), so this needs no
+/// `unsafe` call; NaN where there is no procfs.
 fn cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+    /// `USER_HZ`: the unit of `/proc` CPU times on every Linux architecture.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return f64::NAN;
+    };
+    // The command name (field 2) is parenthesised and may hold spaces: count after it.
+    let Some((_, after_name)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // after_name starts at field 3, so fields 14 and 15 are at 11 and 12.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
+        _ => f64::NAN,
     }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn cache_json(stats: Option<CacheStats>) -> serde_json::Value {

@@ -1,8 +1,11 @@
 //! `bitsota eval`: score a DSL program on the validator suite, exactly as a validator
-//! would (median over tasks, non-finite scores included).
+//! would (median over tasks, non-finite scores included), after the same evaluation
+//! budget check (`engine::cost`, default `[budget]`): a program validators would count
+//! invalid is refused with the limit named, unless `--ignore-budget`.
 
 use super::UsageError;
-use crate::engine::{parse_program, score_on_suite};
+use crate::config::BudgetConfig;
+use crate::engine::{cost, parse_program, score_on_suite, Examples};
 use crate::tasks::prepare::{prepare_suite, DataConfig};
 use crate::tasks::suite::SuiteSpec;
 use crate::tasks::TaskType;
@@ -33,6 +36,10 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate even a program over the evaluation budget (validators would count it
+    /// invalid without running it).
+    #[arg(long)]
+    pub ignore_budget: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -48,6 +55,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let tasks = prepare_suite(&suite, &DataConfig::for_data_dir(&args.data_dir))
         .with_context(|| format!("preparing the {task_type} suite"))?;
     let seeds: Vec<u64> = (0..tasks.len()).map(|i| suite.eval_seed(i)).collect();
+    let examples = tasks
+        .first()
+        .map_or(Examples { train: 0, val: 0 }, |t| Examples {
+            train: t.train_len(),
+            val: t.val_len(),
+        });
+    let limits = BudgetConfig::default().limits(task_type);
+    let cost = match cost::check(&program, task_type, args.input_dim, examples, &limits) {
+        Ok(cost) => Some(cost),
+        Err(e) if args.ignore_budget => {
+            eprintln!("warning: validators would count this program invalid: {e}");
+            None
+        }
+        Err(e) => {
+            return Err(UsageError(format!(
+                "{}: validators would count this program invalid without running it: {e} \
+                 (--ignore-budget evaluates it anyway)",
+                args.dsl.display()
+            ))
+            .into())
+        }
+    };
     let started = Instant::now();
     let scored = score_on_suite(&program, &tasks, &seeds);
     let seconds = started.elapsed().as_secs_f64();
@@ -62,6 +91,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "tasks": tasks.len(),
             "task_seed": args.seed,
             "input_dim": args.input_dim,
+            "cost_per_task": cost,
+            "budget_per_task": limits.budget,
             "rng_version": crate::rng::RNG_VERSION,
             "seconds": seconds,
         });
@@ -78,6 +109,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             args.seed,
             seconds
         );
+        if let Some(cost) = cost {
+            println!(
+                "cost {cost} units per task (budget {} for {task_type})",
+                limits.budget
+            );
+        }
     }
     Ok(())
 }

@@ -115,7 +115,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     };
     let store = crate::store::Store::open(&data_dir.join("store"), config.relay.durability)?;
     let cfg = config.validator.clone();
-    let suites = Arc::new(Suites::from_config(&cfg, &data_dir).map_err(super::UsageError)?);
+    let suites = Suites::from_config(&cfg, &data_dir).map_err(super::UsageError)?;
+    let suites = Arc::new(suites.with_budget(config.budget.clone()));
     let hotkey = keypair.ss58();
     let name = format!("validator-{}", &hotkey[..8.min(hotkey.len())]);
     let metrics = metrics::metrics_path(&cfg.metrics_log, &data_dir, &name);

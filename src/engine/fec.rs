@@ -32,6 +32,7 @@ impl Fec {
             n_val: self.val,
             early_stop: None,
             record_train_errors: true,
+            stop: None,
         };
         ev.run(c, Lanes::single(task), &[seed], spec);
         // SipHash with fixed keys: the same fingerprint in every process.

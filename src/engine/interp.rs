@@ -15,6 +15,12 @@ use crate::tasks::{Metric, Task};
 use rayon::prelude::*;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Instant;
+
+// The one module of the crate allowed `unsafe` code (see its docs for the proof).
+#[allow(unsafe_code)]
+mod kernel;
+use kernel::squared_errors;
 
 /// How an operand maps onto the destination's elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +123,84 @@ struct CInstr {
     c2: f32,
 }
 
-/// A program compiled for one vector size.
+/// Per-lane work of one instruction in cost units (see [`CInstr::work`]): a transcendental
+/// function (libm `exp`/`log`/`sin`/`cos`/`tan`) per element.
+const TRANSCENDENTAL_UNITS: u64 = 8;
+/// A normal draw (Box–Muller: two 64-bit draws, a log, a square root and a cosine).
+const GAUSSIAN_UNITS: u64 = 8;
+/// A uniform draw.
+const UNIFORM_UNITS: u64 = 2;
+/// Fixed cost of dispatching one instruction, whatever its size.
+const DISPATCH_UNITS: u64 = 2;
+
+impl CInstr {
+    /// Elements of the destination: 1, D or D².
+    fn dest_len(&self, dim: usize) -> usize {
+        kind_len(self.dk, dim)
+    }
+
+    /// The register ranges (start, length) this instruction reads, at vector size `dim`.
+    fn reads(&self, dim: usize) -> [(usize, usize); 2] {
+        let (a, b) = (self.a as usize, self.b as usize);
+        let n = self.dest_len(dim);
+        let operand = |m: Mode| match m {
+            Mode::Scalar => 1,
+            Mode::Same => n,
+            Mode::Row => dim,
+        };
+        let none = (0, 0);
+        match self.k {
+            Kernel::BinS(_) => [(a, 1), (b, 1)],
+            Kernel::Bin(_, ma, mb) => [(a, operand(ma)), (b, operand(mb))],
+            Kernel::Un(_, m) => [(a, operand(m)), none],
+            Kernel::Fill | Kernel::Gaussian | Kernel::Uniform | Kernel::Skip => [none, none],
+            Kernel::Dot | Kernel::Outer => [(a, dim), (b, dim)],
+            Kernel::Reduce(_) => [(a, b), none],
+            Kernel::MatVec => [(a, dim * dim), (b, dim)],
+            Kernel::MatMat => [(a, dim * dim), (b, dim * dim)],
+        }
+    }
+
+    /// Work per lane in cost units, where one unit is one element-wise arithmetic
+    /// operation (an add, a multiply-add of a product): the elements the kernel touches,
+    /// weighted by what each costs — matrix products `D²` (matrix × vector) and `D³`
+    /// (matrix × matrix), an outer product `D²`, transcendental functions and random
+    /// draws more per element — plus a fixed dispatch cost.
+    fn work(&self, dim: usize) -> u64 {
+        let (d, n) = (dim as u64, self.dest_len(dim) as u64);
+        let body = match self.k {
+            Kernel::BinS(_) => 1,
+            Kernel::Bin(..) | Kernel::Fill => n,
+            Kernel::Un(UnOp::Exp | UnOp::Log | UnOp::Sin | UnOp::Cos | UnOp::Tan, _) => {
+                n * TRANSCENDENTAL_UNITS
+            }
+            Kernel::Un(..) => n,
+            Kernel::Gaussian => n * GAUSSIAN_UNITS,
+            Kernel::Uniform => n * UNIFORM_UNITS,
+            Kernel::Skip => u64::from(self.n),
+            Kernel::Dot => d + n,
+            // Std reads its operand twice.
+            Kernel::Reduce(Reduce::Std) => 2 * u64::from(self.b) + n,
+            Kernel::Reduce(_) => u64::from(self.b) + n,
+            Kernel::MatVec => d * d + n,
+            Kernel::MatMat => d * d * d + n,
+            Kernel::Outer => d * d,
+        };
+        DISPATCH_UNITS + body
+    }
+}
+
+fn kind_len(kind: Kind, dim: usize) -> usize {
+    match kind {
+        Kind::Scalar => 1,
+        Kind::Vector => dim,
+        Kind::Matrix => dim * dim,
+    }
+}
+
+/// A program compiled for one vector size. Only [`Compiler::compile_into`] builds one,
+/// and it verifies [`Compiled::in_bounds`] before handing it out: the kernel's unchecked
+/// register access depends on that.
 #[derive(Clone, Debug, Default)]
 pub struct Compiled {
     dim: usize,
@@ -136,11 +219,7 @@ struct Layout {
 
 impl Layout {
     fn len(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Scalar => 1,
-            Kind::Vector => self.dim,
-            Kind::Matrix => self.dim * self.dim,
-        }
+        kind_len(kind, self.dim)
     }
     /// A dense register number for liveness sets.
     fn id(&self, a: Addr) -> usize {
@@ -313,6 +392,18 @@ pub fn compile(program: &Program, input_dim: usize) -> Compiled {
     out
 }
 
+/// `compile` without dead-code elimination (tests compare against it).
+#[cfg(test)]
+pub(crate) fn compile_keeping_dead(p: &Program, input_dim: usize) -> Compiled {
+    let mut out = Compiled::default();
+    let mut compiler = Compiler {
+        keep_dead: true,
+        ..Compiler::default()
+    };
+    compiler.compile_into(p, input_dim, &mut out);
+    out
+}
+
 /// The buffers [`compile`] works in, kept between calls so that a search compiling
 /// one child after another allocates nothing.
 #[derive(Default)]
@@ -364,6 +455,12 @@ impl Compiler {
         out.v0 = lay.offset(Some(Addr::INPUT));
         out.s0 = lay.offset(Some(Addr::PREDICTION));
         out.s1 = lay.offset(Some(Addr::LABEL));
+        // The kernel's unchecked register access relies on this (see `kernel`): a hard
+        // check, once per compilation, never skipped in release builds.
+        assert!(
+            out.in_bounds(),
+            "the compiler emitted a register range outside the register file"
+        );
     }
 }
 
@@ -478,6 +575,33 @@ impl Compiled {
         [0, 1, 2].map(|p| self.phases[p].len())
     }
 
+    /// Work of one run of each phase (setup, predict, learn), per task, in the cost
+    /// units of [`super::cost`]: the sum of every live instruction's weighted size.
+    pub fn phase_work(&self) -> [u64; 3] {
+        self.phases.each_ref().map(|code| {
+            code.iter()
+                .fold(0u64, |sum, i| sum.saturating_add(i.work(self.dim)))
+        })
+    }
+
+    /// Whether every instruction reads and writes only registers inside the file of
+    /// `n_regs` values (per lane), and the special registers exist in it.
+    fn in_bounds(&self) -> bool {
+        let inside = |(start, len): (usize, usize)| {
+            start.checked_add(len).is_some_and(|end| end <= self.n_regs)
+        };
+        let special = [self.s0, self.s1]
+            .into_iter()
+            .flatten()
+            .all(|r| r < self.n_regs)
+            && self.v0.map_or(true, |v0| inside((v0, self.dim)));
+        special
+            && self.phases.iter().flatten().all(|i| {
+                inside((i.d as usize, i.dest_len(self.dim)))
+                    && i.reads(self.dim).into_iter().all(inside)
+            })
+    }
+
     /// A 128-bit fingerprint of everything an evaluation depends on besides the tasks
     /// and seeds: the vector size, the register file and the live code with its
     /// constants' exact bits. Two programs with the same key score bit-identically, so
@@ -498,378 +622,6 @@ impl Compiled {
             }
         }
         h.finish128()
-    }
-}
-
-/// Unchecked register access for the hot loop. Registers are laid out task-major:
-/// element `e` of task `t` lives at `e·T + t`, so one instruction runs for all `T`
-/// tasks in a row and the per-task arithmetic vectorises.
-///
-/// Safety: [`compile`] only emits offsets whose whole operand and destination ranges lie
-/// inside the register file (`n_regs` elements), [`Evaluator::run`] sizes the file to
-/// `n_regs·T` and dispatches `D` equal to the compiled `dim`.
-#[derive(Clone, Copy)]
-struct Regs {
-    p: *mut f32,
-    t: usize,
-}
-
-impl Regs {
-    #[inline(always)]
-    fn get(self, e: usize, t: usize) -> f32 {
-        unsafe { *self.p.add(e * self.t + t) }
-    }
-    #[inline(always)]
-    fn set(self, e: usize, t: usize, v: f32) {
-        unsafe { *self.p.add(e * self.t + t) = v }
-    }
-    /// Eight consecutive values from flat index `j` (= e·T + t).
-    #[inline(always)]
-    fn load8(self, j: usize) -> [f32; 8] {
-        unsafe { (self.p.add(j) as *const [f32; 8]).read_unaligned() }
-    }
-    #[inline(always)]
-    fn store8(self, j: usize, v: [f32; 8]) {
-        unsafe { (self.p.add(j) as *mut [f32; 8]).write_unaligned(v) }
-    }
-}
-
-/// `d[j] = f(a[j], b[j])` for `len` values from flat indices `d`, `a`, `b`, eight at a
-/// time so that the compiler emits vector instructions. Reading a chunk of each
-/// operand before writing it is the element-wise result because the ranges passed
-/// here never partly overlap: they are whole registers (or rows) of one kind, which
-/// either coincide or are disjoint.
-#[inline(always)]
-fn zip_map<F: Fn(f32, f32) -> f32>(r: Regs, d: usize, a: usize, b: usize, len: usize, f: &F) {
-    let mut j = 0;
-    while j + 8 <= len {
-        let (x, y) = (r.load8(a + j), r.load8(b + j));
-        r.store8(d + j, std::array::from_fn(|k| f(x[k], y[k])));
-        j += 8;
-    }
-    for j in j..len {
-        // Element 0 of "task" j is flat index j.
-        r.set(0, d + j, f(r.get(0, a + j), r.get(0, b + j)));
-    }
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn bin<F: Fn(f32, f32) -> f32>(
-    r: Regs,
-    i: &CInstr,
-    ma: Mode,
-    mb: Mode,
-    n: usize,
-    dim: usize,
-    tasks: usize,
-    f: F,
-) {
-    let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
-    match (ma, mb) {
-        (Mode::Scalar, Mode::Scalar) => {
-            for t in 0..tasks {
-                let v = f(r.get(a, t), r.get(b, t));
-                for k in 0..n {
-                    r.set(d + k, t, v);
-                }
-            }
-        }
-        // Task-major layout: same-kind operands are one contiguous run of n·T values.
-        (Mode::Same, Mode::Same) => zip_map(r, d * tasks, a * tasks, b * tasks, n * tasks, &f),
-        // Row k of the destination pairs row k of one operand with the scalar's row.
-        (Mode::Scalar, Mode::Same) => {
-            for k in 0..n {
-                zip_map(r, (d + k) * tasks, a * tasks, (b + k) * tasks, tasks, &f);
-            }
-        }
-        (Mode::Same, Mode::Scalar) => {
-            for k in 0..n {
-                zip_map(r, (d + k) * tasks, (a + k) * tasks, b * tasks, tasks, &f);
-            }
-        }
-        _ => {
-            let at = |base: usize, m: Mode, k: usize| match m {
-                Mode::Scalar => base,
-                Mode::Same => base + k,
-                Mode::Row => base + k % dim,
-            };
-            for k in 0..n {
-                let (ea, eb) = (at(a, ma, k), at(b, mb, k));
-                for t in 0..tasks {
-                    r.set(d + k, t, f(r.get(ea, t), r.get(eb, t)));
-                }
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn un<F: Fn(f32) -> f32>(r: Regs, i: &CInstr, m: Mode, n: usize, dim: usize, tasks: usize, f: F) {
-    let (a, d) = (i.a as usize, i.d as usize);
-    if m == Mode::Same {
-        // The operand passed twice: one contiguous run of n·T values.
-        zip_map(r, d * tasks, a * tasks, a * tasks, n * tasks, &|x, _| f(x));
-        return;
-    }
-    for k in 0..n {
-        let ea = match m {
-            Mode::Scalar => a,
-            Mode::Same => a + k,
-            Mode::Row => a + k % dim,
-        };
-        for t in 0..tasks {
-            r.set(d + k, t, f(r.get(ea, t)));
-        }
-    }
-}
-
-/// `max`/`min` that propagate NaN from either side (like numpy's `maximum`).
-#[inline(always)]
-fn max_nan(x: f32, y: f32) -> f32 {
-    if x > y || x.is_nan() {
-        x
-    } else {
-        y
-    }
-}
-#[inline(always)]
-fn min_nan(x: f32, y: f32) -> f32 {
-    if x < y || x.is_nan() {
-        x
-    } else {
-        y
-    }
-}
-
-#[inline(always)]
-fn bin_op(op: BinOp, x: f32, y: f32) -> f32 {
-    match op {
-        BinOp::Add => x + y,
-        BinOp::Sub => x - y,
-        BinOp::Mul => x * y,
-        BinOp::Div => x / (y + 1e-8),
-        BinOp::Min => min_nan(x, y),
-        BinOp::Max => max_nan(x, y),
-    }
-}
-
-/// Reduction of `len` elements from `a` for task `t`, summed in index order.
-fn reduce(r: Regs, a: usize, len: usize, t: usize, op: Reduce) -> f32 {
-    let sum = |f: &dyn Fn(f32) -> f32| (0..len).fold(0.0f32, |s, k| s + f(r.get(a + k, t)));
-    match op {
-        Reduce::Norm => libm::sqrtf(sum(&|x| x * x)),
-        Reduce::Mean => sum(&|x| x) / len as f32,
-        Reduce::Std => {
-            let mean = sum(&|x| x) / len as f32;
-            libm::sqrtf(sum(&|x| (x - mean) * (x - mean)) / len as f32)
-        }
-    }
-}
-
-/// Scratch for matrix products and per-task accumulators (`D²·T` + `T`).
-struct Scratch<'a> {
-    mat: &'a mut [f32],
-    acc: &'a mut [f32],
-}
-
-/// Run one phase for all tasks. `D` > 0 is the compile-time vector size (4, 8, 16,
-/// 32: loops unroll); `D` = 0 uses the run-time `dim_rt`. Per task, every operation
-/// happens in the same order as for a lone task, so results are bit-identical.
-#[inline(always)]
-fn exec<const D: usize, const T: usize>(
-    code: &[CInstr],
-    regs: &mut [f32],
-    s: &mut Scratch,
-    rngs: &mut [Rng],
-    dim_rt: usize,
-) {
-    let dim = if D == 0 { dim_rt } else { D };
-    // `T` > 0: the lane count is a compile-time constant, so per-lane loops unroll and
-    // product accumulators stay in registers.
-    debug_assert!(T == 0 || T == rngs.len());
-    let tasks = if T == 0 { rngs.len() } else { T };
-    let len = |k: Kind| match k {
-        Kind::Scalar => 1,
-        Kind::Vector => dim,
-        Kind::Matrix => dim * dim,
-    };
-    debug_assert!(s.acc.len() >= tasks && s.mat.len() >= dim * dim * tasks);
-    let r = Regs {
-        p: regs.as_mut_ptr(),
-        t: tasks,
-    };
-    for i in code {
-        let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
-        let n = len(i.dk);
-        debug_assert!((d + n) * tasks <= regs.len());
-        match i.k {
-            Kernel::BinS(op) => {
-                for t in 0..tasks {
-                    r.set(d, t, bin_op(op, r.get(a, t), r.get(b, t)));
-                }
-            }
-            Kernel::Bin(op, ma, mb) => match op {
-                BinOp::Add => bin(r, i, ma, mb, n, dim, tasks, |x, y| x + y),
-                BinOp::Sub => bin(r, i, ma, mb, n, dim, tasks, |x, y| x - y),
-                BinOp::Mul => bin(r, i, ma, mb, n, dim, tasks, |x, y| x * y),
-                BinOp::Div => bin(r, i, ma, mb, n, dim, tasks, |x, y| x / (y + 1e-8)),
-                BinOp::Min => bin(r, i, ma, mb, n, dim, tasks, min_nan),
-                BinOp::Max => bin(r, i, ma, mb, n, dim, tasks, max_nan),
-            },
-            Kernel::Un(op, m) => match op {
-                UnOp::Abs => un(r, i, m, n, dim, tasks, f32::abs),
-                UnOp::Exp => un(r, i, m, n, dim, tasks, |x| libm::expf(x.clamp(-10.0, 10.0))),
-                UnOp::Log => un(r, i, m, n, dim, tasks, |x| libm::logf(x.abs() + 1e-8)),
-                UnOp::Sin => un(r, i, m, n, dim, tasks, libm::sinf),
-                UnOp::Cos => un(r, i, m, n, dim, tasks, libm::cosf),
-                UnOp::Tan => un(r, i, m, n, dim, tasks, libm::tanf),
-                UnOp::Heaviside => un(r, i, m, n, dim, tasks, |x| if x > 0.0 { 1.0 } else { 0.0 }),
-                UnOp::Identity => un(r, i, m, n, dim, tasks, |x| x),
-            },
-            Kernel::Fill => regs[d * tasks..(d + n) * tasks].fill(i.c1),
-            // Each task draws from its own RNG, element by element, as it would alone.
-            Kernel::Gaussian => {
-                for k in 0..n {
-                    for (t, rng) in rngs.iter_mut().enumerate() {
-                        r.set(d + k, t, rng.normal_f32(i.c1, i.c2));
-                    }
-                }
-            }
-            Kernel::Uniform => {
-                for k in 0..n {
-                    for (t, rng) in rngs.iter_mut().enumerate() {
-                        r.set(d + k, t, rng.uniform_f32(i.c1, i.c2));
-                    }
-                }
-            }
-            Kernel::Skip => {
-                for rng in rngs.iter_mut() {
-                    for _ in 0..i.n {
-                        rng.next_u64();
-                    }
-                }
-            }
-            Kernel::Dot if T > 0 => {
-                let mut acc = [0.0f32; T];
-                for k in 0..dim {
-                    for (t, x) in acc.iter_mut().enumerate() {
-                        *x += r.get(a + k, t) * r.get(b + k, t);
-                    }
-                }
-                for k in 0..n {
-                    for (t, x) in acc.iter().enumerate() {
-                        r.set(d + k, t, *x);
-                    }
-                }
-            }
-            Kernel::Dot => {
-                let acc = &mut s.acc[..tasks];
-                acc.fill(0.0);
-                for k in 0..dim {
-                    for (t, x) in acc.iter_mut().enumerate() {
-                        *x += r.get(a + k, t) * r.get(b + k, t);
-                    }
-                }
-                for k in 0..n {
-                    for (t, x) in acc.iter().enumerate() {
-                        r.set(d + k, t, *x);
-                    }
-                }
-            }
-            Kernel::Reduce(op) => {
-                for t in 0..tasks {
-                    s.acc[t] = reduce(r, a, b, t, op);
-                }
-                for k in 0..n {
-                    for t in 0..tasks {
-                        r.set(d + k, t, s.acc[t]);
-                    }
-                }
-            }
-            Kernel::MatVec if T > 0 => {
-                // As below, with each row's sums held in registers.
-                for row in 0..dim {
-                    let mut acc = [0.0f32; T];
-                    for c in 0..dim {
-                        for (t, x) in acc.iter_mut().enumerate() {
-                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
-                        }
-                    }
-                    s.mat[row * T..(row + 1) * T].copy_from_slice(&acc);
-                }
-                for k in 0..n {
-                    let src = &s.mat[(k % dim) * T..(k % dim + 1) * T];
-                    for (t, x) in src.iter().enumerate() {
-                        r.set(d + k, t, *x);
-                    }
-                }
-            }
-            Kernel::MatVec => {
-                // mat[row·T + t] = Σ_c m[row][c]·v[c], summed in c order.
-                for row in 0..dim {
-                    let acc = &mut s.mat[row * tasks..(row + 1) * tasks];
-                    acc.fill(0.0);
-                    for c in 0..dim {
-                        for (t, x) in acc.iter_mut().enumerate() {
-                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
-                        }
-                    }
-                }
-                for k in 0..n {
-                    for t in 0..tasks {
-                        r.set(d + k, t, s.mat[(k % dim) * tasks + t]);
-                    }
-                }
-            }
-            Kernel::MatMat if T > 0 => {
-                for row in 0..dim {
-                    for c in 0..dim {
-                        let mut acc = [0.0f32; T];
-                        for k in 0..dim {
-                            for (t, x) in acc.iter_mut().enumerate() {
-                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
-                            }
-                        }
-                        let e = row * dim + c;
-                        s.mat[e * T..(e + 1) * T].copy_from_slice(&acc);
-                    }
-                }
-                for k in 0..n {
-                    for t in 0..T {
-                        r.set(d + k, t, s.mat[k * T + t]);
-                    }
-                }
-            }
-            Kernel::MatMat => {
-                for row in 0..dim {
-                    for c in 0..dim {
-                        let e = row * dim + c;
-                        let acc = &mut s.mat[e * tasks..(e + 1) * tasks];
-                        acc.fill(0.0);
-                        for k in 0..dim {
-                            for (t, x) in acc.iter_mut().enumerate() {
-                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
-                            }
-                        }
-                    }
-                }
-                for k in 0..n {
-                    for t in 0..tasks {
-                        r.set(d + k, t, s.mat[k * tasks + t]);
-                    }
-                }
-            }
-            Kernel::Outer => {
-                for row in 0..dim {
-                    for c in 0..dim {
-                        for t in 0..tasks {
-                            r.set(d + row * dim + c, t, r.get(a + row, t) * r.get(b + c, t));
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -946,6 +698,8 @@ pub struct Evaluator {
     lane_sums: Vec<f64>,
     n_val: usize,
     stopped: Vec<bool>,
+    /// The last run gave up because its [`RunSpec::stop`] was due.
+    halted: bool,
     train_steps: u64,
     /// Training-phase prediction errors of the last single-task run, when requested.
     pub(crate) train_errors: Vec<f32>,
@@ -1044,12 +798,39 @@ impl<'a> Lanes<'a> {
 
 /// What one lockstep run covers.
 #[derive(Clone, Copy)]
-pub(crate) struct RunSpec {
+pub(crate) struct RunSpec<'a> {
     pub n_train: usize,
     pub n_val: usize,
     pub early_stop: Option<f32>,
     pub record_train_errors: bool,
+    /// Give up between examples when this says so (validators, pool evaluators).
+    pub stop: Option<&'a Stop<'a>>,
 }
+
+/// Examples between two looks at a [`Stop`]: a look costs a clock read, and even an
+/// at-budget program runs this many examples in milliseconds.
+const STOP_CHECK_EVERY: usize = 16;
+
+/// When an evaluation of untrusted code gives up: a wall-clock deadline and a
+/// cancellation flag (the daemon's shutdown), looked at between examples — never inside
+/// the arithmetic, so an evaluation that finishes scores exactly as without it.
+#[derive(Clone, Copy)]
+pub struct Stop<'a> {
+    pub deadline: Option<Instant>,
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Stop<'_> {
+    /// Whether the evaluation must end now.
+    pub fn due(&self) -> bool {
+        (self.cancelled)() || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Why an evaluation under a [`Stop`] ended without a score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("evaluation stopped: its deadline passed or it was cancelled")]
+pub struct Halted;
 
 impl Evaluator {
     pub fn new() -> Self {
@@ -1059,7 +840,16 @@ impl Evaluator {
     /// Score `compiled` on `task` with evaluation seed `seed` (engine.md §2).
     pub fn score(&mut self, c: &Compiled, task: &Task, seed: u64, opts: &EvalOptions) -> f32 {
         let mut out = [0.0];
-        self.score_lanes(c, Lanes::single(task), &[task], &[seed], opts, &mut out);
+        let finished = self.score_lanes(
+            c,
+            Lanes::single(task),
+            &[task],
+            &[seed],
+            opts,
+            None,
+            &mut out,
+        );
+        debug_assert!(finished.is_ok(), "nothing stops a run without a Stop");
         out[0]
     }
 
@@ -1073,9 +863,47 @@ impl Evaluator {
         opts: &EvalOptions,
         out: &mut [f32],
     ) {
-        self.score_lanes(c, Lanes::of(batch), &batch.tasks, seeds, opts, out);
+        let finished = self.score_lanes(c, Lanes::of(batch), &batch.tasks, seeds, opts, None, out);
+        debug_assert!(finished.is_ok(), "nothing stops a run without a Stop");
     }
 
+    /// [`Self::score_batch`] (validator options) that gives up between examples once
+    /// `stop` is due; then `out` is meaningless.
+    fn score_batch_within(
+        &mut self,
+        c: &Compiled,
+        batch: &TaskBatch,
+        seeds: &[u64],
+        stop: Option<&Stop>,
+        out: &mut [f32],
+    ) -> Result<(), Halted> {
+        let opts = EvalOptions::default();
+        self.score_lanes(c, Lanes::of(batch), &batch.tasks, seeds, &opts, stop, out)
+    }
+
+    /// [`Self::score`] (validator options) under `stop`, like [`Self::score_batch_within`].
+    fn score_within(
+        &mut self,
+        c: &Compiled,
+        task: &Task,
+        seed: u64,
+        stop: Option<&Stop>,
+    ) -> Result<f32, Halted> {
+        let mut out = [0.0];
+        let opts = EvalOptions::default();
+        self.score_lanes(
+            c,
+            Lanes::single(task),
+            &[task],
+            &[seed],
+            &opts,
+            stop,
+            &mut out,
+        )?;
+        Ok(out[0])
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn score_lanes<B: std::borrow::Borrow<Task>>(
         &mut self,
         c: &Compiled,
@@ -1083,15 +911,20 @@ impl Evaluator {
         tasks: &[B],
         seeds: &[u64],
         opts: &EvalOptions,
+        stop: Option<&Stop>,
         out: &mut [f32],
-    ) {
+    ) -> Result<(), Halted> {
         let spec = RunSpec {
             n_train: data.n_train,
             n_val: data.n_val,
             early_stop: opts.early_stop_abs_error,
             record_train_errors: false,
+            stop,
         };
         self.run(c, data, seeds, spec);
+        if self.halted {
+            return Err(Halted);
+        }
         let (nt, n_val) = (tasks.len(), self.n_val);
         let lane = |t: usize| self.preds.iter().skip(t).step_by(nt).copied();
         if tasks
@@ -1114,7 +947,7 @@ impl Evaluator {
                     inverse_atan_rmse(sums[t], n_val)
                 };
             }
-            return;
+            return Ok(());
         }
         for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
             let task = task.borrow();
@@ -1124,6 +957,7 @@ impl Evaluator {
                 score_lane(task.metric, lane(t), &task.val_y[..n_val])
             };
         }
+        Ok(())
     }
 
     /// Run setup, `n_train` training and `n_val` validation examples on every lane in
@@ -1131,6 +965,7 @@ impl Evaluator {
     pub(crate) fn run(&mut self, c: &Compiled, data: Lanes, seeds: &[u64], spec: RunSpec) {
         let dim = c.dim;
         let nt = data.lanes;
+        assert!(seeds.len() >= nt, "one evaluation seed per lane");
         let spec = RunSpec {
             n_train: spec.n_train.min(data.n_train),
             n_val: spec.n_val.min(data.n_val),
@@ -1148,6 +983,7 @@ impl Evaluator {
         self.n_val = spec.n_val;
         self.stopped.clear();
         self.stopped.resize(nt, false);
+        self.halted = false;
         self.train_errors.clear();
         match (dim, nt) {
             (16, 10) => self.run_dim::<16, 10>(c, data, spec),
@@ -1158,107 +994,6 @@ impl Evaluator {
             (16, _) => self.run_dim::<16, 0>(c, data, spec),
             (32, _) => self.run_dim::<32, 0>(c, data, spec),
             _ => self.run_dim::<0, 0>(c, data, spec),
-        }
-    }
-
-    /// [`Self::run_lanes`] compiled twice: for the baseline x86-64 (SSE2, 4 floats per
-    /// instruction) and, picked at run time, for AVX2 (8). Only the width of the
-    /// per-lane loops changes — no fused multiply-add, no reassociation — so every
-    /// result is bit-identical on either path.
-    fn run_dim<const D: usize, const T: usize>(
-        &mut self,
-        c: &Compiled,
-        data: Lanes,
-        spec: RunSpec,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.run_lanes_avx2::<D, T>(c, data, spec) };
-        }
-        self.run_lanes::<D, T>(c, data, spec)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn run_lanes_avx2<const D: usize, const T: usize>(
-        &mut self,
-        c: &Compiled,
-        data: Lanes,
-        spec: RunSpec,
-    ) {
-        self.run_lanes::<D, T>(c, data, spec)
-    }
-
-    #[inline(always)]
-    fn run_lanes<const D: usize, const T: usize>(
-        &mut self,
-        c: &Compiled,
-        data: Lanes,
-        spec: RunSpec,
-    ) {
-        let dim = c.dim;
-        // A compile-time lane count lets the per-lane loops below unroll.
-        let nt = if T > 0 { T } else { data.lanes };
-        debug_assert_eq!(nt, data.lanes);
-        let regs = &mut self.regs[..];
-        let mut scratch = Scratch {
-            mat: &mut self.mat[..],
-            acc: &mut self.acc[..],
-        };
-        let rngs = &mut self.rngs[..];
-        let load = dim.min(data.input_dim);
-        let block = data.input_dim * nt;
-        let [setup, predict, learn] = &c.phases;
-        // One contiguous copy loads example `e` into v0 for every lane.
-        let load_example = |regs: &mut [f32], xs: &[f32], e: usize| {
-            if let Some(v0) = c.v0 {
-                copy_small(
-                    &mut regs[v0 * nt..(v0 + load) * nt],
-                    &xs[e * block..e * block + load * nt],
-                );
-            }
-        };
-        exec::<D, T>(setup, regs, &mut scratch, rngs, dim);
-        let mut running = nt;
-        for e in 0..spec.n_train {
-            self.train_steps += running as u64;
-            load_example(regs, data.train_x, e);
-            exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
-            let ys = &data.train_y[e * nt..(e + 1) * nt];
-            let preds = c.s0.map(|s0| &regs[s0 * nt..(s0 + 1) * nt]);
-            if let Some(limit) = spec.early_stop {
-                let stopped = &mut self.stopped[..nt];
-                running -= match preds {
-                    Some(p) => stop_astray(p.iter().copied(), ys, stopped, limit),
-                    None => stop_astray(std::iter::repeat(0.0), ys, stopped, limit),
-                };
-            }
-            if spec.record_train_errors {
-                for (t, &y) in ys.iter().enumerate() {
-                    self.train_errors.push(preds.map_or(0.0, |p| p[t]) - y);
-                }
-            }
-            if running == 0 {
-                return;
-            }
-            if let Some(s1) = c.s1 {
-                regs[s1 * nt..(s1 + 1) * nt].copy_from_slice(ys);
-            }
-            exec::<D, T>(learn, regs, &mut scratch, rngs, dim);
-            if let Some(s1) = c.s1 {
-                regs[s1 * nt..(s1 + 1) * nt].fill(0.0);
-            }
-        }
-        for e in 0..spec.n_val {
-            load_example(regs, data.val_x, e);
-            exec::<D, T>(predict, regs, &mut scratch, rngs, dim);
-            if let Some(s0) = c.s0 {
-                copy_small(
-                    &mut self.preds[e * nt..(e + 1) * nt],
-                    &regs[s0 * nt..(s0 + 1) * nt],
-                );
-            }
         }
     }
 
@@ -1307,35 +1042,6 @@ fn score_lane(metric: Metric, preds: impl Iterator<Item = f32> + Clone, labels: 
     }
 }
 
-/// Add each lane's squared errors to `sums` (predictions and labels example-major,
-/// `sums.len()` lanes), in example order per lane; false if a prediction is not finite.
-/// Dispatched like [`Evaluator::run_lanes`]: AVX2 when the CPU has it, same bits.
-fn squared_errors(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
-    #[inline(always)]
-    fn body(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
-        let nt = sums.len();
-        let mut finite = true;
-        for (row, ys) in preds.chunks_exact(nt).zip(labels.chunks_exact(nt)) {
-            for ((sum, &p), &y) in sums.iter_mut().zip(row).zip(ys) {
-                let err = (p - y) as f64;
-                *sum += err * err;
-                finite &= p.is_finite();
-            }
-        }
-        finite
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn wide(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
-            body(preds, labels, sums)
-        }
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { wide(preds, labels, sums) };
-    }
-    body(preds, labels, sums)
-}
-
 /// `1 − (2/π)·atan(RMSE)` from the sum of squared errors of `n` predictions.
 fn inverse_atan_rmse(sum_sq: f64, n: usize) -> f32 {
     let rmse = libm::sqrt(sum_sq / n as f64);
@@ -1359,17 +1065,40 @@ pub struct SuiteScore {
 /// lockstep with every task's arithmetic in its own fixed order, so the result is
 /// bit-identical for any thread count and equal to scoring each task alone.
 pub fn score_on_suite(program: &Program, tasks: &[Arc<Task>], seeds: &[u64]) -> SuiteScore {
+    suite_scores(program, tasks, seeds, None).expect("nothing stops a run without a Stop")
+}
+
+/// [`score_on_suite`] for untrusted programs (validators, pool evaluators): gives up
+/// between examples once `stop` is due. A finished evaluation scores exactly as
+/// [`score_on_suite`] does.
+pub fn score_on_suite_within(
+    program: &Program,
+    tasks: &[Arc<Task>],
+    seeds: &[u64],
+    stop: &Stop,
+) -> Result<SuiteScore, Halted> {
+    suite_scores(program, tasks, seeds, Some(stop))
+}
+
+fn suite_scores(
+    program: &Program,
+    tasks: &[Arc<Task>],
+    seeds: &[u64],
+    stop: Option<&Stop>,
+) -> Result<SuiteScore, Halted> {
     /// Tasks per lockstep batch: enough lanes to vectorise, enough batches to share
     /// across threads.
     const LANES: usize = 8;
     let n = tasks.len().min(seeds.len());
-    let opts = EvalOptions::default();
     let chunks: Vec<Vec<f32>> = tasks[..n]
         .par_chunks(LANES)
         .zip(seeds[..n].par_chunks(LANES))
         .map_init(
             || (Evaluator::new(), None::<(usize, Compiled)>),
             |(ev, cache), (chunk, chunk_seeds)| {
+                if stop.is_some_and(|s| s.due()) {
+                    return Err(Halted);
+                }
                 let dim = chunk[0].input_dim;
                 if !matches!(cache, Some((d, _)) if *d == dim) {
                     *cache = Some((dim, compile(program, dim)));
@@ -1377,26 +1106,27 @@ pub fn score_on_suite(program: &Program, tasks: &[Arc<Task>], seeds: &[u64]) -> 
                 let (_, c) = cache.as_ref().expect("compiled just above");
                 let mut out = vec![0.0; chunk.len()];
                 match TaskBatch::new(chunk) {
-                    Some(batch) => ev.score_batch(c, &batch, chunk_seeds, &opts, &mut out),
+                    Some(batch) => ev.score_batch_within(c, &batch, chunk_seeds, stop, &mut out)?,
                     None => {
                         for ((task, &seed), o) in chunk.iter().zip(chunk_seeds).zip(&mut out) {
                             *o = if task.input_dim == dim {
-                                ev.score(c, task, seed, &opts)
+                                ev.score_within(c, task, seed, stop)?
                             } else {
-                                ev.score(&compile(program, task.input_dim), task, seed, &opts)
+                                let other = compile(program, task.input_dim);
+                                ev.score_within(&other, task, seed, stop)?
                             };
                         }
                     }
                 }
-                out
+                Ok(out)
             },
         )
-        .collect();
+        .collect::<Result<_, Halted>>()?;
     let per_task: Vec<f32> = chunks.into_iter().flatten().collect();
-    SuiteScore {
+    Ok(SuiteScore {
         score: median(&per_task),
         per_task,
-    }
+    })
 }
 
 /// How a miner combines task scores into one fitness.

@@ -11,6 +11,9 @@
 //!   [`evaluate_task`] / [`score_on_suite`] (validator rule: median including
 //!   non-finite scores; bit-identical for any thread count). [`Evaluator`] keeps
 //!   buffers for hot loops; [`TaskBatch`] runs several equal-shape tasks in lockstep.
+//! - [`cost`]: the evaluation cost model and the budget every evaluator of untrusted
+//!   programs checks first ([`cost::check`]); [`score_on_suite_within`] adds a
+//!   wall-clock deadline and cancellation ([`Stop`]), looked at between examples.
 //! - [`mutate`]: random well-typed instructions and the mutation rules (pure given the
 //!   RNG). [`fec`]: the functional equivalence cache; [`cache`]: the LRU both fitness
 //!   caches use (FEC and the exact-duplicate cache of compiled code).
@@ -47,6 +50,7 @@
 //! `Candidate`, which clones a program.
 
 pub mod cache;
+pub mod cost;
 pub mod dsl;
 pub mod evolve;
 pub mod fec;
@@ -56,14 +60,15 @@ pub mod ops;
 pub mod program;
 
 pub use cache::CacheStats;
+pub use cost::{Examples, Limits, OverBudget};
 pub use dsl::{parse_program, print_program, DslError};
 pub use evolve::{
     run_islands, EngineKind, EvolutionConfig, EvolutionEvent, EvolveError, Evolver,
     InitialPopulation, Member, ProfileChoice,
 };
 pub use interp::{
-    compile, evaluate_task, score_on_suite, Combine, Compiled, EvalOptions, Evaluator, SuiteScore,
-    TaskBatch,
+    compile, evaluate_task, score_on_suite, score_on_suite_within, Combine, Compiled, EvalOptions,
+    Evaluator, Halted, Stop, SuiteScore, TaskBatch,
 };
 pub use mutate::Mutation;
 pub use ops::{Kind, Op, Signature};

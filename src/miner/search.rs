@@ -129,10 +129,7 @@ impl Verifier {
 /// The engine configuration of a run.
 pub fn evolution_config(s: &MinerSettings) -> Result<EvolutionConfig, String> {
     let defaults = EvolutionConfig::default();
-    let profile = match s.task()? {
-        TaskType::ScalarLinear => "scalar_linear",
-        TaskType::MnistBinary | TaskType::Cifar10Binary => "cifar",
-    };
+    let profile = s.task()?.profile_name();
     Ok(EvolutionConfig {
         engine: if s.engine == "archive" {
             EngineKind::Archive

@@ -120,6 +120,7 @@ pub fn spawn_coordinator(
     })?;
     let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, "miner")?;
     super::jobs::set_data_dir(ctx.data_dir.clone());
+    super::jobs::set_budget(ctx.config.budget.clone());
     let settings = CoordinatorSettings {
         pool_url: pool_url.trim_end_matches('/').to_string(),
         sidecar_url,

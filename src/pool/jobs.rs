@@ -6,7 +6,10 @@
 //! Kinds and shapes (all scores are numbers, or `null` when non-finite):
 //! - `evaluate`: payload [`EvaluatePayload`] `{suite, algorithms:[{id, algorithm_dsl}]}`
 //!   → [`EvaluateResult`] `{evaluations:[{algorithm_id, score}]}`; each program is scored
-//!   with the validator rule (median of per-task scores) on the suite.
+//!   with the validator rule (median of per-task scores) on the suite. Programs are
+//!   strangers' code: one over the evaluation budget (`engine::cost`, the daemon's
+//!   `[budget]`) or past the deadline is invalid and scores `null`, like one that
+//!   diverges, without being run (budget) or run to the end (deadline).
 //! - `evolve`: payload [`EvolvePayload`] `{suite, parents:[{id, algorithm_dsl}], budget,
 //!   seed, pop_size}` → [`EvolveResult`] `{evolved_function, parent_ids, fitness,
 //!   children}`: regularized evolution seeded with the parents for `budget` children on
@@ -15,7 +18,8 @@
 //!   seeds, evolve_budget, seed, pop_size}` → [`LeaseResult`] `{evaluations,
 //!   evolutions:[{parent_algorithm_ids, algorithm_dsl}], iterations}`: both of the above.
 
-use crate::engine::{self, EvolutionConfig, Evolver, Member, Program};
+use crate::config::BudgetConfig;
+use crate::engine::{self, cost, EvolutionConfig, Evolver, Examples, Member, Program, Stop};
 use crate::tasks::suite::SuiteSpec;
 use crate::tasks::{prepare_suite, DataConfig, Task, TaskType};
 use parking_lot::Mutex;
@@ -23,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// Why a job could not run (posted back as the job's `error`).
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,8 @@ pub enum JobError {
     Program { id: u64, reason: String },
     #[error("evolution: {0}")]
     Evolve(#[from] engine::EvolveError),
+    #[error("cancelled: the worker is stopping")]
+    Cancelled,
 }
 
 /// A deterministic suite: `task_count` tasks of `task_type` drawn from `task_seed`.
@@ -130,19 +138,23 @@ pub fn canonical_dsl(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The engine profile programs of `task_type` are evolved in.
-fn profile_name(task_type: TaskType) -> &'static str {
-    match task_type {
-        TaskType::ScalarLinear => "scalar_linear",
-        TaskType::MnistBinary | TaskType::Cifar10Binary => "cifar",
-    }
-}
-
 /// The empty program of `task_type`'s profile (the pool's first seed).
 pub fn empty_program_dsl(task_type: TaskType) -> String {
     let profile =
-        engine::Profile::builtin(profile_name(task_type)).expect("the task profiles are built in");
+        engine::Profile::builtin(task_type.profile_name()).expect("the task profiles are built in");
     engine::print_program(&Program::empty(profile.meta()))
+}
+
+static BUDGET: OnceLock<BudgetConfig> = OnceLock::new();
+
+/// The evaluation budget of `evaluate` jobs; set once per process by the daemon (its
+/// `[budget]`). Unset (`bitsota worker`), the default budget applies.
+pub fn set_budget(budget: BudgetConfig) {
+    let _ = BUDGET.set(budget);
+}
+
+fn budget() -> BudgetConfig {
+    BUDGET.get().cloned().unwrap_or_default()
 }
 
 static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -176,16 +188,19 @@ static SUITES: OnceLock<SuiteCache> = OnceLock::new();
 /// Suites kept in memory per process.
 const SUITE_CACHE_ENTRIES: usize = 8;
 
+fn task_type(s: &SuiteRef) -> Result<TaskType, JobError> {
+    s.task_type
+        .parse()
+        .map_err(|e: crate::tasks::UnknownTaskType| JobError::Task(e.to_string()))
+}
+
 /// The tasks and evaluation seeds of a suite.
 fn suite_tasks(s: &SuiteRef) -> Result<Arc<BuiltSuite>, JobError> {
     let cache = SUITES.get_or_init(Default::default);
     if let Some(hit) = cache.lock().get(s) {
         return Ok(hit.clone());
     }
-    let task_type: TaskType = s
-        .task_type
-        .parse()
-        .map_err(|e: crate::tasks::UnknownTaskType| JobError::Task(e.to_string()))?;
+    let task_type = task_type(s)?;
     if s.task_count == 0 || s.input_dim == 0 {
         return Err(JobError::Task(
             "a suite needs at least one task and input_dim ≥ 1".into(),
@@ -214,22 +229,52 @@ fn finite(x: f32) -> Option<f64> {
     x.is_finite().then_some(x as f64)
 }
 
-/// Score each algorithm on the suite (validator rule).
+/// Score each algorithm on the suite (validator rule). A program over the budget, or
+/// whose evaluation passes the deadline, scores `null`; `cancel` stops the job between
+/// examples.
 pub fn evaluate(
     suite: &SuiteRef,
     algorithms: &[AlgorithmRef],
+    cancel: &AtomicBool,
 ) -> Result<Vec<Evaluation>, JobError> {
+    let task_type = task_type(suite)?;
     let built = suite_tasks(suite)?;
     let (tasks, seeds) = (&built.tasks, &built.seeds);
+    let examples = tasks
+        .first()
+        .map_or(Examples { train: 0, val: 0 }, |t| Examples {
+            train: t.train_len(),
+            val: t.val_len(),
+        });
+    let budget = budget();
+    let limits = budget.limits(task_type);
+    let cancelled = || cancel.load(Ordering::Relaxed);
     algorithms
         .iter()
         .map(|a| {
             let program = parse(a)?;
-            let s = engine::score_on_suite(&program, tasks, seeds);
-            Ok(Evaluation {
-                algorithm_id: a.id,
-                score: finite(s.score),
-            })
+            let invalid = |reason: &dyn std::fmt::Display| {
+                tracing::info!(algorithm = a.id, %reason, "[worker] invalid algorithm; scored null");
+                Ok(Evaluation {
+                    algorithm_id: a.id,
+                    score: None,
+                })
+            };
+            if let Err(e) = cost::check(&program, task_type, suite.input_dim, examples, &limits) {
+                return invalid(&e);
+            }
+            let stop = Stop {
+                deadline: Some(Instant::now() + budget.deadline()),
+                cancelled: &cancelled,
+            };
+            match engine::score_on_suite_within(&program, tasks, seeds, &stop) {
+                Ok(s) => Ok(Evaluation {
+                    algorithm_id: a.id,
+                    score: finite(s.score),
+                }),
+                Err(_) if cancelled() => Err(JobError::Cancelled),
+                Err(e) => invalid(&format!("{e} (deadline {} s)", budget.deadline_s)),
+            }
         })
         .collect()
 }
@@ -242,15 +287,12 @@ pub fn evolve(
     seed: u64,
     pop_size: usize,
 ) -> Result<Option<EvolveResult>, JobError> {
-    let task_type: TaskType = suite
-        .task_type
-        .parse()
-        .map_err(|e: crate::tasks::UnknownTaskType| JobError::Task(e.to_string()))?;
+    let task_type = task_type(suite)?;
     let built = suite_tasks(suite)?;
     // Start from the parents at once: a population no larger than they fill.
     let pop_size = parents.len().clamp(2, pop_size.max(2));
     let config = EvolutionConfig {
-        profile: engine::ProfileChoice::Named(profile_name(task_type).into()),
+        profile: engine::ProfileChoice::Named(task_type.profile_name().into()),
         pop_size,
         tournament_size: pop_size.min(4),
         seed,
@@ -300,12 +342,17 @@ fn to_value<T: Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
-/// Run one sidecar job; the `Ok` value is the job's `result` object.
-pub fn execute_job(kind: &str, payload_json: &Value) -> Result<Value, JobError> {
+/// Run one sidecar job; the `Ok` value is the job's `result` object. `cancel` (the
+/// worker's stop flag) ends an evaluation between examples.
+pub fn execute_job(
+    kind: &str,
+    payload_json: &Value,
+    cancel: &AtomicBool,
+) -> Result<Value, JobError> {
     match kind {
         "evaluate" => {
             let p: EvaluatePayload = payload(kind, payload_json)?;
-            let evaluations = evaluate(&p.suite, &p.algorithms)?;
+            let evaluations = evaluate(&p.suite, &p.algorithms, cancel)?;
             Ok(to_value(&EvaluateResult { evaluations }))
         }
         "evolve" => {
@@ -319,7 +366,7 @@ pub fn execute_job(kind: &str, payload_json: &Value) -> Result<Value, JobError> 
         }
         "lease" => {
             let p: LeasePayload = payload(kind, payload_json)?;
-            let evaluations = evaluate(&p.eval_suite, &p.evaluate)?;
+            let evaluations = evaluate(&p.eval_suite, &p.evaluate, cancel)?;
             let evolved = if p.seeds.is_empty() || p.evolve_budget == 0 {
                 None
             } else {
@@ -364,8 +411,11 @@ mod tests {
         let empty = empty_program_dsl(TaskType::ScalarLinear);
         let payload = json!({"suite": suite(3), "algorithms": [
             {"id": 1, "algorithm_dsl": empty}, {"id": 2, "algorithm_dsl": LEARNER}]});
-        let a = execute_job("evaluate", &payload).unwrap();
-        assert_eq!(a, execute_job("evaluate", &payload).unwrap());
+        let a = execute_job("evaluate", &payload, &AtomicBool::new(false)).unwrap();
+        assert_eq!(
+            a,
+            execute_job("evaluate", &payload, &AtomicBool::new(false)).unwrap()
+        );
         let r: EvaluateResult = serde_json::from_value(a).unwrap();
         let (s_empty, s_learner) = (
             r.evaluations[0].score.unwrap(),
@@ -388,19 +438,23 @@ mod tests {
         let empty = empty_program_dsl(TaskType::ScalarLinear);
         let payload = json!({"suite": suite(2), "parents": [{"id": 5, "algorithm_dsl": empty}],
             "budget": 20, "seed": 3});
-        let r: EvolveResult =
-            serde_json::from_value(execute_job("evolve", &payload).unwrap()).unwrap();
+        let r: EvolveResult = serde_json::from_value(
+            execute_job("evolve", &payload, &AtomicBool::new(false)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(r.parent_ids, vec![5]);
         assert_ne!(canonical_dsl(&r.evolved_function).unwrap(), empty);
         assert_eq!(
-            execute_job("evolve", &payload).unwrap(),
+            execute_job("evolve", &payload, &AtomicBool::new(false)).unwrap(),
             serde_json::to_value(&r).unwrap(),
             "same seed, same child"
         );
         let lease = json!({"lease_id": 1, "eval_suite": suite(2), "evolve_suite": suite(2),
             "evaluate": [{"id": 9, "algorithm_dsl": LEARNER}],
             "seeds": [{"id": 5, "algorithm_dsl": empty}], "evolve_budget": 10, "seed": 1});
-        let l: LeaseResult = serde_json::from_value(execute_job("lease", &lease).unwrap()).unwrap();
+        let l: LeaseResult =
+            serde_json::from_value(execute_job("lease", &lease, &AtomicBool::new(false)).unwrap())
+                .unwrap();
         assert_eq!(l.evaluations.len(), 1);
         assert_eq!(l.evolutions.len(), 1);
         assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
@@ -408,23 +462,52 @@ mod tests {
     }
 
     #[test]
+    fn over_budget_and_cancelled_evaluations() {
+        // m0·m0 on 4 features costs 2000·(2+64+16) + …: far over the scalar_linear budget
+        // once repeated; the cheap learner in the same job is scored as usual.
+        let heavy = format!(
+            "# meta: vector_dim=4\n# predict\n{}s0 = norm(m1)\n",
+            "m1 = matmul(m1, m0)\n".repeat(2)
+        );
+        let wide = "# meta: vector_dim=64\n# predict\ns0 = dot(v0, v0)\n";
+        let payload = json!({"suite": suite(2), "algorithms": [
+            {"id": 1, "algorithm_dsl": wide}, {"id": 2, "algorithm_dsl": LEARNER},
+            {"id": 3, "algorithm_dsl": heavy}]});
+        let r: EvaluateResult = serde_json::from_value(
+            execute_job("evaluate", &payload, &AtomicBool::new(false)).unwrap(),
+        )
+        .unwrap();
+        let scores: Vec<Option<f64>> = r.evaluations.iter().map(|e| e.score).collect();
+        assert_eq!(scores[0], None, "vector_dim 64 on 4 features is invalid");
+        assert!(scores[1].is_some());
+        assert!(scores[2].is_some(), "two 4×4 products fit the budget");
+        // A stopping worker abandons the job.
+        assert!(matches!(
+            execute_job("evaluate", &payload, &AtomicBool::new(true)),
+            Err(JobError::Cancelled)
+        ));
+    }
+
+    #[test]
     fn bad_jobs_are_errors() {
         assert!(matches!(
-            execute_job("dance", &json!({})),
+            execute_job("dance", &json!({}), &AtomicBool::new(false)),
             Err(JobError::UnknownKind(_))
         ));
         assert!(matches!(
-            execute_job("evaluate", &json!({"suite": 1})),
+            execute_job("evaluate", &json!({"suite": 1}), &AtomicBool::new(false)),
             Err(JobError::Payload { .. })
         ));
         let bad =
             json!({"suite": suite(1), "algorithms": [{"id": 3, "algorithm_dsl": "s0 = nope(v0)"}]});
-        let e = execute_job("evaluate", &bad).unwrap_err().to_string();
+        let e = execute_job("evaluate", &bad, &AtomicBool::new(false))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("algorithm 3") && e.contains("line 1"), "{e}");
         let unknown = json!({"suite": {"task_type": "chess", "input_dim": 4, "task_count": 1, "task_seed": 0},
             "algorithms": []});
         assert!(matches!(
-            execute_job("evaluate", &unknown),
+            execute_job("evaluate", &unknown, &AtomicBool::new(false)),
             Err(JobError::Task(_))
         ));
         assert!(canonical_dsl("s0 = = 1").unwrap_err().contains("line 1"));

@@ -215,7 +215,7 @@ pub fn run_worker(client: &SidecarClient, run_id: &str, worker_id: &str, stop: &
             }
         };
         let started = std::time::Instant::now();
-        let outcome = execute_job(&job.kind, &job.payload).map_err(|e| e.to_string());
+        let outcome = execute_job(&job.kind, &job.payload, stop).map_err(|e| e.to_string());
         tracing::info!(
             worker = worker_id,
             job_id = %job.job_id,

@@ -35,6 +35,8 @@ const REPLAY_CAPACITY: usize = 200_000;
 /// The relay's shared state.
 pub struct Relay {
     pub cfg: RelayConfig,
+    /// The evaluation budget submissions must fit (step 7).
+    budget: crate::config::BudgetConfig,
     pub params: Params,
     pub db: RelayStore,
     commits: GroupCommit,
@@ -111,6 +113,7 @@ impl Relay {
             invite_lock: Mutex::new(()),
             test_lock: Mutex::new(()),
             sota: RwLock::new(sota),
+            budget: ctx.config.budget.clone(),
             cfg,
         })
     }
@@ -373,13 +376,6 @@ fn opt_str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Result<Option<&'a
     }
 }
 
-/// Step 7's strict DSL check (the engine's parser; its error names line and column).
-fn parse_dsl(text: &str) -> Result<(), String> {
-    crate::engine::parse_program(text)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 fn coldkey_of(relay: &Relay, miner: &str) -> Result<Option<String>, ApiError> {
     Ok(match relay.db.linked_code(miner)? {
         Some(code) => relay.db.invite(&code)?.and_then(|i| i.coldkey_address),
@@ -454,7 +450,7 @@ async fn submit_solution(req: &Request, body: Body, relay: Data<&Arc<Relay>>) ->
     let score = sub
         .score
         .ok_or_else(|| ApiError::bad_request("score is required"))?;
-    let content = submit::check_algorithm(&sub.algorithm_result, parse_dsl);
+    let content = submit::check_algorithm(&sub.algorithm_result, &relay.budget);
     let hash = sub.result_hash();
     let hotkey = signer.hotkey;
     let invited = relay.cfg.test_mode || relay.db.linked_code(&hotkey)?.is_some();

@@ -2,6 +2,11 @@
 //! checks over facts the caller gathered, the duplicate/hourly tracker, result ids.
 
 use super::ApiError;
+use crate::config::BudgetConfig;
+use crate::engine::{cost, parse_program};
+use crate::tasks::hyperparams::SuiteConfig;
+use crate::tasks::TaskType;
+use crate::validator::suites::MAX_INPUT_DIM;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -137,32 +142,46 @@ pub fn check(score: f64, f: &Facts) -> Result<(), ApiError> {
     f.content.clone().map_err(ApiError::bad_request)
 }
 
-/// Step 7: `algorithm_dsl`, when present, parses strictly; `task_type`, when present, is
-/// known. `parse_dsl` is the strict parser (its error names line and column).
-pub fn check_algorithm(
-    result: &Map<String, Value>,
-    parse_dsl: impl Fn(&str) -> Result<(), String>,
-) -> Result<(), String> {
-    match result.get("task_type") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(t)) => {
-            t.parse::<crate::tasks::TaskType>().map_err(|_| {
-                let known: Vec<&str> = crate::tasks::TaskType::ALL
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect();
-                format!("unknown task_type '{t}' (known: {})", known.join(", "))
-            })?;
-        }
+/// Step 7: `task_type`, when present, is known; `input_dim`, when present, is an integer
+/// the validators accept; `algorithm_dsl`, when present, parses strictly (the error names
+/// line and column) and fits the evaluation budget of its task (`engine::cost`: the
+/// error names the limit), since validators would count it invalid without running it.
+/// Missing `task_type`/`input_dim` are the validators' defaults.
+pub fn check_algorithm(result: &Map<String, Value>, budget: &BudgetConfig) -> Result<(), String> {
+    let defaults = SuiteConfig::default();
+    let task_type = match result.get("task_type") {
+        None | Some(Value::Null) => defaults.default_task_type,
+        Some(Value::String(t)) => t.parse::<TaskType>().map_err(|_| {
+            let known: Vec<&str> = TaskType::ALL.iter().map(|t| t.as_str()).collect();
+            format!("unknown task_type '{t}' (known: {})", known.join(", "))
+        })?,
         Some(_) => return Err("algorithm_result.task_type must be a string".into()),
-    }
-    match result.get("algorithm_dsl") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(dsl)) => {
-            parse_dsl(dsl).map_err(|e| format!("algorithm_dsl does not parse: {e}"))
-        }
-        Some(_) => Err("algorithm_result.algorithm_dsl must be a string".into()),
-    }
+    };
+    let input_dim = match result.get("input_dim") {
+        None | Some(Value::Null) => defaults.default_input_dim,
+        Some(v) => v
+            .as_u64()
+            .filter(|d| (1..=MAX_INPUT_DIM as u64).contains(d))
+            .ok_or_else(|| {
+                format!("algorithm_result.input_dim must be an integer in 1..={MAX_INPUT_DIM}")
+            })? as usize,
+    };
+    let dsl = match result.get("algorithm_dsl") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(dsl)) => dsl,
+        Some(_) => return Err("algorithm_result.algorithm_dsl must be a string".into()),
+    };
+    let program = parse_program(dsl).map_err(|e| format!("algorithm_dsl does not parse: {e}"))?;
+    let examples = defaults.tasks.examples(task_type);
+    cost::check(
+        &program,
+        task_type,
+        input_dim,
+        examples,
+        &budget.limits(task_type),
+    )
+    .map(|_| ())
+    .map_err(|e| format!("algorithm_dsl is over the evaluation budget: {e}"))
 }
 
 /// `sha256_hex("<hotkey>:<task_id>:<unix s>")[..16]`: a first submission's stable id.
@@ -346,26 +365,43 @@ mod tests {
     #[test]
     fn algorithm_content() {
         let obj = |v: Value| v.as_object().unwrap().clone();
-        let parse = |s: &str| {
-            if s == "good" {
-                Ok(())
-            } else {
-                Err("line 1, column 1: nope".to_string())
-            }
-        };
-        assert!(check_algorithm(&obj(serde_json::json!({})), parse).is_ok());
-        assert!(check_algorithm(
-            &obj(serde_json::json!({"task_type":"scalar_linear","algorithm_dsl":"good"})),
-            parse
-        )
-        .is_ok());
-        let e =
-            check_algorithm(&obj(serde_json::json!({"algorithm_dsl":"bad"})), parse).unwrap_err();
-        assert!(e.contains("line 1, column 1"), "{e}");
-        let e = check_algorithm(&obj(serde_json::json!({"task_type":"chess"})), parse).unwrap_err();
+        let check = |v: Value| check_algorithm(&obj(v), &BudgetConfig::default());
+        let learner = "# predict\ns0 = dot(v0, v1)\n# learn\nv1 = v0 * s1\n";
+        assert!(check(serde_json::json!({})).is_ok());
+        assert!(
+            check(serde_json::json!({"task_type":"scalar_linear","algorithm_dsl":learner})).is_ok()
+        );
+        let e = check(serde_json::json!({"algorithm_dsl":"s0 = nope(v0)"})).unwrap_err();
+        assert!(e.contains("line 1, column"), "{e}");
+        let e = check(serde_json::json!({"task_type":"chess"})).unwrap_err();
         assert!(e.contains("unknown task_type 'chess'"), "{e}");
-        assert!(check_algorithm(&obj(serde_json::json!({"task_type":3})), parse).is_err());
-        assert!(check_algorithm(&obj(serde_json::json!({"algorithm_dsl":[1]})), parse).is_err());
+        assert!(check(serde_json::json!({"task_type":3})).is_err());
+        assert!(check(serde_json::json!({"algorithm_dsl":[1]})).is_err());
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(65),
+            serde_json::json!(4.5),
+        ] {
+            let e = check(serde_json::json!({"input_dim": bad})).unwrap_err();
+            assert!(e.contains("input_dim"), "{e}");
+        }
+        // Over budget: the limit is named (here: D must be the task's input_dim).
+        let wide = format!("# meta: vector_dim=1024\n{learner}");
+        let e = check(serde_json::json!({"algorithm_dsl": wide, "input_dim": 16})).unwrap_err();
+        assert!(
+            e.contains("over the evaluation budget") && e.contains("input_dim=16"),
+            "{e}"
+        );
+        // The budget follows the configuration.
+        let big = "# predict\nm1 = matmul(m0, m0)\ns0 = norm(m1)\n";
+        let raw = obj(serde_json::json!({"task_type":"scalar_linear","algorithm_dsl":big}));
+        let e = check_algorithm(&raw, &BudgetConfig::default()).unwrap_err();
+        assert!(e.contains("budget.scalar_linear"), "{e}");
+        let raised = BudgetConfig {
+            scalar_linear: 100_000_000,
+            ..BudgetConfig::default()
+        };
+        assert!(check_algorithm(&raw, &raised).is_ok());
     }
 
     #[test]

@@ -50,6 +50,28 @@ impl Default for LinearSamples {
     }
 }
 
+impl TaskSizes {
+    /// Training and validation examples of one task of `task_type` (what the
+    /// evaluation budget multiplies a program's per-example work by).
+    pub fn examples(&self, task_type: TaskType) -> crate::engine::Examples {
+        let image = |s: &ImageSizes| {
+            let train = s.train_count(s.n_samples);
+            crate::engine::Examples {
+                train,
+                val: s.n_samples - train,
+            }
+        };
+        match task_type {
+            TaskType::ScalarLinear => crate::engine::Examples {
+                train: self.scalar_linear.train_samples,
+                val: self.scalar_linear.val_samples,
+            },
+            TaskType::MnistBinary => image(&self.mnist_binary),
+            TaskType::Cifar10Binary => image(&self.cifar10_binary),
+        }
+    }
+}
+
 impl Default for SuiteConfig {
     fn default() -> Self {
         SuiteConfig {

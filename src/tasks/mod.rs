@@ -58,6 +58,15 @@ impl TaskType {
         }
     }
 
+    /// The engine profile miners search programs of this type in (and whose phase
+    /// sizes bound what validators accept, see `engine::cost`).
+    pub fn profile_name(self) -> &'static str {
+        match self {
+            TaskType::ScalarLinear => "scalar_linear",
+            TaskType::MnistBinary | TaskType::Cifar10Binary => "cifar",
+        }
+    }
+
     /// How predictions are scored.
     pub fn metric(self) -> Metric {
         match self {

@@ -69,8 +69,8 @@ pub fn start(
             "validator.relay_url is empty and the embedded relay is disabled".into(),
         )
     })?;
-    let suites =
-        Arc::new(suites::Suites::from_config(cfg, &ctx.data_dir).map_err(ValidatorError::Config)?);
+    let suites = suites::Suites::from_config(cfg, &ctx.data_dir).map_err(ValidatorError::Config)?;
+    let suites = Arc::new(suites.with_budget(ctx.config.budget.clone()));
     let mut states = Vec::new();
     let mut handles = Vec::new();
     for i in 1..=cfg.count {

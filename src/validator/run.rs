@@ -1,6 +1,18 @@
 //! The validator loop (validator.md §1): poll the relay, judge every new result, vote.
 //! Independent of the daemon — `bitsota validate` runs the same loop — and synchronous:
 //! it runs on its own (blocking) thread, and re-evaluations run on rayon.
+//!
+//! Submissions are untrusted, so no submission can starve the others:
+//! - a program over the evaluation budget (`engine::cost`) is counted invalid without
+//!   being run, and one that outlives the wall-clock deadline (`[budget] deadline_s`,
+//!   looked at between examples) is counted invalid when it passes it;
+//! - new results wait in a queue, newest first, bounded by what one poll fetches; a poll
+//!   re-evaluates from its head for at most one poll interval (at least
+//!   [`MIN_SLICE`]), votes on what it judged, and the rest waits for the next poll,
+//!   which starts at once while work is queued. So an honest submission arriving after
+//!   any number of hostile ones is judged in the next poll;
+//! - shutdown cancels a running evaluation between examples; the result stays unseen
+//!   and is judged after a restart.
 
 use super::client::{RelayClient, SotaVote, VoteAnswer};
 use super::metrics::{short_hotkey, MetricsLog};
@@ -10,6 +22,7 @@ use super::state::{ValidatorState, VoteRecord};
 use super::suites::{Algorithm, PreparedSuite, Suites};
 use super::ValidatorError;
 use crate::config::ValidatorConfig;
+use crate::engine::Stop;
 use crate::keys::{verify_hex, Keypair};
 use crate::store::Store;
 use crate::tasks::TaskType;
@@ -23,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a sleeping loop checks for shutdown and a due stats line.
 const TICK: Duration = Duration::from_millis(100);
+/// Shortest time a poll spends re-evaluating before it votes (the poll interval when
+/// longer).
+pub const MIN_SLICE: Duration = Duration::from_secs(1);
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -48,12 +64,32 @@ pub struct ValidatorLoop {
     backing: Option<String>,
     /// The winner of the newest SOTA event we have seen.
     latest_winner: Option<String>,
+    /// New results that passed the cheap checks, waiting for re-evaluation in the
+    /// relay's order (newest first); not yet in the seen-set.
+    queue: Vec<Queued>,
 }
 
-/// A new result that passed the signature and parse checks.
+/// A new result that passed the signature, parse and budget checks.
 struct Pending {
     sub: Submission,
     alg: Algorithm,
+}
+
+struct Queued {
+    /// Its seen-set key.
+    key: Vec<u8>,
+    pending: Pending,
+}
+
+/// How one re-evaluation ended.
+enum Outcome {
+    Scored(f64),
+    /// Its suite could not be prepared (`eval_err`).
+    NoSuite,
+    /// Past the wall-clock deadline: invalid.
+    OverDeadline,
+    /// Shutdown: left unjudged.
+    Cancelled,
 }
 
 impl ValidatorLoop {
@@ -87,6 +123,7 @@ impl ValidatorLoop {
             metrics: MetricsLog::open(metrics_path),
             backing: None,
             latest_winner: None,
+            queue: Vec::new(),
         })
     }
 
@@ -107,7 +144,7 @@ impl ValidatorLoop {
         let mut failures = 0u32;
         let mut polls = 0u64;
         while !stop.is_cancelled() {
-            match self.poll_once() {
+            match self.poll_once(stop) {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures = failures.saturating_add(1);
@@ -120,7 +157,13 @@ impl ValidatorLoop {
             if max_polls > 0 && polls >= max_polls {
                 break;
             }
-            let until = Instant::now() + backoff(self.cfg.poll_interval_s, failures);
+            // Queued work continues at once (after a look at the relay for newer results).
+            let wait = if failures == 0 && !self.queue.is_empty() {
+                Duration::ZERO
+            } else {
+                backoff(self.cfg.poll_interval_s, failures)
+            };
+            let until = Instant::now() + wait;
             while !stop.is_cancelled() {
                 if !stats_every.is_zero() && last_stats.elapsed() >= stats_every {
                     last_stats = Instant::now();
@@ -136,9 +179,10 @@ impl ValidatorLoop {
         tracing::info!(validator = %name, "{}", stats_line(&self.state.counters(), self.state.sota()));
     }
 
-    /// One poll: fetch, judge every new result, vote. `Err` when the relay's result list
-    /// could not be fetched or the seen-set not written (the caller backs off).
-    pub fn poll_once(&mut self) -> Result<(), ValidatorError> {
+    /// One poll: fetch, screen the new results, re-evaluate queued ones newest first
+    /// for one slice, vote. `Err` when the relay's result list could not be fetched or
+    /// the seen-set not written (the caller backs off).
+    pub fn poll_once(&mut self, stop: &CancellationToken) -> Result<(), ValidatorError> {
         self.state.count(|c| c.polls += 1);
         let raw = self.client.results(self.cfg.limit)?;
         let sota = self.client.sota_threshold().unwrap_or_else(|e| {
@@ -148,91 +192,120 @@ impl ValidatorLoop {
         self.state.set_sota(sota);
         self.state.count(|c| c.fetched += raw.len() as u64);
 
-        let pending = self.screen(&raw)?;
-        let judged = self.evaluate(pending, sota);
+        self.screen(&raw)?;
+        let judged = self.evaluate(sota, stop)?;
         self.vote(judged, sota);
         self.refresh_weights();
         Ok(())
     }
 
-    /// Skip seen results, then check fields, signature and program of the new ones.
-    /// Every new result is marked seen (and committed) before any vote is sent, so a
-    /// restart never votes for it again.
-    fn screen(&mut self, raw: &[serde_json::Value]) -> Result<Vec<Pending>, ValidatorError> {
-        let name = &self.state.name;
-        let mut pending = Vec::new();
+    /// Rebuild the queue from a fetched list: results already queued keep their place
+    /// in the relay's order, seen ones are skipped, new ones are checked (fields,
+    /// signature, program, budget). A result failing a check is marked seen (and
+    /// committed) at once; one passing waits in the queue, unseen until judged. Queued
+    /// results the relay no longer lists are dropped.
+    fn screen(&mut self, raw: &[serde_json::Value]) -> Result<(), ValidatorError> {
+        let mut queued: HashMap<Vec<u8>, Pending> = std::mem::take(&mut self.queue)
+            .into_iter()
+            .map(|q| (q.key, q.pending))
+            .collect();
         for item in raw {
             let key = rules::seen_key(item);
+            if let Some(pending) = queued.remove(&key) {
+                self.queue.push(Queued { key, pending });
+                continue;
+            }
             if self.seen.contains(&key)? {
                 self.state.count(|c| c.dupe += 1);
                 continue;
             }
-            self.seen.insert(&key)?;
             self.state.count(|c| c.new += 1);
-            let sub = match rules::extract(item) {
-                Ok(s) => s,
-                Err(reason) => {
-                    tracing::info!(validator = %name, %reason, "invalid result");
-                    self.state.count(|c| c.invalid += 1);
-                    continue;
-                }
-            };
-            if let Err(e) = verify_hex(&sub.miner_hotkey, &sub.timestamp_message, &sub.signature) {
-                tracing::info!(validator = %name, miner = %sub.miner_hotkey, error = %e, "miner signature rejected");
-                self.state.count(|c| c.sig_fail += 1);
-                continue;
-            }
-            match self.suites.parse(&sub.algorithm_result) {
-                Ok(alg) => pending.push(Pending { sub, alg }),
-                Err(reason) => {
-                    tracing::info!(validator = %name, miner = %sub.miner_hotkey, %reason, "unparsable submission");
-                    self.state.count(|c| c.parse_fail += 1);
-                }
+            match self.check(item) {
+                Some(pending) => self.queue.push(Queued { key, pending }),
+                None => self.seen.insert(&key)?,
             }
         }
         self.seen.commit()?;
         let unique = self.seen.len() as u64;
         self.state.count(|c| c.unique_seen = unique);
-        Ok(pending)
+        Ok(())
     }
 
-    /// Re-evaluate the batch (in parallel across results, and across tasks inside each)
-    /// and judge each result. Results whose suite cannot be prepared count `eval_err`.
-    fn evaluate(&mut self, pending: Vec<Pending>, sota: f64) -> Vec<(Pending, f64, Verdict)> {
-        let name = self.state.name.clone();
-        // Suites are prepared here, on this plain thread, before the parallel section.
-        let mut suites: HashMap<(TaskType, usize), Option<Arc<PreparedSuite>>> = HashMap::new();
-        for p in &pending {
-            let key = (p.alg.task_type, p.alg.input_dim);
-            suites.entry(key).or_insert_with(|| match self.suites.prepared(key.0, key.1) {
-                Ok(s) => Some(s),
-                Err(reason) => {
-                    tracing::warn!(validator = %name, task_type = %key.0, input_dim = key.1, %reason,
-                        "cannot prepare the validator suite; results of this kind are not evaluated");
-                    None
-                }
-            });
+    /// The cheap checks of one new result, counting a failure; `None` when it failed.
+    fn check(&self, item: &serde_json::Value) -> Option<Pending> {
+        let name = &self.state.name;
+        let sub = match rules::extract(item) {
+            Ok(s) => s,
+            Err(reason) => {
+                tracing::info!(validator = %name, %reason, "invalid result");
+                self.state.count(|c| c.invalid += 1);
+                return None;
+            }
+        };
+        if let Err(e) = verify_hex(&sub.miner_hotkey, &sub.timestamp_message, &sub.signature) {
+            tracing::info!(validator = %name, miner = %sub.miner_hotkey, error = %e, "miner signature rejected");
+            self.state.count(|c| c.sig_fail += 1);
+            return None;
         }
-        let mut ready = Vec::new();
-        let mut failed = 0u64;
-        for p in pending {
-            match &suites[&(p.alg.task_type, p.alg.input_dim)] {
-                Some(suite) => ready.push((p, suite.clone())),
-                None => failed += 1,
+        let alg = match self.suites.parse(&sub.algorithm_result) {
+            Ok(alg) => alg,
+            Err(reason) => {
+                tracing::info!(validator = %name, miner = %sub.miner_hotkey, %reason, "unparsable submission");
+                self.state.count(|c| c.parse_fail += 1);
+                return None;
+            }
+        };
+        if let Err(e) = self.suites.check_budget(&alg) {
+            tracing::info!(validator = %name, miner = %sub.miner_hotkey, reason = %e,
+                "invalid result: over the evaluation budget; not evaluated");
+            self.state.count(|c| c.invalid += 1);
+            return None;
+        }
+        Some(Pending { sub, alg })
+    }
+
+    /// Re-evaluate queued results from the head (newest first), a round of as many as
+    /// there are threads at a time, until the slice is spent, the queue is empty or
+    /// shutdown; judge each scored result. Every judged result is marked seen (and
+    /// committed) before the caller votes.
+    fn evaluate(
+        &mut self,
+        sota: f64,
+        stop: &CancellationToken,
+    ) -> Result<Vec<(Pending, f64, Verdict)>, ValidatorError> {
+        let name = self.state.name.clone();
+        let slice = Duration::from_secs_f64(self.cfg.poll_interval_s).max(MIN_SLICE);
+        let width = rayon::current_num_threads().max(1);
+        let started = Instant::now();
+        let mut scored = Vec::new();
+        while !self.queue.is_empty() && started.elapsed() < slice && !stop.is_cancelled() {
+            let round: Vec<Queued> = self.queue.drain(..width.min(self.queue.len())).collect();
+            let outcomes = self.evaluate_round(&round, stop);
+            for (q, outcome) in round.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Cancelled => continue,
+                    Outcome::Scored(score) => scored.push((q.pending, score)),
+                    Outcome::NoSuite => self.state.count(|c| c.eval_err += 1),
+                    Outcome::OverDeadline => {
+                        tracing::info!(validator = %name, miner = %q.pending.sub.miner_hotkey,
+                            deadline_s = self.suites.deadline().as_secs_f64(),
+                            "invalid result: re-evaluation passed its deadline");
+                        self.state.count(|c| c.invalid += 1);
+                    }
+                }
+                self.seen.insert(&q.key)?;
             }
         }
-        self.state.count(|c| c.eval_err += failed);
-        if ready.is_empty() {
-            return Vec::new();
+        self.seen.commit()?;
+        let unique = self.seen.len() as u64;
+        self.state.count(|c| c.unique_seen = unique);
+        if scored.is_empty() {
+            return Ok(Vec::new());
         }
-        let started = Instant::now();
-        let scores: Vec<f64> = ready
-            .par_iter()
-            .map(|(p, suite)| suite.score(&p.alg.program))
-            .collect();
         let elapsed = started.elapsed().as_secs_f64();
-        let n = ready.len();
-        tracing::info!(validator = %name, evaluations = n, seconds = elapsed, "batch re-evaluated");
+        let n = scored.len();
+        tracing::info!(validator = %name, evaluations = n, seconds = elapsed, queued = self.queue.len(),
+            "batch re-evaluated");
         self.metrics.event(
             "evaluation_batch",
             json!({
@@ -242,13 +315,50 @@ impl ValidatorLoop {
                 "sota_threshold": sota,
             }),
         );
-        ready
+        Ok(scored
             .into_iter()
-            .zip(scores)
-            .map(|((p, _), score)| {
+            .map(|(p, score)| {
                 let verdict = judge(score, p.sub.claimed, sota, self.cfg.blacklist_cutoff);
                 self.state.count(|c| c.record(verdict));
                 (p, score, verdict)
+            })
+            .collect())
+    }
+
+    /// Re-evaluate one round in parallel (across results, and across tasks inside
+    /// each), each under its own deadline and the shutdown token.
+    fn evaluate_round(&self, round: &[Queued], stop: &CancellationToken) -> Vec<Outcome> {
+        // Suites are prepared here, on this plain thread, before the parallel section.
+        let mut suites: HashMap<(TaskType, usize), Option<Arc<PreparedSuite>>> = HashMap::new();
+        for q in round {
+            let key = (q.pending.alg.task_type, q.pending.alg.input_dim);
+            suites.entry(key).or_insert_with(|| match self.suites.prepared(key.0, key.1) {
+                Ok(s) => Some(s),
+                Err(reason) => {
+                    tracing::warn!(validator = %self.state.name, task_type = %key.0, input_dim = key.1, %reason,
+                        "cannot prepare the validator suite; results of this kind are not evaluated");
+                    None
+                }
+            });
+        }
+        let deadline = self.suites.deadline();
+        let cancelled = || stop.is_cancelled();
+        round
+            .par_iter()
+            .map(|q| {
+                let alg = &q.pending.alg;
+                let Some(suite) = &suites[&(alg.task_type, alg.input_dim)] else {
+                    return Outcome::NoSuite;
+                };
+                let limit = Stop {
+                    deadline: Some(Instant::now() + deadline),
+                    cancelled: &cancelled,
+                };
+                match suite.score_within(&alg.program, &limit) {
+                    Ok(score) => Outcome::Scored(score),
+                    Err(_) if stop.is_cancelled() => Outcome::Cancelled,
+                    Err(_) => Outcome::OverDeadline,
+                }
             })
             .collect()
     }
@@ -437,17 +547,54 @@ mod tests {
         let mut missing = result(&Keypair::generate(), LINEAR);
         missing.as_object_mut().unwrap().remove("score");
 
-        let batch = [good, forged, replayed, unparsable, missing];
-        let pending = v.screen(&batch).unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].sub.miner_hotkey, honest.ss58());
+        // Over the budget: vector_dim must be the task's input_dim (4 here).
+        let wide = result(
+            &Keypair::generate(),
+            &format!("# meta: vector_dim=1024\n{LINEAR}"),
+        );
+
+        let batch = [good, forged, replayed, unparsable, missing, wide];
+        v.screen(&batch).unwrap();
+        assert_eq!(v.queue.len(), 1);
+        assert_eq!(v.queue[0].pending.sub.miner_hotkey, honest.ss58());
         let c = v.state.counters();
         assert_eq!(
             (c.new, c.sig_fail, c.parse_fail, c.invalid, c.unique_seen),
-            (5, 2, 1, 1, 5)
+            (6, 2, 1, 2, 5),
+            "rejected results are seen at once, the queued one when judged"
         );
-        // Seen: a second look skips them all, rejected ones included.
-        assert!(v.screen(&batch).unwrap().is_empty());
-        assert_eq!(v.state.counters().dupe, 5);
+        // A second look skips the rejected ones and keeps the queued one, once.
+        v.screen(&batch).unwrap();
+        assert_eq!(v.queue.len(), 1);
+        assert_eq!((v.state.counters().dupe, v.state.counters().new), (5, 6));
+        // A result the relay no longer lists leaves the queue.
+        v.screen(&batch[1..]).unwrap();
+        assert!(v.queue.is_empty());
+    }
+
+    #[test]
+    fn the_queue_is_judged_newest_first_within_a_slice_and_shutdown_leaves_it_unseen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = validator(dir.path());
+        let miners: Vec<Keypair> = (0..3).map(|_| Keypair::generate()).collect();
+        let batch: Vec<_> = miners.iter().map(|m| result(m, LINEAR)).collect();
+        v.screen(&batch).unwrap();
+        assert_eq!(v.queue.len(), 3);
+
+        // Shutdown before the round: nothing judged, nothing marked seen.
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        assert!(v.evaluate(0.0, &stopped).unwrap().is_empty());
+        assert_eq!((v.queue.len(), v.state.counters().unique_seen), (3, 0));
+
+        let judged = v.evaluate(0.0, &CancellationToken::new()).unwrap();
+        let order: Vec<String> = judged
+            .iter()
+            .map(|(p, _, _)| p.sub.miner_hotkey.clone())
+            .collect();
+        let want: Vec<String> = miners.iter().map(|m| m.ss58()).collect();
+        assert_eq!(order, want, "in the relay's (newest-first) order");
+        assert!(v.queue.is_empty());
+        assert_eq!(v.state.counters().unique_seen, 3);
     }
 }

@@ -2,8 +2,9 @@
 //! (prepared once per task type and input dimension, shared by every validator of the
 //! process) and the deterministic score (engine.md §2, §4.1).
 
-use crate::config::ValidatorConfig;
-use crate::engine::{parse_program, score_on_suite, Program};
+use crate::config::{BudgetConfig, ValidatorConfig};
+use crate::engine::{cost, parse_program, score_on_suite, score_on_suite_within, Program};
+use crate::engine::{Halted, OverBudget, Stop};
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::suite::SuiteSpec;
 use crate::tasks::{prepare_suite, DataConfig, Task, TaskType};
@@ -41,12 +42,19 @@ impl PreparedSuite {
     pub fn score(&self, program: &Program) -> f64 {
         score_on_suite(program, &self.tasks, &self.seeds).score as f64
     }
+
+    /// [`Self::score`] for a submission: gives up between examples once `stop` is due
+    /// (the wall-clock deadline, or shutdown). A finished evaluation's score is the same.
+    pub fn score_within(&self, program: &Program, stop: &Stop) -> Result<f64, Halted> {
+        score_on_suite_within(program, &self.tasks, &self.seeds, stop).map(|s| s.score as f64)
+    }
 }
 
 /// The validator suites of one process.
 pub struct Suites {
     config: SuiteConfig,
     data: DataConfig,
+    budget: BudgetConfig,
     /// Least recently used first.
     cache: Mutex<Vec<(SuiteKey, Arc<PreparedSuite>)>>,
 }
@@ -68,8 +76,33 @@ impl Suites {
         Ok(Suites {
             config,
             data,
+            budget: BudgetConfig::default(),
             cache: Mutex::new(Vec::new()),
         })
+    }
+
+    /// These suites with the evaluation budget `budget` instead of the default.
+    pub fn with_budget(mut self, budget: BudgetConfig) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Whether `alg` fits the evaluation budget of its task type on these suites' task
+    /// sizes (`engine::cost`); checked before any evaluation, in milliseconds. `Ok`
+    /// carries the estimated cost per task.
+    pub fn check_budget(&self, alg: &Algorithm) -> Result<u64, OverBudget> {
+        cost::check(
+            &alg.program,
+            alg.task_type,
+            alg.input_dim,
+            self.config.tasks.examples(alg.task_type),
+            &self.budget.limits(alg.task_type),
+        )
+    }
+
+    /// The wall-clock limit of one evaluation.
+    pub fn deadline(&self) -> std::time::Duration {
+        self.budget.deadline()
     }
 
     /// Parse `algorithm_result` (JSON text of an object) strictly: `algorithm_dsl` must

@@ -5,6 +5,7 @@
 //! [`app::App`] holds the state, [`app::update`] turns events (keys, poll results, ticks)
 //! into state changes and HTTP requests, [`view::view`] renders the state, and
 //! [`poller::Poller`] does the HTTP on background threads.
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;

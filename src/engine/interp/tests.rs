@@ -8,17 +8,6 @@ use proptest::prelude::*;
 
 const META: &str = "# meta: scalar_count=4 vector_count=4 matrix_count=2 vector_dim=2\n";
 
-/// `compile` without dead-code elimination.
-fn compile_keeping_dead(p: &Program, input_dim: usize) -> Compiled {
-    let mut out = Compiled::default();
-    let mut compiler = Compiler {
-        keep_dead: true,
-        ..Compiler::default()
-    };
-    compiler.compile_into(p, input_dim, &mut out);
-    out
-}
-
 /// Registers after running `setup` with dead-code elimination off (so every
 /// instruction's effect is visible). Layout: s0..s3, v0..v3 (2 each), m0, m1 (4 each).
 fn setup_regs(setup: &str) -> Vec<f32> {
@@ -303,7 +292,7 @@ proptest! {
         // The D-specialised kernels agree bit for bit with the generic ones.
         let c = compile(&p, dim);
         let mut g = Evaluator::new();
-        let spec = RunSpec { n_train: task.train_len(), n_val: task.val_len(), early_stop: None, record_train_errors: false };
+        let spec = RunSpec { n_train: task.train_len(), n_val: task.val_len(), early_stop: None, record_train_errors: false, stop: None };
         g.run(&c, Lanes::single(&task), &[5], spec);
         g.regs.fill(0.0);
         g.rngs = vec![crate::rng::Rng::new(5)];
@@ -337,6 +326,7 @@ fn wide_kernels_match_the_baseline_bit_for_bit() {
             n_val: 12,
             early_stop: Some(50.0),
             record_train_errors: false,
+            stop: None,
         };
         for _ in 0..60 {
             let mut p = crate::engine::mutate::random_program(&profile, dim, &mut rng);

@@ -1,0 +1,624 @@
+//! The interpreter's kernel: the only module of the crate allowed `unsafe` code.
+//!
+//! Two kinds of `unsafe` live here, and nowhere else:
+//!
+//! - **Unchecked register access** ([`Regs`]). The hot loop reads and writes the
+//!   register file through a raw pointer, without bounds checks. The proof that every
+//!   index is in range is split in two: [`super::Compiler::compile_into`] verifies every
+//!   instruction it emits against the register file it lays out
+//!   ([`super::Compiled::in_bounds`], a hard check, not a `debug_assert`), and a
+//!   [`super::Compiled`] cannot be built any other way; [`Evaluator::run`] then sizes the
+//!   register file to `n_regs·lanes` and dispatches `D`/`T` equal to the compiled vector
+//!   size and lane count. Every function that touches registers is an `unsafe fn` whose
+//!   `# Safety` section states what it needs; [`exec`] is the single entry point.
+//!   Built with the `checked` cargo feature, every access is bounds-checked instead
+//!   (a violated invariant panics rather than corrupting memory); the property test
+//!   `tests/interp_props.rs` runs random and adversarial programs under that feature.
+//! - **AVX2 dispatch**: the same safe code compiled a second time with
+//!   `#[target_feature(enable = "avx2")]`, called only after the CPU reported AVX2.
+
+use super::{copy_small, stop_astray, STOP_CHECK_EVERY};
+use super::{BinOp, CInstr, Compiled, Evaluator, Kernel, Lanes, Mode, Reduce, RunSpec, UnOp};
+use crate::engine::ops::Kind;
+use crate::rng::Rng;
+
+/// Raw access to a register file laid out task-major: element `e` of task `t` lives at
+/// `e·T + t`, so one instruction runs for all `T` tasks in a row and the per-task
+/// arithmetic vectorises.
+///
+/// Every method is `unsafe`: the caller guarantees that the flat index it touches
+/// (`e·T + t`, or `j..j+8`) lies inside the slice the value was made from, and that
+/// no other reference to that slice is used while this value is.
+#[derive(Clone, Copy)]
+struct Regs {
+    p: *mut f32,
+    t: usize,
+    /// Elements of the register file (checked builds verify every index against it).
+    #[cfg(feature = "checked")]
+    len: usize,
+}
+
+impl Regs {
+    fn new(regs: &mut [f32], t: usize) -> Regs {
+        Regs {
+            p: regs.as_mut_ptr(),
+            t,
+            #[cfg(feature = "checked")]
+            len: regs.len(),
+        }
+    }
+
+    /// Panics (checked builds only) unless flat indices `j..j + n` are in the file.
+    #[inline(always)]
+    fn check(self, j: usize, n: usize) {
+        #[cfg(feature = "checked")]
+        assert!(
+            j.checked_add(n).is_some_and(|end| end <= self.len),
+            "register access {j}..{} outside a file of {} values",
+            j.saturating_add(n),
+            self.len
+        );
+        #[cfg(not(feature = "checked"))]
+        let _ = (j, n);
+    }
+
+    /// # Safety
+    /// `e·T + t` is inside the register file.
+    #[inline(always)]
+    unsafe fn get(self, e: usize, t: usize) -> f32 {
+        self.check(e * self.t + t, 1);
+        *self.p.add(e * self.t + t)
+    }
+    /// # Safety
+    /// `e·T + t` is inside the register file.
+    #[inline(always)]
+    unsafe fn set(self, e: usize, t: usize, v: f32) {
+        self.check(e * self.t + t, 1);
+        *self.p.add(e * self.t + t) = v
+    }
+    /// Eight consecutive values from flat index `j` (= e·T + t).
+    ///
+    /// # Safety
+    /// `j..j + 8` is inside the register file.
+    #[inline(always)]
+    unsafe fn load8(self, j: usize) -> [f32; 8] {
+        self.check(j, 8);
+        (self.p.add(j) as *const [f32; 8]).read_unaligned()
+    }
+    /// # Safety
+    /// `j..j + 8` is inside the register file.
+    #[inline(always)]
+    unsafe fn store8(self, j: usize, v: [f32; 8]) {
+        self.check(j, 8);
+        (self.p.add(j) as *mut [f32; 8]).write_unaligned(v)
+    }
+    /// Set flat indices `j..j + n` to `v`.
+    ///
+    /// # Safety
+    /// `j..j + n` is inside the register file.
+    #[inline(always)]
+    unsafe fn fill(self, j: usize, n: usize, v: f32) {
+        self.check(j, n);
+        std::slice::from_raw_parts_mut(self.p.add(j), n).fill(v)
+    }
+}
+
+/// `d[j] = f(a[j], b[j])` for `len` values from flat indices `d`, `a`, `b`, eight at a
+/// time so that the compiler emits vector instructions. Reading a chunk of each
+/// operand before writing it is the element-wise result because the ranges passed
+/// here never partly overlap: they are whole registers (or rows) of one kind, which
+/// either coincide or are disjoint.
+///
+/// # Safety
+/// `d..d + len`, `a..a + len` and `b..b + len` are inside the register file.
+#[inline(always)]
+unsafe fn zip_map<F: Fn(f32, f32) -> f32>(
+    r: Regs,
+    d: usize,
+    a: usize,
+    b: usize,
+    len: usize,
+    f: &F,
+) {
+    let mut j = 0;
+    while j + 8 <= len {
+        let (x, y) = (r.load8(a + j), r.load8(b + j));
+        r.store8(d + j, std::array::from_fn(|k| f(x[k], y[k])));
+        j += 8;
+    }
+    for j in j..len {
+        // Element 0 of "task" j is flat index j.
+        r.set(0, d + j, f(r.get(0, a + j), r.get(0, b + j)));
+    }
+}
+
+/// `i`'s binary element-wise op over `n` destination elements.
+///
+/// # Safety
+/// `i` passed [`Compiled::in_bounds`] for this register file at vector size `dim`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bin<F: Fn(f32, f32) -> f32>(
+    r: Regs,
+    i: &CInstr,
+    ma: Mode,
+    mb: Mode,
+    n: usize,
+    dim: usize,
+    tasks: usize,
+    f: F,
+) {
+    let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
+    match (ma, mb) {
+        (Mode::Scalar, Mode::Scalar) => {
+            for t in 0..tasks {
+                let v = f(r.get(a, t), r.get(b, t));
+                for k in 0..n {
+                    r.set(d + k, t, v);
+                }
+            }
+        }
+        // Task-major layout: same-kind operands are one contiguous run of n·T values.
+        (Mode::Same, Mode::Same) => zip_map(r, d * tasks, a * tasks, b * tasks, n * tasks, &f),
+        // Row k of the destination pairs row k of one operand with the scalar's row.
+        (Mode::Scalar, Mode::Same) => {
+            for k in 0..n {
+                zip_map(r, (d + k) * tasks, a * tasks, (b + k) * tasks, tasks, &f);
+            }
+        }
+        (Mode::Same, Mode::Scalar) => {
+            for k in 0..n {
+                zip_map(r, (d + k) * tasks, (a + k) * tasks, b * tasks, tasks, &f);
+            }
+        }
+        _ => {
+            let at = |base: usize, m: Mode, k: usize| match m {
+                Mode::Scalar => base,
+                Mode::Same => base + k,
+                Mode::Row => base + k % dim,
+            };
+            for k in 0..n {
+                let (ea, eb) = (at(a, ma, k), at(b, mb, k));
+                for t in 0..tasks {
+                    r.set(d + k, t, f(r.get(ea, t), r.get(eb, t)));
+                }
+            }
+        }
+    }
+}
+
+/// `i`'s unary element-wise op over `n` destination elements.
+///
+/// # Safety
+/// As for [`bin`].
+#[inline(always)]
+unsafe fn un<F: Fn(f32) -> f32>(
+    r: Regs,
+    i: &CInstr,
+    m: Mode,
+    n: usize,
+    dim: usize,
+    tasks: usize,
+    f: F,
+) {
+    let (a, d) = (i.a as usize, i.d as usize);
+    if m == Mode::Same {
+        // The operand passed twice: one contiguous run of n·T values.
+        zip_map(r, d * tasks, a * tasks, a * tasks, n * tasks, &|x, _| f(x));
+        return;
+    }
+    for k in 0..n {
+        let ea = match m {
+            Mode::Scalar => a,
+            Mode::Same => a + k,
+            Mode::Row => a + k % dim,
+        };
+        for t in 0..tasks {
+            r.set(d + k, t, f(r.get(ea, t)));
+        }
+    }
+}
+
+/// `max`/`min` that propagate NaN from either side (like numpy's `maximum`).
+#[inline(always)]
+fn max_nan(x: f32, y: f32) -> f32 {
+    if x > y || x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+#[inline(always)]
+fn min_nan(x: f32, y: f32) -> f32 {
+    if x < y || x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+#[inline(always)]
+fn bin_op(op: BinOp, x: f32, y: f32) -> f32 {
+    match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div => x / (y + 1e-8),
+        BinOp::Min => min_nan(x, y),
+        BinOp::Max => max_nan(x, y),
+    }
+}
+
+/// Reduction of `len` elements from `a` for task `t`, summed in index order.
+///
+/// # Safety
+/// Elements `a..a + len` of task `t` are inside the register file.
+unsafe fn reduce(r: Regs, a: usize, len: usize, t: usize, op: Reduce) -> f32 {
+    let sum = |f: &dyn Fn(f32) -> f32| (0..len).fold(0.0f32, |s, k| s + f(r.get(a + k, t)));
+    match op {
+        Reduce::Norm => libm::sqrtf(sum(&|x| x * x)),
+        Reduce::Mean => sum(&|x| x) / len as f32,
+        Reduce::Std => {
+            let mean = sum(&|x| x) / len as f32;
+            libm::sqrtf(sum(&|x| (x - mean) * (x - mean)) / len as f32)
+        }
+    }
+}
+
+/// Scratch for matrix products and per-task accumulators (`D²·T` + `T`).
+struct Scratch<'a> {
+    mat: &'a mut [f32],
+    acc: &'a mut [f32],
+}
+
+/// Run one phase for all tasks. `D` > 0 is the compile-time vector size (4, 8, 16,
+/// 32: loops unroll); `D` = 0 uses the run-time `dim_rt`. Per task, every operation
+/// happens in the same order as for a lone task, so results are bit-identical.
+///
+/// # Safety
+/// Every instruction of `code` passed [`Compiled::in_bounds`] for a file of
+/// `regs.len() / tasks` registers at vector size `dim_rt`, where `tasks` is `T` when
+/// `T` > 0 (then `rngs.len()` = `T`) and else `rngs.len()`; `D` is 0 or `dim_rt`;
+/// `s.acc` holds at least `tasks` values and `s.mat` at least `dim_rt²·tasks`.
+#[inline(always)]
+unsafe fn exec<const D: usize, const T: usize>(
+    code: &[CInstr],
+    regs: &mut [f32],
+    s: &mut Scratch,
+    rngs: &mut [Rng],
+    dim_rt: usize,
+) {
+    let dim = if D == 0 { dim_rt } else { D };
+    // `T` > 0: the lane count is a compile-time constant, so per-lane loops unroll and
+    // product accumulators stay in registers.
+    debug_assert!(T == 0 || T == rngs.len());
+    let tasks = if T == 0 { rngs.len() } else { T };
+    let len = |k: Kind| match k {
+        Kind::Scalar => 1,
+        Kind::Vector => dim,
+        Kind::Matrix => dim * dim,
+    };
+    debug_assert!(s.acc.len() >= tasks && s.mat.len() >= dim * dim * tasks);
+    let r = Regs::new(regs, tasks);
+    for i in code {
+        let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
+        let n = len(i.dk);
+        match i.k {
+            Kernel::BinS(op) => {
+                for t in 0..tasks {
+                    r.set(d, t, bin_op(op, r.get(a, t), r.get(b, t)));
+                }
+            }
+            Kernel::Bin(op, ma, mb) => match op {
+                BinOp::Add => bin(r, i, ma, mb, n, dim, tasks, |x, y| x + y),
+                BinOp::Sub => bin(r, i, ma, mb, n, dim, tasks, |x, y| x - y),
+                BinOp::Mul => bin(r, i, ma, mb, n, dim, tasks, |x, y| x * y),
+                BinOp::Div => bin(r, i, ma, mb, n, dim, tasks, |x, y| x / (y + 1e-8)),
+                BinOp::Min => bin(r, i, ma, mb, n, dim, tasks, min_nan),
+                BinOp::Max => bin(r, i, ma, mb, n, dim, tasks, max_nan),
+            },
+            Kernel::Un(op, m) => match op {
+                UnOp::Abs => un(r, i, m, n, dim, tasks, f32::abs),
+                UnOp::Exp => un(r, i, m, n, dim, tasks, |x| libm::expf(x.clamp(-10.0, 10.0))),
+                UnOp::Log => un(r, i, m, n, dim, tasks, |x| libm::logf(x.abs() + 1e-8)),
+                UnOp::Sin => un(r, i, m, n, dim, tasks, libm::sinf),
+                UnOp::Cos => un(r, i, m, n, dim, tasks, libm::cosf),
+                UnOp::Tan => un(r, i, m, n, dim, tasks, libm::tanf),
+                UnOp::Heaviside => un(r, i, m, n, dim, tasks, |x| if x > 0.0 { 1.0 } else { 0.0 }),
+                UnOp::Identity => un(r, i, m, n, dim, tasks, |x| x),
+            },
+            Kernel::Fill => r.fill(d * tasks, n * tasks, i.c1),
+            // Each task draws from its own RNG, element by element, as it would alone.
+            Kernel::Gaussian => {
+                for k in 0..n {
+                    for (t, rng) in rngs.iter_mut().enumerate() {
+                        r.set(d + k, t, rng.normal_f32(i.c1, i.c2));
+                    }
+                }
+            }
+            Kernel::Uniform => {
+                for k in 0..n {
+                    for (t, rng) in rngs.iter_mut().enumerate() {
+                        r.set(d + k, t, rng.uniform_f32(i.c1, i.c2));
+                    }
+                }
+            }
+            Kernel::Skip => {
+                for rng in rngs.iter_mut() {
+                    for _ in 0..i.n {
+                        rng.next_u64();
+                    }
+                }
+            }
+            Kernel::Dot if T > 0 => {
+                let mut acc = [0.0f32; T];
+                for k in 0..dim {
+                    for (t, x) in acc.iter_mut().enumerate() {
+                        *x += r.get(a + k, t) * r.get(b + k, t);
+                    }
+                }
+                for k in 0..n {
+                    for (t, x) in acc.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
+            }
+            Kernel::Dot => {
+                let acc = &mut s.acc[..tasks];
+                acc.fill(0.0);
+                for k in 0..dim {
+                    for (t, x) in acc.iter_mut().enumerate() {
+                        *x += r.get(a + k, t) * r.get(b + k, t);
+                    }
+                }
+                for k in 0..n {
+                    for (t, x) in acc.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
+            }
+            Kernel::Reduce(op) => {
+                for t in 0..tasks {
+                    s.acc[t] = reduce(r, a, b, t, op);
+                }
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.acc[t]);
+                    }
+                }
+            }
+            Kernel::MatVec if T > 0 => {
+                // As below, with each row's sums held in registers.
+                for row in 0..dim {
+                    let mut acc = [0.0f32; T];
+                    for c in 0..dim {
+                        for (t, x) in acc.iter_mut().enumerate() {
+                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
+                        }
+                    }
+                    s.mat[row * T..(row + 1) * T].copy_from_slice(&acc);
+                }
+                for k in 0..n {
+                    let src = &s.mat[(k % dim) * T..(k % dim + 1) * T];
+                    for (t, x) in src.iter().enumerate() {
+                        r.set(d + k, t, *x);
+                    }
+                }
+            }
+            Kernel::MatVec => {
+                // mat[row·T + t] = Σ_c m[row][c]·v[c], summed in c order.
+                for row in 0..dim {
+                    let acc = &mut s.mat[row * tasks..(row + 1) * tasks];
+                    acc.fill(0.0);
+                    for c in 0..dim {
+                        for (t, x) in acc.iter_mut().enumerate() {
+                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
+                        }
+                    }
+                }
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.mat[(k % dim) * tasks + t]);
+                    }
+                }
+            }
+            Kernel::MatMat if T > 0 => {
+                for row in 0..dim {
+                    for c in 0..dim {
+                        let mut acc = [0.0f32; T];
+                        for k in 0..dim {
+                            for (t, x) in acc.iter_mut().enumerate() {
+                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
+                            }
+                        }
+                        let e = row * dim + c;
+                        s.mat[e * T..(e + 1) * T].copy_from_slice(&acc);
+                    }
+                }
+                for k in 0..n {
+                    for t in 0..T {
+                        r.set(d + k, t, s.mat[k * T + t]);
+                    }
+                }
+            }
+            Kernel::MatMat => {
+                for row in 0..dim {
+                    for c in 0..dim {
+                        let e = row * dim + c;
+                        let acc = &mut s.mat[e * tasks..(e + 1) * tasks];
+                        acc.fill(0.0);
+                        for k in 0..dim {
+                            for (t, x) in acc.iter_mut().enumerate() {
+                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
+                            }
+                        }
+                    }
+                }
+                for k in 0..n {
+                    for t in 0..tasks {
+                        r.set(d + k, t, s.mat[k * tasks + t]);
+                    }
+                }
+            }
+            Kernel::Outer => {
+                for row in 0..dim {
+                    for c in 0..dim {
+                        for t in 0..tasks {
+                            r.set(d + row * dim + c, t, r.get(a + row, t) * r.get(b + c, t));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Evaluator {
+    /// [`Self::run_lanes`] compiled twice: for the baseline x86-64 (SSE2, 4 floats per
+    /// instruction) and, picked at run time, for AVX2 (8). Only the width of the
+    /// per-lane loops changes — no fused multiply-add, no reassociation — so every
+    /// result is bit-identical on either path.
+    pub(super) fn run_dim<const D: usize, const T: usize>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        spec: RunSpec,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.run_lanes_avx2::<D, T>(c, data, spec) };
+        }
+        self.run_lanes::<D, T>(c, data, spec)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_lanes_avx2<const D: usize, const T: usize>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        spec: RunSpec,
+    ) {
+        self.run_lanes::<D, T>(c, data, spec)
+    }
+
+    #[inline(always)]
+    pub(super) fn run_lanes<const D: usize, const T: usize>(
+        &mut self,
+        c: &Compiled,
+        data: Lanes,
+        spec: RunSpec,
+    ) {
+        let dim = c.dim;
+        // A compile-time lane count lets the per-lane loops below unroll.
+        let nt = if T > 0 { T } else { data.lanes };
+        debug_assert_eq!(nt, data.lanes);
+        let regs = &mut self.regs[..];
+        let mut scratch = Scratch {
+            mat: &mut self.mat[..],
+            acc: &mut self.acc[..],
+        };
+        let rngs = &mut self.rngs[..];
+        let load = dim.min(data.input_dim);
+        let block = data.input_dim * nt;
+        let [setup, predict, learn] = &c.phases;
+        // One contiguous copy loads example `e` into v0 for every lane.
+        let load_example = |regs: &mut [f32], xs: &[f32], e: usize| {
+            if let Some(v0) = c.v0 {
+                copy_small(
+                    &mut regs[v0 * nt..(v0 + load) * nt],
+                    &xs[e * block..e * block + load * nt],
+                );
+            }
+        };
+        // SAFETY (every `exec` below): `c` was built by `compile_into`, which verified
+        // each instruction against `c.n_regs` registers at vector size `c.dim`
+        // (`Compiled::in_bounds`); `run` sized `regs` to `n_regs·lanes`, `rngs` to at most
+        // `lanes` seeds (exactly `T` when `T` > 0), the scratch to `dim²·lanes` and
+        // `lanes`, and dispatched `D` ∈ {0, c.dim}, `T` ∈ {0, lanes}.
+        unsafe { exec::<D, T>(setup, regs, &mut scratch, rngs, dim) };
+        let mut running = nt;
+        // Between examples only: the arithmetic of a finished run is untouched.
+        let due = |e: usize| {
+            spec.stop
+                .is_some_and(|s| e % STOP_CHECK_EVERY == 0 && s.due())
+        };
+        for e in 0..spec.n_train {
+            if due(e) {
+                self.halted = true;
+                return;
+            }
+            self.train_steps += running as u64;
+            load_example(regs, data.train_x, e);
+            unsafe { exec::<D, T>(predict, regs, &mut scratch, rngs, dim) };
+            let ys = &data.train_y[e * nt..(e + 1) * nt];
+            let preds = c.s0.map(|s0| &regs[s0 * nt..(s0 + 1) * nt]);
+            if let Some(limit) = spec.early_stop {
+                let stopped = &mut self.stopped[..nt];
+                running -= match preds {
+                    Some(p) => stop_astray(p.iter().copied(), ys, stopped, limit),
+                    None => stop_astray(std::iter::repeat(0.0), ys, stopped, limit),
+                };
+            }
+            if spec.record_train_errors {
+                for (t, &y) in ys.iter().enumerate() {
+                    self.train_errors.push(preds.map_or(0.0, |p| p[t]) - y);
+                }
+            }
+            if running == 0 {
+                return;
+            }
+            if let Some(s1) = c.s1 {
+                regs[s1 * nt..(s1 + 1) * nt].copy_from_slice(ys);
+            }
+            unsafe { exec::<D, T>(learn, regs, &mut scratch, rngs, dim) };
+            if let Some(s1) = c.s1 {
+                regs[s1 * nt..(s1 + 1) * nt].fill(0.0);
+            }
+        }
+        for e in 0..spec.n_val {
+            if due(e) {
+                self.halted = true;
+                return;
+            }
+            load_example(regs, data.val_x, e);
+            unsafe { exec::<D, T>(predict, regs, &mut scratch, rngs, dim) };
+            if let Some(s0) = c.s0 {
+                copy_small(
+                    &mut self.preds[e * nt..(e + 1) * nt],
+                    &regs[s0 * nt..(s0 + 1) * nt],
+                );
+            }
+        }
+    }
+}
+
+/// Add each lane's squared errors to `sums` (predictions and labels example-major,
+/// `sums.len()` lanes), in example order per lane; false if a prediction is not finite.
+/// Dispatched like [`Evaluator::run_lanes`]: AVX2 when the CPU has it, same bits.
+pub(super) fn squared_errors(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+    #[inline(always)]
+    fn body(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+        let nt = sums.len();
+        let mut finite = true;
+        for (row, ys) in preds.chunks_exact(nt).zip(labels.chunks_exact(nt)) {
+            for ((sum, &p), &y) in sums.iter_mut().zip(row).zip(ys) {
+                let err = (p - y) as f64;
+                *sum += err * err;
+                finite &= p.is_finite();
+            }
+        }
+        finite
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+            body(preds, labels, sums)
+        }
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { wide(preds, labels, sums) };
+    }
+    body(preds, labels, sums)
+}
