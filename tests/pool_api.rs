@@ -5,9 +5,9 @@
 mod common;
 
 use bitsota::keys::{pool_headers, Keypair};
+use common::ledger::check_ledger;
 use common::{http, poll_until, Daemon, Opts};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// A program the strict parser accepts: `s0 = dot(v0, v1)` with `v1` learned.
@@ -69,7 +69,11 @@ fn pool_daemon(extra: &[(&str, &str)]) -> Daemon {
     let mut o = Opts::default()
         .env("BITSOTA_POOL_SEED_FROM_RELAY", "false")
         .env("BITSOTA_POOL_FORWARD_TO_RELAY", "false")
-        .env("BITSOTA_POOL_EVAL_TASK_COUNT", "4");
+        .env("BITSOTA_POOL_EVAL_TASK_COUNT", "4")
+        // These suites count every evaluation and reputation point: only the test's
+        // own miners take part (tests/compat.rs covers the local evaluators).
+        .env("BITSOTA_POOL_LOCAL_EVALUATORS", "0")
+        .env("BITSOTA_POOL_GENESIS_ALGORITHMS", "0");
     for (k, v) in extra {
         o = o.env(k, v);
     }
@@ -109,30 +113,6 @@ fn evaluate(m: &Miner, score: f64) -> Vec<u64> {
     );
     assert_eq!(s, 200, "{r}");
     ids
-}
-
-/// Independent Merkle check (pool.md §3 leaf/node layout, as documented in rules.rs).
-fn verify_payout(hotkey: &str, amount: u64, proof: &Value, root_hex: &str) -> bool {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(hotkey.as_bytes());
-    h.update([0u8]);
-    h.update(amount.to_be_bytes());
-    let mut acc: Vec<u8> = h.finalize().to_vec();
-    for step in proof.as_array().unwrap() {
-        let sib = hex::decode(step["sibling"].as_str().unwrap()).unwrap();
-        let mut h = Sha256::new();
-        h.update([1u8]);
-        if step["left"].as_bool().unwrap() {
-            h.update(&sib);
-            h.update(&acc);
-        } else {
-            h.update(&acc);
-            h.update(&sib);
-        }
-        acc = h.finalize().to_vec();
-    }
-    hex::encode(acc) == root_hex
 }
 
 #[test]
@@ -382,42 +362,6 @@ fn endpoints_consensus_reputation_epochs_and_restart() {
 
 /// Payouts sum to the budget (within rounding) when enough miners earned to absorb it
 /// under the cap, every payout is under the cap, and every proof verifies.
-fn check_ledger(ledger: &Value) {
-    let budget = ledger["budget_rao"].as_u64().unwrap();
-    let cap = ledger["payout_cap"].as_f64().unwrap();
-    let payouts = ledger["payouts"].as_array().unwrap();
-    let root = ledger["merkle_root"].as_str().unwrap();
-    let total: u64 = payouts
-        .iter()
-        .map(|p| p["amount_rao"].as_u64().unwrap())
-        .sum();
-    let undistributed = ledger["undistributed_rao"].as_u64().unwrap();
-    let carried: u64 = ledger["carried"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["amount_rao"].as_u64().unwrap())
-        .sum();
-    assert_eq!(total + undistributed + carried, budget, "{ledger}");
-    if payouts.len() as f64 * cap >= 1.0 {
-        assert!(undistributed <= payouts.len() as u64, "{ledger}");
-    }
-    for p in payouts {
-        let amount = p["amount_rao"].as_u64().unwrap();
-        assert!(amount as f64 <= cap * budget as f64 + 1.0, "{p}");
-        assert!(
-            verify_payout(p["hotkey"].as_str().unwrap(), amount, &p["proof"], root),
-            "proof of {p} against {root}"
-        );
-        assert!(!verify_payout(
-            p["hotkey"].as_str().unwrap(),
-            amount + 1,
-            &p["proof"],
-            root
-        ));
-    }
-}
-
 #[test]
 fn leases_once_per_window_expiry_and_reassignment() {
     let d = pool_daemon(&[

@@ -2,6 +2,8 @@
 //! directory and talks HTTP to it. No component is mocked.
 #![allow(dead_code)] // each integration-test crate uses a different part of the harness
 
+pub mod ledger;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
