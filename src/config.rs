@@ -629,8 +629,10 @@ fn typed_value(key: &str, text: &str) -> toml::Value {
         (Some(toml::Value::String(_)), _) => toml::Value::String(text.to_string()),
         // The reference's own scripts set `BITSOTA_TEST_MODE=1`; anything else stays a
         // string, so the typed pass rejects it naming the key.
-        (Some(toml::Value::Boolean(_)), _) => parse_bool(text)
-            .map_or_else(|| toml::Value::String(text.to_string()), toml::Value::Boolean),
+        (Some(toml::Value::Boolean(_)), _) => parse_bool(text).map_or_else(
+            || toml::Value::String(text.to_string()),
+            toml::Value::Boolean,
+        ),
         (Some(toml::Value::Float(_)), Some(toml::Value::Integer(i))) => {
             toml::Value::Float(i as f64)
         }

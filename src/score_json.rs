@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(v, json!({"score": null, "invalid": "-inf"}));
         let mut v = json!({});
         put_in(&mut v, "best_fitness", f32::NAN);
-        assert_eq!(v, json!({"best_fitness": null, "best_fitness_invalid": "nan"}));
+        assert_eq!(
+            v,
+            json!({"best_fitness": null, "best_fitness_invalid": "nan"})
+        );
         put_in(&mut v, "x", f64::INFINITY);
         assert_eq!(v["x_invalid"], "inf");
         assert_eq!(value(f64::MIN_POSITIVE), json!(f64::MIN_POSITIVE));

@@ -157,11 +157,15 @@ impl Driver {
                 self.say("[pool] Registered with pool".into());
             }
         }
-        let (_, page) = send(self.c.get(format!("{}/jobs/results", self.sidecar)).query(&[
-            ("run_id", self.run_id.as_str()),
-            ("cursor", &self.cursor.to_string()),
-            ("limit", "50"),
-        ]));
+        let (_, page) = send(
+            self.c
+                .get(format!("{}/jobs/results", self.sidecar))
+                .query(&[
+                    ("run_id", self.run_id.as_str()),
+                    ("cursor", &self.cursor.to_string()),
+                    ("limit", "50"),
+                ]),
+        );
         if let Some(c) = page["cursor"].as_u64() {
             self.cursor = c;
         }
@@ -214,7 +218,10 @@ impl Driver {
                 ));
                 ok
             } else {
-                let evaluations = result["evaluations"].as_array().cloned().unwrap_or_default();
+                let evaluations = result["evaluations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 let ok = self
                     .pool
                     .submit(
@@ -232,9 +239,11 @@ impl Driver {
             };
             // `note_submission`.
             let status = if ok { "submitted" } else { "failed" };
-            let (s, _) = send(self.c.post(format!("{}/submission_result", self.sidecar)).json(
-                &json!({"run_id": self.run_id, "score": 0.0, "status": status}),
-            ));
+            let (s, _) = send(
+                self.c
+                    .post(format!("{}/submission_result", self.sidecar))
+                    .json(&json!({"run_id": self.run_id, "score": 0.0, "status": status})),
+            );
             assert_eq!(s, 200);
             self.active = None;
             self.last_request = None;
@@ -275,7 +284,9 @@ impl Driver {
                 .json(&json!({"run_id": self.run_id, "kind": kind, "payload": payload})),
         );
         let Some(job_id) = v["job_id"].as_str().filter(|_| s == 200) else {
-            self.say(format!("[pool] Failed to enqueue sidecar job for kind={kind}"));
+            self.say(format!(
+                "[pool] Failed to enqueue sidecar job for kind={kind}"
+            ));
             return;
         };
         self.say(format!(
@@ -460,7 +471,10 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
     let (s, v) = send(c.get(url("/health")));
     assert_eq!(s, 200);
     has_keys("/health", &v, &["status", "ts"]);
-    let (s, v) = send(c.post(url("/runs/start")).json(&json!({"run_id": "k", "replace": true})));
+    let (s, v) = send(
+        c.post(url("/runs/start"))
+            .json(&json!({"run_id": "k", "replace": true})),
+    );
     assert_eq!((s, &v["run_id"]), (200, &json!("k")));
     let state_keys = [
         "run_id",
@@ -497,7 +511,10 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
         {"type": "candidate", "worker_id": 0, "iteration": 1, "eval_score": 0.1,
          "validator_score": 0.1, "input_dim": 16, "algorithm_dsl": "", "task_type": "scalar_linear"},
         {"type": "population", "worker_id": 0, "population": []}]})));
-    assert_eq!((s, &v["status"], &v["received"]), (200, &json!("ok"), &json!(3)));
+    assert_eq!(
+        (s, &v["status"], &v["received"]),
+        (200, &json!("ok"), &json!(3))
+    );
     for path in ["/logs", "/candidates", "/populations", "/jobs/results"] {
         let (s, v) = send(c.get(url(&format!("{path}?run_id=k&cursor=0&limit=10"))));
         assert_eq!(s, 200, "{path}");
@@ -515,7 +532,14 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
     has_keys(
         "/jobs/next job",
         &v["job"],
-        &["job_id", "kind", "payload", "status", "attempt", "worker_id"],
+        &[
+            "job_id",
+            "kind",
+            "payload",
+            "status",
+            "attempt",
+            "worker_id",
+        ],
     );
     assert_eq!(v["job"]["worker_id"], "worker");
     assert_eq!(send(c.get(url("/jobs/next?run_id=k"))).0, 204);
@@ -700,7 +724,11 @@ fn pool_endpoints_answer_the_reference_shapes() {
     // Genesis work is there to evaluate from the start.
     let (s, t) = m.post("/api/v1/tasks/request", json!({"task_type": "evaluate"}));
     assert_eq!(s, 200, "{t}");
-    has_keys("tasks/request", &t, &["batch_id", "task_type", "algorithms"]);
+    has_keys(
+        "tasks/request",
+        &t,
+        &["batch_id", "task_type", "algorithms"],
+    );
     has_keys("task algorithm", &t["algorithms"][0], &algorithm_keys);
     let evals: Vec<Value> = t["algorithms"]
         .as_array()
@@ -762,7 +790,11 @@ fn pool_endpoints_answer_the_reference_shapes() {
     );
     let (s, v) = m.get("/api/v1/miners/stats");
     assert_eq!(s, 200);
-    has_keys("stats", &v, &["hotkey", "reputation", "evaluations", "evolutions"]);
+    has_keys(
+        "stats",
+        &v,
+        &["hotkey", "reputation", "evaluations", "evolutions"],
+    );
     let (s, v) = send(http().get(format!("{}/api/v1/miners/leaderboard", d.pool)));
     assert_eq!(s, 200);
     has_keys(

@@ -296,7 +296,11 @@ fn cursors_over_rolling_stores() {
         ("cursor=0&limit=501", 500, 505),
         ("cursor=0&limit=-7", 1, 6),
         ("cursor=-1&limit=2", 2, 7),
-        ("cursor=-99999999999999999999999&limit=99999999999999999999999", 500, 505),
+        (
+            "cursor=-99999999999999999999999&limit=99999999999999999999999",
+            500,
+            505,
+        ),
     ] {
         let (s, v) = logs(q);
         assert_eq!(s, 200, "{q}");
@@ -308,15 +312,25 @@ fn cursors_over_rolling_stores() {
     }
     // Only a cursor that is not an integer is refused.
     let (s, v) = logs("cursor=x");
-    assert_eq!((s, v["detail"].as_str()), (400, Some("cursor must be an integer")));
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (400, Some("cursor must be an integer"))
+    );
     let (s, v) = get(&c, &format!("{}/populations?run_id=c&limit=51", d.sidecar));
     assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(0)));
-    let (s, _) = get(&c, &format!("{}/jobs/results?run_id=c&limit=0&cursor=-3", d.sidecar));
+    let (s, _) = get(
+        &c,
+        &format!("{}/jobs/results?run_id=c&limit=0&cursor=-3", d.sidecar),
+    );
     assert_eq!(s, 200);
     // An unknown run: empty page, and the cursor it was sent comes back.
     let (s, v) = get(&c, &format!("{}/candidates?run_id=zzz&cursor=4", d.sidecar));
     assert_eq!(
-        (s, v["items"].as_array().unwrap().len(), v["cursor"].as_u64()),
+        (
+            s,
+            v["items"].as_array().unwrap().len(),
+            v["cursor"].as_u64()
+        ),
         (200, 0, Some(4))
     );
 }

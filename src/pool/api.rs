@@ -4,7 +4,8 @@
 use super::jobs;
 use super::rules;
 use super::state::{
-    unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal, TaskKind,
+    unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState,
+    Refusal, TaskKind,
 };
 use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,

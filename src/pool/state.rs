@@ -572,7 +572,11 @@ impl PoolState {
         let _g = self.lock.lock();
         let mut m = self.touch(hotkey, now)?;
         self.expire_task(&mut m, now)?;
-        if let Some(t) = m.active_task.map(|id| self.tasks.get(u64_key(id))).transpose()? {
+        if let Some(t) = m
+            .active_task
+            .map(|id| self.tasks.get(u64_key(id)))
+            .transpose()?
+        {
             let t = t.ok_or_else(|| Refusal::bad_request(ACTIVE_TASK))?;
             let mut algorithms = Vec::new();
             for &id in &t.algorithm_ids {
@@ -1196,7 +1200,10 @@ mod tests {
         assert!(p.issue_lease("B", 8, 8, 12.0).is_ok());
         // C's task expires after task_timeout_s and C may ask again.
         let (held, _) = p.request_task("C", TaskKind::Evolve, 13.0).unwrap();
-        assert_eq!((held.batch_id, held.kind), (ct.batch_id, TaskKind::Evaluate));
+        assert_eq!(
+            (held.batch_id, held.kind),
+            (ct.batch_id, TaskKind::Evaluate)
+        );
         assert!(p.request_task("C", TaskKind::Evolve, 23.0).is_ok());
         let gone = p.submit_evaluation("C", ct.batch_id, &[], 23.0);
         assert!(matches!(gone, Err(OpError::Refused(r)) if r.status == 404));

@@ -399,8 +399,9 @@ mod tests {
         );
         assert!(parse_ingest(&json!({"run_id":"r","events":[{"type":"candidate"}]})).is_err());
         // Non-object events are skipped, not refused; a blank run id is refused.
-        let (_, events) = parse_ingest(&json!({"run_id":"r","events":[1, "x", null, [], {"message":"m"}]}))
-            .unwrap();
+        let (_, events) =
+            parse_ingest(&json!({"run_id":"r","events":[1, "x", null, [], {"message":"m"}]}))
+                .unwrap();
         assert_eq!(events.len(), 1);
         assert!(parse_ingest(&json!({"run_id":"  ","events":[]})).is_err());
     }

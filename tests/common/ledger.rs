@@ -65,4 +65,3 @@ pub fn check_ledger(ledger: &Value) {
         ));
     }
 }
-

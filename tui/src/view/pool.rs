@@ -114,7 +114,10 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         let mut kvs = Vec::new();
         if let Some(m) = &app.pool_monitor {
             for l in cycle_lines(m) {
-                lines.push(Line::styled(format!(" {l}"), Style::default().fg(Color::Green)));
+                lines.push(Line::styled(
+                    format!(" {l}"),
+                    Style::default().fg(Color::Green),
+                ));
             }
             flatten("", m, &mut kvs);
             kvs.retain(|(k, _)| !CYCLE_KEYS.contains(&k.as_str()));
