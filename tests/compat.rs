@@ -330,7 +330,7 @@ impl Drop for Reaped {
 #[test]
 fn reference_driver_flow_against_bitsota_worker() {
     // The shipped configuration, from an empty data directory.
-    let d = Daemon::start(Opts::default());
+    let d = Daemon::start(Opts::default().shipped_pool());
     let mut driver = Driver::new(&d.pool, &d.sidecar, "pool_smoke");
     let _worker = Reaped(common::spawn_worker(&d.sidecar, "pool_smoke", 1));
     let until = Instant::now() + Duration::from_secs(25);
@@ -356,11 +356,7 @@ fn reference_driver_flow_against_bitsota_worker() {
 
 #[test]
 fn a_driver_that_lost_its_task_gets_it_back() {
-    let d = Daemon::start(
-        Opts::default()
-            .env("BITSOTA_POOL_LOCAL_EVALUATORS", "0")
-            .env("BITSOTA_POOL_GENESIS_ALGORITHMS", "0"),
-    );
+    let d = Daemon::start(Opts::default());
     let m = PoolClient::new(&d.pool);
     let (s, task) = m.post("/api/v1/tasks/request", json!({"task_type": "evolve"}));
     assert_eq!(s, 200, "{task}");
@@ -413,7 +409,11 @@ fn bitsota_test_mode_takes_the_reference_spellings() {
 #[test]
 fn pool_mining_on_one_appliance_completes_a_cycle() {
     // Shipped configuration (local evaluators and genesis on), a short epoch.
-    let d = Daemon::start(Opts::default().env("BITSOTA_POOL_EPOCH_S", "20"));
+    let d = Daemon::start(
+        Opts::default()
+            .shipped_pool()
+            .env("BITSOTA_POOL_EPOCH_S", "20"),
+    );
     let out = std::process::Command::new(common::bin())
         .args(["mine", "start", "--task", "pool", "--workers", "1"])
         .arg("--config")
@@ -700,9 +700,10 @@ fn relay_endpoints_answer_the_reference_shapes() {
 
 #[test]
 fn pool_endpoints_answer_the_reference_shapes() {
+    // Genesis work on (as shipped), local evaluators off, so the test's miner gets it.
     let d = Daemon::start(
         Opts::default()
-            .env("BITSOTA_POOL_LOCAL_EVALUATORS", "0")
+            .env("BITSOTA_POOL_GENESIS_ALGORITHMS", "4")
             .env("BITSOTA_POOL_SEED_FROM_RELAY", "false"),
     );
     let m = PoolClient::new(&d.pool);

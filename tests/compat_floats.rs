@@ -78,8 +78,6 @@ fn ten_thousand_random_doubles_round_trip_bit_exactly() {
             .env("BITSOTA_POOL_DURABILITY", "async")
             .env("BITSOTA_POOL_SEED_FROM_RELAY", "false")
             .env("BITSOTA_POOL_FORWARD_TO_RELAY", "false")
-            .env("BITSOTA_POOL_LOCAL_EVALUATORS", "0")
-            .env("BITSOTA_POOL_GENESIS_ALGORITHMS", "0")
             .env("BITSOTA_POOL_EVAL_BATCH_SIZE", "256"),
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);

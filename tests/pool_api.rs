@@ -69,11 +69,7 @@ fn pool_daemon(extra: &[(&str, &str)]) -> Daemon {
     let mut o = Opts::default()
         .env("BITSOTA_POOL_SEED_FROM_RELAY", "false")
         .env("BITSOTA_POOL_FORWARD_TO_RELAY", "false")
-        .env("BITSOTA_POOL_EVAL_TASK_COUNT", "4")
-        // These suites count every evaluation and reputation point: only the test's
-        // own miners take part (tests/compat.rs covers the local evaluators).
-        .env("BITSOTA_POOL_LOCAL_EVALUATORS", "0")
-        .env("BITSOTA_POOL_GENESIS_ALGORITHMS", "0");
+        .env("BITSOTA_POOL_EVAL_TASK_COUNT", "4");
     for (k, v) in extra {
         o = o.env(k, v);
     }

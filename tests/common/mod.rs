@@ -57,6 +57,8 @@ pub struct Opts {
     pub args: Vec<String>,
     /// Use this data directory instead of a fresh temporary one.
     pub data_dir: Option<PathBuf>,
+    /// Defaults of [`base_env`] to drop, so the shipped file's value applies.
+    pub unset: Vec<String>,
 }
 
 impl Opts {
@@ -68,7 +70,19 @@ impl Opts {
         self.args.push(a.to_string());
         self
     }
+    /// Run the shipped configuration's pool background work (local evaluators, genesis
+    /// algorithms), which test daemons leave off by default.
+    pub fn shipped_pool(mut self) -> Self {
+        self.unset.extend(POOL_BACKGROUND.map(String::from));
+        self
+    }
 }
+
+/// The pool's background work that [`base_env`] turns off.
+const POOL_BACKGROUND: [&str; 2] = [
+    "BITSOTA_POOL_LOCAL_EVALUATORS",
+    "BITSOTA_POOL_GENESIS_ALGORITHMS",
+];
 
 /// The environment every test daemon gets: ephemeral ports, the shipped config, quiet
 /// background work unless a test turns it on.
@@ -81,6 +95,10 @@ fn base_env(data_dir: &Path) -> Vec<(String, String)> {
         ("BITSOTA_MINER_AUTOSTART", "false".into()),
         ("BITSOTA_VALIDATOR_ENABLED", "false".into()),
         ("BITSOTA_LOG_FILE", "false".into()),
+        // The shipped pool evaluates genesis work and forwards verified algorithms to
+        // the relay; a test that counts pool or relay records turns that on itself.
+        (POOL_BACKGROUND[0], "0".into()),
+        (POOL_BACKGROUND[1], "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -99,6 +117,7 @@ impl Daemon {
             }
         };
         let mut env = base_env(&data_dir);
+        env.retain(|(k, _)| !opts.unset.contains(k));
         env.extend(opts.env);
         let mut d = Daemon {
             child: None,
