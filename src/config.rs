@@ -693,7 +693,8 @@ impl Config {
         if !(0.0..=1.0).contains(&self.miner.mutation_prob) {
             return Err(err("config: miner.mutation_prob: must be within 0..=1"));
         }
-        if !(self.pool.local_evaluator_grace_s >= 0.0) {
+        let grace = self.pool.local_evaluator_grace_s;
+        if grace.is_nan() || grace < 0.0 {
             return Err(err("config: pool.local_evaluator_grace_s: must be ≥ 0"));
         }
         if !(self.pool.payout_cap > 0.0 && self.pool.payout_cap <= 1.0) {
