@@ -821,6 +821,18 @@ fn pool_endpoints_answer_the_reference_shapes() {
     let (s, v) = send(http().get(format!("{}/api/v1/epochs", d.pool)));
     assert_eq!(s, 200);
     has_keys("epochs", &v, &["current_epoch", "epochs"]);
+    let (s, v) = send(http().get(format!("{}/api/v1/epochs/{}", d.pool, v["current_epoch"])));
+    assert_eq!(s, 200);
+    has_keys("open epoch", &v, &["epoch", "status", "start", "end"]);
+    // Nothing has three evaluations yet: no consensus-verified best.
+    let (s, v) = send(http().get(format!(
+        "{}/api/v1/results/sota?task_type=scalar_linear",
+        d.pool
+    )));
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (404, Some("No consensus-verified algorithm yet"))
+    );
 }
 
 #[test]
