@@ -191,7 +191,7 @@ fn pool_tab() {
                 "5m 03s",
                 "pending_evaluations: 5",
                 "7 verified, best 0.930000",
-                "3 local evaluators",
+                "Leaderboard · 3 local evaluators",
                 "epoch 412 closes in 1m 15s",
                 "alerts: evaluation backlog",
                 "Leaderboard",

@@ -67,8 +67,8 @@ const CYCLE_KEYS: [&str; 7] = [
 ];
 
 /// The pool cycle at a glance, from the monitor summary: evolutions waiting for
-/// evaluation, verified ones, the evaluators the appliance runs itself, and when the
-/// epoch (and its payouts) closes. Fields the pool does not report are left out.
+/// evaluation, verified ones, and when the epoch (and its payouts) closes. Fields the
+/// pool does not report are left out.
 pub(crate) fn cycle_lines(m: &Value) -> Vec<String> {
     let n = |k: &str| m.get(k).and_then(Value::as_u64);
     let mut out = Vec::new();
@@ -78,9 +78,6 @@ pub(crate) fn cycle_lines(m: &Value) -> Vec<String> {
     if let Some(v) = n("verified") {
         let best = super::score(m.get("best_score").and_then(Value::as_f64));
         out.push(format!("▶ {v} verified, best {best}"));
-    }
-    if let Some(l) = n("local_evaluators").filter(|&l| l > 0) {
-        out.push(format!("▶ {l} local evaluators"));
     }
     if let (Some(e), Some(r)) = (
         n("epoch"),
@@ -144,11 +141,23 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         );
     }
 
+    // The appliance's own evaluators are miners on the leaderboard; the title says how
+    // many of them there are.
+    let local = app
+        .pool_monitor
+        .as_ref()
+        .and_then(|m| m.get("local_evaluators"))
+        .and_then(Value::as_u64)
+        .filter(|&l| l > 0);
+    let board_title = local.map_or_else(
+        || "Leaderboard".to_string(),
+        |l| format!("Leaderboard · {l} local evaluators"),
+    );
     if app.leaderboard.is_empty() {
         placeholder(
             f,
             board,
-            "Leaderboard",
+            &board_title,
             no_data(app, Service::Pool, "no pool miners yet"),
         );
     } else {
@@ -174,7 +183,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
                 ],
             )
             .header(header_row(["#", "Miner", "Reputation", "Evals", "Evols"]))
-            .block(block("Leaderboard")),
+            .block(block(&board_title)),
             board,
         );
     }
@@ -259,7 +268,6 @@ mod tests {
             [
                 "▶ 40 algorithms, 3 awaiting eval",
                 "▶ 7 verified, best 0.930000",
-                "▶ 3 local evaluators",
                 "▶ epoch 412 closes in 1m 15s"
             ]
         );
