@@ -204,6 +204,14 @@ pub struct PoolConfig {
     pub seed_from_relay: bool,
     /// Token for `/api/v1/monitor/summary` (none = open).
     pub monitor_token: Option<String>,
+    /// Evaluator identities the appliance runs against its own pool (`pool-evaluator-N`
+    /// keys), so one machine completes the pool cycle: evolve, evaluate by others,
+    /// consensus, reputation, epochs. 0 = none.
+    pub local_evaluators: usize,
+    /// Local evaluators leave pending work this long to outside evaluators first.
+    pub local_evaluator_grace_s: f64,
+    /// Programs put up for evaluation when the pool holds nothing pending or verified.
+    pub genesis_algorithms: usize,
 }
 
 impl Default for PoolConfig {
@@ -231,6 +239,9 @@ impl Default for PoolConfig {
             relay_url: String::new(),
             seed_from_relay: true,
             monitor_token: None,
+            local_evaluators: 0,
+            local_evaluator_grace_s: 5.0,
+            genesis_algorithms: 0,
         }
     }
 }
@@ -688,11 +699,27 @@ fn typed_value(key: &str, text: &str) -> toml::Value {
     match (existing, literal) {
         // Keep the string form for string-typed keys ("123" as an admin token).
         (Some(toml::Value::String(_)), _) => toml::Value::String(text.to_string()),
+        // The reference's own scripts set `BITSOTA_TEST_MODE=1`; anything else stays a
+        // string, so the typed pass rejects it naming the key.
+        (Some(toml::Value::Boolean(_)), _) => parse_bool(text).map_or_else(
+            || toml::Value::String(text.to_string()),
+            toml::Value::Boolean,
+        ),
         (Some(toml::Value::Float(_)), Some(toml::Value::Integer(i))) => {
             toml::Value::Float(i as f64)
         }
         (_, Some(lit)) => lit,
         (_, None) => toml::Value::String(text.to_string()),
+    }
+}
+
+/// A boolean as the reference reads it from the environment: `1/0`, `true/false`,
+/// `yes/no`, `on/off`, in any case (surrounding blanks ignored).
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -741,6 +768,10 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.miner.mutation_prob) {
             return Err(err("config: miner.mutation_prob: must be within 0..=1"));
+        }
+        let grace = self.pool.local_evaluator_grace_s;
+        if grace.is_nan() || grace < 0.0 {
+            return Err(err("config: pool.local_evaluator_grace_s: must be ≥ 0"));
         }
         if !(self.pool.payout_cap > 0.0 && self.pool.payout_cap <= 1.0) {
             return Err(err("config: pool.payout_cap: must be within (0, 1]"));
@@ -877,6 +908,38 @@ mod tests {
         assert_eq!(c.validator.poll_interval_s, 2.0);
         let c = load_text("", &[("BITSOTA_SIDECAR_PORT", "9999")], &[]).unwrap();
         assert_eq!(c.sidecar.listen, "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn env_booleans_take_the_reference_spellings() {
+        for (text, want) in [
+            ("1", true),
+            ("0", false),
+            ("TRUE", true),
+            ("False", false),
+            ("yes", true),
+            ("No", false),
+            ("ON", true),
+            ("off", false),
+            (" 1 ", true),
+        ] {
+            assert_eq!(parse_bool(text), Some(want), "{text:?}");
+            for name in ["BITSOTA_TEST_MODE", "BITSOTA_RELAY_TEST_MODE"] {
+                let c = load_text("", &[(name, text)], &[]).unwrap();
+                assert_eq!(c.relay.test_mode, want, "{name}={text:?}");
+            }
+            let c = load_text("", &[("BITSOTA_MINER_AUTOSTART", text)], &[]).unwrap();
+            assert_eq!(c.miner.autostart, want, "{text:?}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+        assert_eq!(parse_bool("2"), None);
+        let e = load_text("", &[("BITSOTA_TEST_MODE", "maybe")], &[])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("relay.test_mode") && e.contains("BITSOTA_TEST_MODE"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod miner;
 pub mod pool;
 pub mod relay;
 pub mod rng;
+pub mod score_json;
 pub mod server;
 pub mod sidecar;
 pub mod store;

@@ -56,6 +56,21 @@ fn run_state_sota_and_submissions() {
     assert_eq!(v["successful_submissions"], 0);
     assert_eq!(v["queued_jobs"], 0);
     assert!(v["local_sota"].is_null() && v["global_sota"].is_null());
+    // The reference answers a number here, never null.
+    assert!(v["updated_at_s"].as_f64().unwrap() > 1.0e9, "{v}");
+    // A submission result for a run that does not exist is refused (the reference's 400).
+    let (s, v) = post(
+        &c,
+        &format!("{}/submission_result", d.sidecar),
+        &json!({"run_id": "nope", "score": 0.5, "status": "accepted"}),
+    );
+    assert_eq!((s, v["detail"].as_str()), (400, Some("unknown run nope")));
+    let (s, _) = post(
+        &c,
+        &format!("{}/submission_result", d.sidecar),
+        &json!({"score": 0.5, "status": "accepted"}),
+    );
+    assert_eq!(s, 400, "no run at all yet");
 
     // A run without an id gets one and becomes current.
     let (s, v) = post_raw(&c, &format!("{}/runs/start", d.sidecar), String::new());
@@ -217,7 +232,7 @@ fn ingest_events_logs_and_candidates() {
         (json!([1]).to_string(), "body must be a JSON object"),
         (json!({"run_id": "m", "events": {}}).to_string(), "events must be a list"),
         (json!({"events": []}).to_string(), "run_id is required"),
-        (json!({"run_id": "m", "events": [{"message": "ok"}, 5]}).to_string(), "events[1] must be an object"),
+        (json!({"run_id": " ", "events": []}).to_string(), "run_id must be 1 to 128 printable characters, not all blank"),
         (
             json!({"run_id": "m", "events": [{"type": "progress", "worker_id": 0, "iteration": "x"}]}).to_string(),
             "events[0].iteration must be a non-negative integer",
@@ -232,6 +247,15 @@ fn ingest_events_logs_and_candidates() {
     }
     let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=8", d.sidecar));
     assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
+    // Events that are not objects are skipped, as the reference does; the rest land.
+    let (s, v) = post(
+        &c,
+        &url,
+        &json!({"run_id": "m", "events": [5, {"message": "kept"}, "x", null, [1]]}),
+    );
+    assert_eq!((s, v["received"].as_u64()), (200, Some(1)), "{v}");
+    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=8", d.sidecar));
+    assert_eq!(v["items"][0]["message"], "kept", "{v}");
 }
 
 #[test]
@@ -266,20 +290,49 @@ fn cursors_over_rolling_stores() {
         (v["items"].as_array().unwrap().len(), v["cursor"].as_u64()),
         (0, Some(5005))
     );
-    // Limits and cursors out of range.
-    for q in ["limit=0", "limit=501", "cursor=-1", "cursor=x"] {
+    // Limits and cursors out of range are clamped, as the reference does.
+    for (q, count, cursor) in [
+        ("cursor=5000&limit=0", 1, 5001),
+        ("cursor=0&limit=501", 500, 505),
+        ("cursor=0&limit=-7", 1, 6),
+        ("cursor=-1&limit=2", 2, 7),
+        (
+            "cursor=-99999999999999999999999&limit=99999999999999999999999",
+            500,
+            505,
+        ),
+    ] {
         let (s, v) = logs(q);
-        assert_eq!(s, 400, "{q}");
-        assert!(v["detail"]
-            .as_str()
-            .unwrap()
-            .contains(q.split('=').next().unwrap()));
+        assert_eq!(s, 200, "{q}");
+        assert_eq!(
+            (v["items"].as_array().unwrap().len(), v["cursor"].as_u64()),
+            (count, Some(cursor)),
+            "{q}"
+        );
     }
-    let (s, _) = get(&c, &format!("{}/populations?run_id=c&limit=51", d.sidecar));
-    assert_eq!(s, 400);
-    // An unknown run: empty page.
+    // Only a cursor that is not an integer is refused.
+    let (s, v) = logs("cursor=x");
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (400, Some("cursor must be an integer"))
+    );
+    let (s, v) = get(&c, &format!("{}/populations?run_id=c&limit=51", d.sidecar));
+    assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(0)));
+    let (s, _) = get(
+        &c,
+        &format!("{}/jobs/results?run_id=c&limit=0&cursor=-3", d.sidecar),
+    );
+    assert_eq!(s, 200);
+    // An unknown run: empty page, and the cursor it was sent comes back.
     let (s, v) = get(&c, &format!("{}/candidates?run_id=zzz&cursor=4", d.sidecar));
-    assert_eq!((s, v["items"].as_array().unwrap().len()), (200, 0));
+    assert_eq!(
+        (
+            s,
+            v["items"].as_array().unwrap().len(),
+            v["cursor"].as_u64()
+        ),
+        (200, 0, Some(4))
+    );
 }
 
 #[test]
@@ -315,6 +368,9 @@ fn job_queue_leases_and_results() {
     assert_eq!(s, 200);
     let generated = v["job_id"].as_str().unwrap().to_string();
     assert_eq!(enqueue(json!({"run_id": "j", "payload": {}})).0, 400);
+    // A blank kind or run id is refused, as the reference does.
+    assert_eq!(enqueue(json!({"run_id": "j", "kind": "  "})).0, 400);
+    assert_eq!(enqueue(json!({"run_id": " ", "kind": "evolve"})).0, 400);
     assert_eq!(
         enqueue(json!({"run_id": "j", "kind": "x", "payload": [1]})).0,
         400
@@ -338,14 +394,15 @@ fn job_queue_leases_and_results() {
     std::thread::sleep(Duration::from_millis(400));
     let (_, v) = next("run_id=j&worker_id=w3");
     assert_eq!(v["job"]["job_id"], "a");
-    assert_eq!(v["job"]["attempts"], 2);
+    assert_eq!(v["job"]["attempt"], 2);
     assert_eq!(v["job"]["worker_id"], "w3");
     let (_, v) = next("run_id=j&worker_id=w3");
     assert_eq!(v["job"]["job_id"], "c");
     let (_, v) = next("run_id=j&worker_id=w3");
     assert_eq!(v["job"]["job_id"], generated.as_str());
     assert_eq!(next("run_id=j&worker_id=w3").0, 204);
-    assert_eq!(next("run_id=j").0, 400);
+    // No worker_id: the reference's default name; the queue is empty, so 204.
+    assert_eq!(next("run_id=j").0, 204);
     assert_eq!(next("run_id=j&worker_id=w&lease_seconds=0").0, 400);
 
     // Results.
@@ -370,15 +427,24 @@ fn job_queue_leases_and_results() {
     let (_, v) = get(&c, &format!("{}/jobs/results?run_id=j", d.sidecar));
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
+    // The reference driver's view: `completed`/`failed`, the payload as enqueued, the
+    // attempt counter.
     assert_eq!(
         (items[0]["job_id"].as_str(), items[0]["status"].as_str()),
-        (Some("a"), Some("ok"))
+        (Some("a"), Some("completed"))
     );
     assert_eq!(items[0]["result"]["evolved_function"], "x");
+    assert_eq!(items[0]["payload"], json!({"n": "a"}));
+    assert_eq!(
+        (items[0]["attempt"].as_u64(), items[0]["kind"].as_str()),
+        (Some(2), Some("evolve"))
+    );
+    assert_eq!(items[0]["worker_id"], "w3");
     assert_eq!(
         (items[1]["status"].as_str(), items[1]["error"].as_str()),
-        (Some("error"), Some("bad"))
+        (Some("failed"), Some("bad"))
     );
+    assert_eq!(items[1]["payload"], json!({"n": "b"}));
     assert_eq!(v["cursor"], 2);
     let (_, v) = get(&c, &format!("{}/state?run_id=j", d.sidecar));
     assert_eq!(
@@ -387,7 +453,8 @@ fn job_queue_leases_and_results() {
             v["leased_jobs"].as_u64(),
             v["completed_jobs"].as_u64()
         ),
-        (Some(0), Some(2), Some(1))
+        (Some(0), Some(2), Some(2)),
+        "completed_jobs counts failed jobs too"
     );
 }
 

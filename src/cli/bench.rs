@@ -241,7 +241,7 @@ fn timed_search(
     let exact_total = merged(&exact);
     // Children scored by a full evaluation (or an FEC probe), not the duplicate cache.
     let evaluated = total - exact_total.map_or(0, |s| s.hits);
-    Ok(json!({
+    let mut summary = json!({
         "bench": name,
         "workers": cfg.workers,
         "seconds": elapsed,
@@ -251,10 +251,11 @@ fn timed_search(
         "cpu_seconds": cpu,
         "children_per_cpu_sec": total as f64 / cpu,
         "evaluations_per_sec": evaluated as f64 / elapsed,
-        "best_fitness": best,
         "fec": cache_json(merged(&fec)),
         "exact_cache": cache_json(exact_total),
-    }))
+    });
+    crate::score_json::put_in(&mut summary, "best_fitness", best);
+    Ok(summary)
 }
 
 /// One discover run: restart the demo search with fresh tasks every 2e8 training steps

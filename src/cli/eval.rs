@@ -6,6 +6,7 @@
 use super::UsageError;
 use crate::config::BudgetConfig;
 use crate::engine::{cost, parse_program, score_on_suite, Examples};
+use crate::score_json;
 use crate::tasks::prepare::{prepare_suite, DataConfig};
 use crate::tasks::suite::SuiteSpec;
 use crate::tasks::TaskType;
@@ -80,12 +81,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let scored = score_on_suite(&program, &tasks, &seeds);
     let seconds = started.elapsed().as_secs_f64();
-    // JSON has no infinities: non-finite task scores are written as null.
-    let finite = |v: f32| v.is_finite().then_some(v);
+    // JSON has no infinities: non-finite scores take the one form of `score_json`.
     if args.json {
-        let out = serde_json::json!({
-            "score": finite(scored.score),
-            "per_task": scored.per_task.iter().map(|&v| finite(v)).collect::<Vec<_>>(),
+        let mut out = serde_json::json!({
+            "per_task": scored.per_task.iter().map(|&v| score_json::value(v)).collect::<Vec<_>>(),
             "task_ids": suite.tasks.iter().map(|t| t.task_id).collect::<Vec<_>>(),
             "task_type": task_type.as_str(),
             "tasks": tasks.len(),
@@ -96,6 +95,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "rng_version": crate::rng::RNG_VERSION,
             "seconds": seconds,
         });
+        score_json::put_in(&mut out, "score", scored.score);
         println!("{out}");
     } else {
         for (spec, score) in suite.tasks.iter().zip(&scored.per_task) {

@@ -4,7 +4,8 @@
 use super::jobs;
 use super::rules;
 use super::state::{
-    unix_now, Algorithm, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal, TaskKind,
+    unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState,
+    Refusal, TaskKind,
 };
 use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,
@@ -40,14 +41,18 @@ impl Pool {
     }
 
     /// The evaluation suite every evaluator must use.
-    fn suite_json(&self) -> Value {
+    pub fn eval_suite(&self) -> jobs::SuiteRef {
         let cfg = self.state.config();
-        json!({
-            "task_type": cfg.task_type,
-            "input_dim": cfg.input_dim,
-            "task_count": cfg.eval_task_count,
-            "task_seed": self.eval_task_seed,
-        })
+        jobs::SuiteRef {
+            task_type: cfg.task_type.clone(),
+            input_dim: cfg.input_dim,
+            task_count: cfg.eval_task_count,
+            task_seed: self.eval_task_seed,
+        }
+    }
+
+    fn suite_json(&self) -> Value {
+        serde_json::to_value(self.eval_suite()).unwrap_or(Value::Null)
     }
 }
 
@@ -218,41 +223,47 @@ fn query_num<T: std::str::FromStr>(
         .transpose()
 }
 
-/// The wire form of a score: a number, or null when non-finite.
-fn score_json(s: Option<f64>) -> Value {
-    s.filter(|v| v.is_finite())
-        .map_or(Value::Null, |v| json!(v))
+/// The wire form of a score ([`crate::score_json`]): a number, or `null` — with
+/// `"invalid": "non-finite"` when the score exists but is not finite (the store keeps
+/// non-finite scores as `None`, so only that much is known).
+fn put_score(v: &mut Value, s: Option<f64>, known: bool) {
+    v["score"] = s.map_or(Value::Null, crate::score_json::value);
+    if known && s.map_or(true, |x| !x.is_finite()) {
+        v["invalid"] = json!("non-finite");
+    }
 }
 
 fn algorithm_json(a: &Algorithm) -> Value {
-    json!({
+    let mut v = json!({
         "id": a.id,
         "algorithm_dsl": a.dsl,
         "input_dim": a.input_dim,
         "task_type": a.task_type,
         "status": a.status.as_str(),
-        "score": score_json(a.score),
-    })
+    });
+    put_score(&mut v, a.score, a.status == AlgorithmStatus::Verified);
+    v
 }
 
 fn result_json(a: &Algorithm) -> Value {
-    json!({
+    let mut v = json!({
         "id": a.id,
         "algorithm_dsl": a.dsl,
         "input_dim": a.input_dim,
         "task_type": a.task_type,
-        "score": score_json(a.score),
         "miner_hotkey": a.author,
         "parent_ids": a.parent_ids,
-        "evaluations": a.evaluations.iter().map(|e| json!({
-            "hotkey": e.hotkey,
-            "score": score_json(e.score),
-            "accurate": e.accurate,
-        })).collect::<Vec<_>>(),
+        "evaluations": a.evaluations.iter().map(|e| {
+            let mut v = json!({"hotkey": e.hotkey, "accurate": e.accurate});
+            put_score(&mut v, e.score, true);
+            v
+        }).collect::<Vec<_>>(),
         "reward": a.reward,
         "created_at": iso(a.created_at),
         "verified_at": a.verified_at.map(iso),
-    })
+    });
+    put_score(&mut v, a.score, a.status == AlgorithmStatus::Verified);
+    v
 }
 
 fn miner_json(m: &Miner) -> Value {
@@ -398,7 +409,7 @@ async fn request_task(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Resp
         let (batch, algs) = pool.state.request_task(&signer.hotkey, kind, unix_now())?;
         Ok(json!({
             "batch_id": batch.batch_id,
-            "task_type": kind.as_str(),
+            "task_type": batch.kind.as_str(),
             "expires_at": iso(batch.expires_at),
             "suite": pool.suite_json(),
             "algorithms": algs.iter().map(algorithm_json).collect::<Vec<_>>(),
@@ -698,6 +709,8 @@ async fn monitor(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
             "best_score": s.best_score,
             "window_number": rules::window_number(now, cfg.window_s),
             "epoch": rules::epoch_number(now, cfg.epoch_s),
+            "epoch_remaining_s": rules::window_remaining(now, cfg.epoch_s),
+            "local_evaluators": cfg.local_evaluators,
             "alerts": alerts,
         }))
     })

@@ -347,6 +347,12 @@ impl Coordinator {
                     continue;
                 }
             };
+            // The pool answers a miner's still-active task whatever kind was asked for.
+            let kind = match task["task_type"].as_str() {
+                Some("evaluate") => "evaluate",
+                Some("evolve") => "evolve",
+                _ => kind,
+            };
             if kind == "evolve" {
                 evolves += 1;
             } else {
@@ -363,16 +369,17 @@ impl Coordinator {
         let payload = if kind == "evolve" {
             let seed = self.next_seed();
             serde_json::to_value(EvolvePayload {
-                suite: self.evolve_suite(&task_type, input_dim),
-                parents: algorithms.clone(),
+                suite: Some(self.evolve_suite(&task_type, input_dim)),
+                algorithms,
+                input_dim: Some(input_dim),
                 budget: self.s.evolve_budget,
-                seed,
+                seed: Some(seed),
                 pop_size: self.s.pop_size,
             })
         } else {
             serde_json::to_value(EvaluatePayload {
-                suite: self.eval_suite(&task["suite"], &task_type, input_dim),
-                algorithms: algorithms.clone(),
+                suite: Some(self.eval_suite(&task["suite"], &task_type, input_dim)),
+                algorithms,
             })
         }
         .unwrap_or(Value::Null);
@@ -442,15 +449,16 @@ impl Coordinator {
         let (task_type, input_dim) = first_task_of(&lease["seed_algorithms"]);
         let seed = self.next_seed();
         let payload = LeasePayload {
-            lease_id,
-            eval_suite: self.eval_suite(&lease["suite"], &task_type, input_dim),
-            evolve_suite: self.evolve_suite(&task_type, input_dim),
-            evaluate,
-            seeds,
+            lease_id: json!(lease_id),
+            eval_suite: Some(self.eval_suite(&lease["suite"], &task_type, input_dim)),
+            evolve_suite: Some(self.evolve_suite(&task_type, input_dim)),
+            evaluate_algorithms: evaluate,
+            seed_algorithms: seeds,
+            input_dim: Some(input_dim),
             evolve_budget: lease["evolve_budget"]
                 .as_u64()
                 .unwrap_or(self.s.evolve_budget),
-            seed,
+            seed: Some(seed),
             pop_size: self.s.pop_size,
         };
         let payload = serde_json::to_value(payload).unwrap_or(Value::Null);
@@ -503,7 +511,7 @@ impl Coordinator {
                 Ok((next, items)) => {
                     self.cursor = next;
                     if let Some(item) = items.iter().find(|i| i["job_id"] == job_id.as_str()) {
-                        return Some(if item["status"] == "ok" {
+                        return Some(if item["status"] == "completed" {
                             Ok(item["result"].clone())
                         } else {
                             Err(item["error"].as_str().unwrap_or("job failed").to_string())
@@ -558,12 +566,7 @@ fn algorithm_refs(v: &Value) -> Vec<AlgorithmRef> {
     v.as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|x| {
-                    Some(AlgorithmRef {
-                        id: x["id"].as_u64()?,
-                        algorithm_dsl: x["algorithm_dsl"].as_str()?.to_string(),
-                    })
-                })
+                .filter_map(|x| serde_json::from_value(x.clone()).ok())
                 .collect()
         })
         .unwrap_or_default()

@@ -3,20 +3,26 @@
 //! worker posts back (`POST /jobs/{id}/result {"status":"ok","result":…}`), and
 //! [`execute_job`], which both the in-process worker threads and `bitsota worker` run.
 //!
-//! Kinds and shapes (all scores are numbers, or `null` when non-finite):
-//! - `evaluate`: payload [`EvaluatePayload`] `{suite, algorithms:[{id, algorithm_dsl}]}`
+//! Kinds and shapes (all scores are numbers, or `null` when non-finite). The payloads are
+//! the reference driver's (`algorithms`, `evaluate_algorithms`, `seed_algorithms`,
+//! `input_dim`, string ids) plus optional fields of ours; what the reference leaves out
+//! falls back to the shipped defaults, so a reference driver's jobs run here and ours run
+//! on the reference worker.
+//! - `evaluate`: payload [`EvaluatePayload`] `{suite?, algorithms:[{id, algorithm_dsl}]}`
 //!   → [`EvaluateResult`] `{evaluations:[{algorithm_id, score}]}`; each program is scored
 //!   with the validator rule (median of per-task scores) on the suite. Programs are
 //!   strangers' code: one over the evaluation budget (`engine::cost`, the daemon's
 //!   `[budget]`) or past the deadline is invalid and scores `null`, like one that
 //!   diverges, without being run (budget) or run to the end (deadline).
-//! - `evolve`: payload [`EvolvePayload`] `{suite, parents:[{id, algorithm_dsl}], budget,
-//!   seed, pop_size}` → [`EvolveResult`] `{evolved_function, parent_ids, fitness,
-//!   children}`: regularized evolution seeded with the parents for `budget` children on
-//!   the (miner) suite; the result is the fittest child that differs from every parent.
-//! - `lease`: payload [`LeasePayload`] `{lease_id, eval_suite, evolve_suite, evaluate,
-//!   seeds, evolve_budget, seed, pop_size}` → [`LeaseResult`] `{evaluations,
-//!   evolutions:[{parent_algorithm_ids, algorithm_dsl}], iterations}`: both of the above.
+//! - `evolve`: payload [`EvolvePayload`] `{suite?, algorithms:[{id, algorithm_dsl}],
+//!   budget?, seed?, pop_size?}` → [`EvolveResult`] `{evolved_function, parent_ids,
+//!   fitness, children}`: regularized evolution seeded with the parents for `budget`
+//!   children on the (miner) suite; the result is the fittest child that differs from
+//!   every parent.
+//! - `lease`: payload [`LeasePayload`] `{lease_id, eval_suite?, evolve_suite?,
+//!   evaluate_algorithms, seed_algorithms, evolve_budget, seed?, pop_size?}` →
+//!   [`LeaseResult`] `{evaluations, evolutions:[{parent_algorithm_ids, algorithm_dsl}],
+//!   iterations}`: both of the above.
 
 use crate::config::BudgetConfig;
 use crate::engine::{self, cost, EvolutionConfig, Evolver, Examples, Member, Program, Stop};
@@ -57,23 +63,85 @@ pub struct SuiteRef {
     pub task_seed: u64,
 }
 
-/// A program handed out by the pool.
+impl SuiteRef {
+    /// The suite a payload names, else the shipped default for `algorithms`' task type
+    /// and input dimension (the reference driver names no suite).
+    fn or_default(
+        given: &Option<SuiteRef>,
+        algorithms: &[AlgorithmRef],
+        input_dim: Option<usize>,
+        (task_count, task_seed): (usize, u64),
+    ) -> SuiteRef {
+        given.clone().unwrap_or_else(|| {
+            let first = algorithms.first();
+            SuiteRef {
+                task_type: first
+                    .and_then(|a| a.task_type.clone())
+                    .unwrap_or_else(|| crate::config::PoolConfig::default().task_type),
+                input_dim: first
+                    .and_then(|a| a.input_dim)
+                    .or(input_dim)
+                    .unwrap_or(crate::config::PoolConfig::default().input_dim),
+                task_count,
+                task_seed,
+            }
+        })
+    }
+}
+
+/// The default evaluation suite: the pool's suite with the validators' seed.
+fn default_eval_suite() -> (usize, u64) {
+    let c = crate::config::Config::default();
+    (c.pool.eval_task_count, c.validator.task_seed)
+}
+
+/// The default evolution suite: the miner's fitness suite.
+fn default_evolve_suite() -> (usize, u64) {
+    let c = crate::config::MinerConfig::default();
+    (c.miner_task_count, c.miner_task_seed)
+}
+
+/// A program handed out by the pool (the reference sends its id as a number or a
+/// string, with `task_type` and `input_dim`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlgorithmRef {
+    #[serde(deserialize_with = "id_number_or_text")]
     pub id: u64,
     pub algorithm_dsl: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dim: Option<usize>,
+}
+
+fn id_number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| serde::de::Error::custom("id must be a non-negative integer")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("id {s:?} is not an integer"))),
+        _ => Err(serde::de::Error::custom("id must be an integer")),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvaluatePayload {
-    pub suite: SuiteRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<SuiteRef>,
     pub algorithms: Vec<AlgorithmRef>,
 }
 
+/// One program's score; a non-finite score is `null` with `invalid` saying why (the
+/// form of [`crate::score_json`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub algorithm_id: u64,
     pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,13 +153,25 @@ fn default_pop_size() -> usize {
     16
 }
 
+fn default_budget() -> u64 {
+    crate::config::PoolConfig::default().evolve_budget as u64
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvolvePayload {
-    pub suite: SuiteRef,
-    pub parents: Vec<AlgorithmRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<SuiteRef>,
+    /// The parents (the reference driver names them from this field).
+    #[serde(alias = "parents")]
+    pub algorithms: Vec<AlgorithmRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dim: Option<usize>,
     /// Children to produce.
+    #[serde(default = "default_budget")]
     pub budget: u64,
-    pub seed: u64,
+    /// Evolution seed; none = a fresh random one per job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     #[serde(default = "default_pop_size")]
     pub pop_size: usize,
 }
@@ -106,13 +186,24 @@ pub struct EvolveResult {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LeasePayload {
-    pub lease_id: u64,
-    pub eval_suite: SuiteRef,
-    pub evolve_suite: SuiteRef,
-    pub evaluate: Vec<AlgorithmRef>,
-    pub seeds: Vec<AlgorithmRef>,
+    /// Carried for the coordinator's log; the work does not depend on it (the reference
+    /// driver sends it as a string).
+    #[serde(default)]
+    pub lease_id: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_suite: Option<SuiteRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evolve_suite: Option<SuiteRef>,
+    #[serde(default, alias = "evaluate")]
+    pub evaluate_algorithms: Vec<AlgorithmRef>,
+    #[serde(default, alias = "seeds")]
+    pub seed_algorithms: Vec<AlgorithmRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dim: Option<usize>,
+    #[serde(default)]
     pub evolve_budget: u64,
-    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     #[serde(default = "default_pop_size")]
     pub pop_size: usize,
 }
@@ -155,6 +246,21 @@ pub fn set_budget(budget: BudgetConfig) {
 
 fn budget() -> BudgetConfig {
     BUDGET.get().cloned().unwrap_or_default()
+}
+
+/// `count` genesis programs of `task_type`'s profile: random programs drawn from seeds
+/// `0..count`, so every appliance starts from the same ones.
+pub fn genesis_dsl(task_type: TaskType, input_dim: usize, count: usize) -> Vec<String> {
+    let profile =
+        engine::Profile::builtin(task_type.profile_name()).expect("the task profiles are built in");
+    (0..count as u64)
+        .map(|seed| {
+            let mut rng = crate::rng::Rng::new(seed);
+            engine::print_program(&engine::mutate::random_program(
+                &profile, input_dim, &mut rng,
+            ))
+        })
+        .collect()
 }
 
 static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -258,6 +364,7 @@ pub fn evaluate(
                 Ok(Evaluation {
                     algorithm_id: a.id,
                     score: None,
+                    invalid: Some(reason.to_string()),
                 })
             };
             if let Err(e) = cost::check(&program, task_type, suite.input_dim, examples, &limits) {
@@ -271,6 +378,7 @@ pub fn evaluate(
                 Ok(s) => Ok(Evaluation {
                     algorithm_id: a.id,
                     score: finite(s.score),
+                    invalid: crate::score_json::non_finite_reason(s.score).map(str::to_string),
                 }),
                 Err(_) if cancelled() => Err(JobError::Cancelled),
                 Err(e) => invalid(&format!("{e} (deadline {} s)", budget.deadline_s)),
@@ -352,12 +460,16 @@ pub fn execute_job(
     match kind {
         "evaluate" => {
             let p: EvaluatePayload = payload(kind, payload_json)?;
-            let evaluations = evaluate(&p.suite, &p.algorithms, cancel)?;
+            let suite = SuiteRef::or_default(&p.suite, &p.algorithms, None, default_eval_suite());
+            let evaluations = evaluate(&suite, &p.algorithms, cancel)?;
             Ok(to_value(&EvaluateResult { evaluations }))
         }
         "evolve" => {
             let p: EvolvePayload = payload(kind, payload_json)?;
-            match evolve(&p.suite, &p.parents, p.budget, p.seed, p.pop_size)? {
+            let suite =
+                SuiteRef::or_default(&p.suite, &p.algorithms, p.input_dim, default_evolve_suite());
+            let seed = p.seed.unwrap_or_else(rand::random);
+            match evolve(&suite, &p.algorithms, p.budget, seed, p.pop_size)? {
                 Some(r) => Ok(to_value(&r)),
                 None => Err(JobError::Task(
                     "evolution produced no child different from its parents".into(),
@@ -366,15 +478,28 @@ pub fn execute_job(
         }
         "lease" => {
             let p: LeasePayload = payload(kind, payload_json)?;
-            let evaluations = evaluate(&p.eval_suite, &p.evaluate, cancel)?;
-            let evolved = if p.seeds.is_empty() || p.evolve_budget == 0 {
+            let eval_suite = SuiteRef::or_default(
+                &p.eval_suite,
+                &p.evaluate_algorithms,
+                p.input_dim,
+                default_eval_suite(),
+            );
+            let evaluations = evaluate(&eval_suite, &p.evaluate_algorithms, cancel)?;
+            let evolved = if p.seed_algorithms.is_empty() || p.evolve_budget == 0 {
                 None
             } else {
-                evolve(
+                let suite = SuiteRef::or_default(
                     &p.evolve_suite,
-                    &p.seeds,
+                    &p.seed_algorithms,
+                    p.input_dim,
+                    default_evolve_suite(),
+                );
+                let seed = p.seed.unwrap_or_else(rand::random);
+                evolve(
+                    &suite,
+                    &p.seed_algorithms,
                     p.evolve_budget,
-                    p.seed,
+                    seed,
                     p.pop_size,
                 )?
             };
@@ -486,6 +611,40 @@ mod tests {
             execute_job("evaluate", &payload, &AtomicBool::new(true)),
             Err(JobError::Cancelled)
         ));
+    }
+
+    #[test]
+    fn the_reference_drivers_payloads_run() {
+        // What `PoolTaskCoordinator` enqueues: string batch ids, the task's algorithms
+        // with their `task_type` and `input_dim`, no suite, budget or seed.
+        let empty = empty_program_dsl(TaskType::ScalarLinear);
+        let algo = json!({"id": "5", "algorithm_dsl": empty, "task_type": "scalar_linear",
+            "input_dim": 4, "status": "seed", "score": null});
+        let evolve = json!({"batch_id": "3", "algorithms": [algo], "input_dim": 4});
+        let r: EvolveResult =
+            serde_json::from_value(execute_job("evolve", &evolve, &AtomicBool::new(false)).unwrap()).unwrap();
+        assert_eq!(r.parent_ids, vec![5]);
+        assert_eq!(r.children, default_budget());
+        let learner = json!({"id": 9, "algorithm_dsl": LEARNER, "task_type": "scalar_linear",
+            "input_dim": 4});
+        let evaluate = json!({"batch_id": "4", "algorithms": [learner], "input_dim": 4});
+        let e: EvaluateResult =
+            serde_json::from_value(execute_job("evaluate", &evaluate, &AtomicBool::new(false)).unwrap()).unwrap();
+        // Scored on the default pool suite, as an evaluator naming that suite would.
+        let (count, seed) = default_eval_suite();
+        let named = json!({"suite": {"task_type": "scalar_linear", "input_dim": 4,
+            "task_count": count, "task_seed": seed}, "algorithms": [learner]});
+        assert_eq!(
+            execute_job("evaluate", &named, &AtomicBool::new(false)).unwrap(),
+            serde_json::to_value(&e).unwrap()
+        );
+        // PoolLeaseCoordinator's lease job.
+        let lease = json!({"lease_id": "7", "window_number": 1, "evaluate_algorithms": [learner],
+            "seed_algorithms": [algo], "evolve_budget": 10, "lease_timeout_at_s": 1e10,
+            "input_dim": 4});
+        let l: LeaseResult = serde_json::from_value(execute_job("lease", &lease, &AtomicBool::new(false)).unwrap()).unwrap();
+        assert_eq!((l.evaluations.len(), l.evolutions.len()), (1, 1));
+        assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
     }
 
     #[test]

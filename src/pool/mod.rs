@@ -6,6 +6,8 @@
 //! - [`api`]: the HTTP API on the pool listener.
 //! - [`jobs`]: sidecar job payloads/results and [`jobs::execute_job`] (engine work).
 //! - [`relay_link`]: seeding from the relay's SOTA and forwarding the pool's best.
+//! - [`local_evaluators`]: the appliance's own evaluator identities and genesis work,
+//!   so one machine completes the pool cycle.
 //! - [`worker`]: the sidecar job-queue client and the worker loop (`bitsota worker`).
 //! - [`coordinator`]: pool mining — [`spawn_coordinator`]`(ctx, PoolMode::Tasks |
 //!   PoolMode::Lease, run_id, workers, stop) -> CoordinatorHandle` registers the miner
@@ -17,6 +19,7 @@ pub mod api;
 pub mod audit;
 pub mod coordinator;
 pub mod jobs;
+pub mod local_evaluators;
 pub mod relay_link;
 pub mod rules;
 pub mod state;
@@ -75,6 +78,7 @@ pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
         _ => None,
     };
     let pool = Arc::new(api::Pool::new(state, ctx.config.validator.task_seed));
+    local_evaluators::start(ctx, pool.clone())?;
     spawn_background(ctx, pool.clone(), link);
     Ok(api::route(pool))
 }

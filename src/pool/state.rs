@@ -483,6 +483,24 @@ impl PoolState {
         origin: &str,
         now: f64,
     ) -> Result<Option<u64>, StoreError> {
+        self.add_unauthored(dsl, score, origin, AlgorithmStatus::Seed, now)
+    }
+
+    /// Put a program without an author up for evaluation (genesis work that lets an
+    /// empty pool's evaluators and evolvers start); skipped, like a seed, when the pool
+    /// already holds the same program.
+    pub fn add_genesis(&self, dsl: &str, now: f64) -> Result<Option<u64>, StoreError> {
+        self.add_unauthored(dsl, None, "genesis", AlgorithmStatus::Pending, now)
+    }
+
+    fn add_unauthored(
+        &self,
+        dsl: &str,
+        score: Option<f64>,
+        origin: &str,
+        status: AlgorithmStatus,
+        now: f64,
+    ) -> Result<Option<u64>, StoreError> {
         let _g = self.lock.lock();
         if self.all_algorithms()?.iter().any(|a| a.dsl == dsl) {
             return Ok(None);
@@ -497,7 +515,7 @@ impl PoolState {
                 author: None,
                 parent_ids: Vec::new(),
                 created_at: now,
-                status: AlgorithmStatus::Seed,
+                status,
                 score,
                 verified_at: None,
                 evaluations: Vec::new(),
@@ -506,9 +524,20 @@ impl PoolState {
                 origin: origin.to_string(),
             };
             tx.algorithms.insert(u64_key(id), &a)?;
+            if status == AlgorithmStatus::Pending {
+                tx.pending.insert(u64_key(id), &0)?;
+            }
             Ok(Some(id))
         })
         .map_err(store_only)
+    }
+
+    /// The longest-waiting pending algorithm, if any.
+    pub fn oldest_pending(&self) -> Result<Option<Algorithm>, StoreError> {
+        match self.pending.iter().next().transpose()? {
+            Some((k, _)) => self.algorithm(key_u64(&k).unwrap_or(0)),
+            None => Ok(None),
+        }
     }
 
     /// Verified algorithms, best first; filters as `/results`.
@@ -558,7 +587,10 @@ impl PoolState {
 
     // ---- tasks ----
 
-    /// `POST /tasks/request`.
+    /// `POST /tasks/request`. A miner that still holds an unexpired task gets that same
+    /// task back, whatever kind it asked for: a client that lost track of its task (a
+    /// failed job, a restart) picks it up again instead of being stranded with
+    /// `Miner already has active task` until the task times out.
     pub fn request_task(
         &self,
         hotkey: &str,
@@ -575,9 +607,16 @@ impl PoolState {
         let issued = self.transact(|tx| {
             let mut m = tx.touch(hotkey, now)?;
             tx.expire_task(&mut m, now)?;
-            if m.active_task.is_some() {
+            if let Some(id) = m.active_task {
                 tx.miners.insert(hotkey, &m)?;
-                return Ok(Err(Refusal::bad_request(ACTIVE_TASK)));
+                let Some(t) = tx.tasks.get(u64_key(id))? else {
+                    return Ok(Err(Refusal::bad_request(ACTIVE_TASK)));
+                };
+                let mut algorithms = Vec::new();
+                for &a in &t.algorithm_ids {
+                    algorithms.extend(tx.algorithms.get(u64_key(a))?);
+                }
+                return Ok(Ok((t, algorithms)));
             }
             let algorithms = match kind {
                 TaskKind::Evolve => parents.clone(),
@@ -1226,8 +1265,12 @@ mod tests {
         let now = 1000.0;
         let (t, parents) = p.request_task("A", TaskKind::Evolve, now).unwrap();
         assert_eq!(parents.len(), 1);
-        let err = p.request_task("A", TaskKind::Evolve, now).unwrap_err();
-        assert!(matches!(err, OpError::Refused(r) if r.detail == ACTIVE_TASK));
+        // Asking again, for either kind, re-answers the active task.
+        for kind in [TaskKind::Evolve, TaskKind::Evaluate] {
+            let (again, algs) = p.request_task("A", kind, now).unwrap();
+            assert_eq!((again.batch_id, again.kind), (t.batch_id, TaskKind::Evolve));
+            assert_eq!(algs, parents);
+        }
         let evo = EvolutionIn {
             parent_ids: vec![parents[0].id],
             dsl: "child".into(),
@@ -1291,7 +1334,11 @@ mod tests {
         // A new window gives B a new lease.
         assert!(p.issue_lease("B", 8, 8, 12.0).is_ok());
         // C's task expires after task_timeout_s and C may ask again.
-        assert!(p.request_task("C", TaskKind::Evolve, 13.0).is_err());
+        let (held, _) = p.request_task("C", TaskKind::Evolve, 13.0).unwrap();
+        assert_eq!(
+            (held.batch_id, held.kind),
+            (ct.batch_id, TaskKind::Evaluate)
+        );
         assert!(p.request_task("C", TaskKind::Evolve, 23.0).is_ok());
         let gone = p.submit_evaluation("C", ct.batch_id, &[], 23.0);
         assert!(matches!(gone, Err(OpError::Refused(r)) if r.status == 404));

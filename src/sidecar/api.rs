@@ -129,15 +129,16 @@ fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, SidecarErro
     }
 }
 
-fn q_u64(q: &Params, key: &str, default: u64, min: u64, max: u64) -> Result<u64, SidecarError> {
+/// An integer query parameter clamped into `min..=max`, as the reference does: clients
+/// send what it accepts (`cursor=-5`, `limit=100000`). Only a non-integer is refused.
+fn q_clamped(q: &Params, key: &str, default: u64, min: u64, max: u64) -> Result<u64, SidecarError> {
     match q.get(key) {
         None => Ok(default),
-        Some(s) => match s.trim().parse::<u64>() {
-            Ok(v) if (min..=max).contains(&v) => Ok(v),
-            _ => Err(bad(format!(
-                "{key} must be an integer between {min} and {max}"
-            ))),
-        },
+        Some(s) => s
+            .trim()
+            .parse::<i128>()
+            .map(|v| v.clamp(min as i128, max as i128) as u64)
+            .map_err(|_| bad(format!("{key} must be an integer"))),
     }
 }
 
@@ -248,8 +249,8 @@ async fn ingest_batch(Data(s): Shared<'_>, body: Body) -> Response {
 }
 
 fn stream_page(s: &Sidecar, q: &Params, stream: Stream) -> Result<Value, SidecarError> {
-    let cursor = q_u64(q, "cursor", 0, 0, u64::MAX)?;
-    let limit = q_u64(q, "limit", stream.default_limit(), 1, stream.max_limit())?;
+    let cursor = q_clamped(q, "cursor", 0, 0, u64::MAX)?;
+    let limit = q_clamped(q, "limit", stream.default_limit(), 1, stream.max_limit())?;
     let (next, items) = s.store.page(q_run(q), stream, cursor, limit)?;
     Ok(json!({ "cursor": next, "items": items }))
 }
@@ -279,7 +280,7 @@ async fn jobs_enqueue(Data(s): Shared<'_>, body: Body) -> Response {
     let r = async {
         let m = object(body).await?;
         let kind = opt_str(&m, "kind")?
-            .filter(|k| !k.is_empty())
+            .filter(|k| !k.trim().is_empty())
             .ok_or_else(|| bad("kind is required"))?;
         let payload = match m.get("payload") {
             None | Some(Value::Null) => Value::Object(Map::new()),
@@ -302,10 +303,12 @@ const MAX_LEASE_S: f64 = 86_400.0;
 #[handler]
 fn jobs_next(Data(s): Shared<'_>, q: Params) -> Response {
     let r = (|| {
+        // The reference's default when a worker does not name itself.
         let worker = q
             .get("worker_id")
+            .map(String::as_str)
             .filter(|w| !w.is_empty())
-            .ok_or_else(|| bad("worker_id is required"))?;
+            .unwrap_or("worker");
         let lease = match q.get("lease_seconds") {
             None => 60.0,
             Some(t) => match t.trim().parse::<f64>() {

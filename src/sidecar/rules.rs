@@ -217,8 +217,9 @@ pub fn parse_event(value: &Value, at: &str) -> Result<Event, String> {
     })
 }
 
-/// Validate an ingest body: `{"run_id": str, "events": [...]}`. Nothing is applied
-/// unless every event is valid, so a bad batch never half-lands.
+/// Validate an ingest body: `{"run_id": str, "events": [...]}`. Events that are not
+/// JSON objects are skipped, as the reference does; nothing is applied unless every
+/// object event is valid, so a bad batch never half-lands.
 pub fn parse_ingest(body: &Value) -> Result<(String, Vec<Event>), String> {
     let obj = body
         .as_object()
@@ -237,15 +238,17 @@ pub fn parse_ingest(body: &Value) -> Result<(String, Vec<Event>), String> {
     let events = events
         .iter()
         .enumerate()
+        .filter(|(_, e)| e.is_object())
         .map(|(i, e)| parse_event(e, &format!("events[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((run_id, events))
 }
 
-/// Run ids are keys in the store: 1..=128 printable characters.
+/// Run ids are keys in the store: 1..=128 printable characters, not all blank (the
+/// reference refuses a blank id).
 pub fn check_run_id(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
-        return Err("run_id must be 1 to 128 printable characters".into());
+    if s.trim().is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
+        return Err("run_id must be 1 to 128 printable characters, not all blank".into());
     }
     Ok(s.to_string())
 }
@@ -395,6 +398,12 @@ mod tests {
             "run_id is required"
         );
         assert!(parse_ingest(&json!({"run_id":"r","events":[{"type":"candidate"}]})).is_err());
+        // Non-object events are skipped, not refused; a blank run id is refused.
+        let (_, events) =
+            parse_ingest(&json!({"run_id":"r","events":[1, "x", null, [], {"message":"m"}]}))
+                .unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(parse_ingest(&json!({"run_id":"  ","events":[]})).is_err());
     }
 
     #[test]

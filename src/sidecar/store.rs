@@ -132,7 +132,7 @@ impl JobRecord {
             "status": self.status.as_str(),
             "worker_id": self.worker_id,
             "lease_expires_at_s": self.lease_expires_at_s,
-            "attempts": self.attempts,
+            "attempt": self.attempts,
             "result": parse(&self.result),
             "error": self.error,
             "created_at_s": self.created_at_s,
@@ -322,6 +322,7 @@ impl SidecarStore {
     }
 
     /// `POST /submission_result`: a success raises `local_sota`; every answer is logged.
+    /// The run must exist (the reference refuses a result for an unknown run).
     pub fn submission_result(
         &self,
         run_id: Option<&str>,
@@ -330,7 +331,13 @@ impl SidecarStore {
     ) -> Result<(), SidecarError> {
         let _w = self.write.lock();
         let now = now_s();
-        let mut run = self.run_for_write(run_id, now)?;
+        let run = match self.resolve(run_id)? {
+            Some(id) => self.runs.get(&id)?,
+            None => None,
+        };
+        let mut run = run.ok_or_else(|| {
+            SidecarError::BadInput(format!("unknown run {}", run_id.unwrap_or("(none)")))
+        })?;
         if rules::is_success(status) {
             run.successful_submissions += 1;
             run.local_sota = Some(run.local_sota.map_or(score, |l| l.max(score)));
@@ -468,8 +475,9 @@ impl SidecarStore {
             Some(id) => self.runs.get(&id)?,
             None => None,
         };
+        // An unknown run echoes the cursor it was sent (the reference's answer).
         let Some(run) = run else {
-            return Ok((rules::page(0, 0, cursor, limit).next_cursor, Vec::new()));
+            return Ok((cursor, Vec::new()));
         };
         let i = stream.index();
         let (base, len) = (run.base_seq[i], run.next_seq[i] - run.base_seq[i]);
@@ -484,15 +492,15 @@ impl SidecarStore {
         Ok((p.next_cursor, items))
     }
 
-    /// Job counts of a run.
+    /// Job counts of a run; `completed` counts every finished job, failed ones too (the
+    /// reference's `completed_jobs`).
     pub fn job_counts(&self, run_id: &str) -> Result<JobCounts, SidecarError> {
         let mut c = JobCounts::default();
         for r in self.jobs.scan_prefix(prefix(run_id)) {
             match r?.1.status {
                 JobStatus::Queued => c.queued += 1,
                 JobStatus::Leased => c.leased += 1,
-                JobStatus::Completed => c.completed += 1,
-                JobStatus::Failed => {}
+                JobStatus::Completed | JobStatus::Failed => c.completed += 1,
             }
         }
         Ok(c)
@@ -517,7 +525,7 @@ impl SidecarStore {
                 "queued_jobs": 0,
                 "leased_jobs": 0,
                 "completed_jobs": 0,
-                "updated_at_s": null,
+                "updated_at_s": now_s(),
             }));
         };
         let jobs = self.job_counts(&run.run_id)?;
@@ -727,8 +735,13 @@ impl SidecarStore {
         body.insert("run_id".into(), json!(id));
         body.insert("job_id".into(), json!(job_id));
         body.insert("kind".into(), json!(job.kind));
-        body.insert("status".into(), json!(if ok { "ok" } else { "error" }));
+        body.insert("status".into(), json!(job.status.as_str()));
+        body.insert("attempt".into(), json!(job.attempts));
         body.insert("worker_id".into(), json!(job.worker_id));
+        body.insert(
+            "payload".into(),
+            serde_json::from_str(&job.payload).unwrap_or(Value::Null),
+        );
         body.insert("result".into(), result.clone());
         body.insert("error".into(), json!(error));
         self.push(&mut run, Stream::JobResults, now, body)?;

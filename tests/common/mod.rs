@@ -2,6 +2,8 @@
 //! directory and talks HTTP to it. No component is mocked.
 #![allow(dead_code)] // each integration-test crate uses a different part of the harness
 
+pub mod ledger;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,6 +44,8 @@ pub struct Daemon {
     pub pool: String,
     pub stderr_path: PathBuf,
     env: Vec<(String, String)>,
+    /// Variables of [`base_env`] dropped so the shipped file's value applies.
+    unset: Vec<String>,
     args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -55,6 +59,8 @@ pub struct Opts {
     pub args: Vec<String>,
     /// Use this data directory instead of a fresh temporary one.
     pub data_dir: Option<PathBuf>,
+    /// Defaults of [`base_env`] to drop, so the shipped file's value applies.
+    pub unset: Vec<String>,
 }
 
 impl Opts {
@@ -66,7 +72,19 @@ impl Opts {
         self.args.push(a.to_string());
         self
     }
+    /// Run the shipped configuration's pool background work (local evaluators, genesis
+    /// algorithms), which test daemons leave off by default.
+    pub fn shipped_pool(mut self) -> Self {
+        self.unset.extend(POOL_BACKGROUND.map(String::from));
+        self
+    }
 }
+
+/// The pool's background work that [`base_env`] turns off.
+const POOL_BACKGROUND: [&str; 2] = [
+    "BITSOTA_POOL_LOCAL_EVALUATORS",
+    "BITSOTA_POOL_GENESIS_ALGORITHMS",
+];
 
 /// The environment every test daemon gets: ephemeral ports, the shipped config, quiet
 /// background work unless a test turns it on.
@@ -79,6 +97,10 @@ fn base_env(data_dir: &Path) -> Vec<(String, String)> {
         ("BITSOTA_MINER_AUTOSTART", "false".into()),
         ("BITSOTA_VALIDATOR_ENABLED", "false".into()),
         ("BITSOTA_LOG_FILE", "false".into()),
+        // The shipped pool evaluates genesis work and forwards verified algorithms to
+        // the relay; a test that counts pool or relay records turns that on itself.
+        (POOL_BACKGROUND[0], "0".into()),
+        (POOL_BACKGROUND[1], "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -119,6 +141,7 @@ impl Daemon {
             sidecar: String::new(),
             pool: String::new(),
             env: opts.env,
+            unset: opts.unset,
             args: opts.args,
             _tmp: tmp,
         };
@@ -130,6 +153,9 @@ impl Daemon {
         let stderr = std::fs::File::create(&self.stderr_path).expect("stderr file");
         let mut cmd = serve_command(&self.data_dir);
         cmd.args(&self.args).stdout(Stdio::piped()).stderr(stderr);
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -55,6 +55,39 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// Monitor fields the cycle lines already show (left out of the flattened list).
+const CYCLE_KEYS: [&str; 7] = [
+    "algorithms",
+    "backlog",
+    "verified",
+    "best_score",
+    "local_evaluators",
+    "epoch",
+    "epoch_remaining_s",
+];
+
+/// The pool cycle at a glance, from the monitor summary: evolutions waiting for
+/// evaluation, verified ones, and when the epoch (and its payouts) closes. Fields the
+/// pool does not report are left out.
+pub(crate) fn cycle_lines(m: &Value) -> Vec<String> {
+    let n = |k: &str| m.get(k).and_then(Value::as_u64);
+    let mut out = Vec::new();
+    if let (Some(a), Some(b)) = (n("algorithms"), n("backlog")) {
+        out.push(format!("▶ {a} algorithms, {b} awaiting eval"));
+    }
+    if let Some(v) = n("verified") {
+        let best = super::score(m.get("best_score").and_then(Value::as_f64));
+        out.push(format!("▶ {v} verified, best {best}"));
+    }
+    if let (Some(e), Some(r)) = (
+        n("epoch"),
+        m.get("epoch_remaining_s").and_then(Value::as_f64),
+    ) {
+        out.push(format!("▶ epoch {e} closes in {}", duration(r)));
+    }
+    out
+}
+
 pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
@@ -77,7 +110,14 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         }
         let mut kvs = Vec::new();
         if let Some(m) = &app.pool_monitor {
+            for l in cycle_lines(m) {
+                lines.push(Line::styled(
+                    format!(" {l}"),
+                    Style::default().fg(Color::Green),
+                ));
+            }
             flatten("", m, &mut kvs);
+            kvs.retain(|(k, _)| !CYCLE_KEYS.contains(&k.as_str()));
         }
         for (k, v) in kvs {
             let style = if k.contains("alert") {
@@ -101,11 +141,23 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         );
     }
 
+    // The appliance's own evaluators are miners on the leaderboard; the title says how
+    // many of them there are.
+    let local = app
+        .pool_monitor
+        .as_ref()
+        .and_then(|m| m.get("local_evaluators"))
+        .and_then(Value::as_u64)
+        .filter(|&l| l > 0);
+    let board_title = local.map_or_else(
+        || "Leaderboard".to_string(),
+        |l| format!("Leaderboard · {l} local evaluators"),
+    );
     if app.leaderboard.is_empty() {
         placeholder(
             f,
             board,
-            "Leaderboard",
+            &board_title,
             no_data(app, Service::Pool, "no pool miners yet"),
         );
     } else {
@@ -131,7 +183,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
                 ],
             )
             .header(header_row(["#", "Miner", "Reputation", "Evals", "Evols"]))
-            .block(block("Leaderboard")),
+            .block(block(&board_title)),
             board,
         );
     }
@@ -206,6 +258,22 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cycle_reads_from_the_monitor_summary() {
+        let m = serde_json::json!({"algorithms": 40, "backlog": 3, "verified": 7,
+            "best_score": 0.93, "local_evaluators": 3, "epoch": 412, "epoch_remaining_s": 75.5});
+        assert_eq!(
+            cycle_lines(&m),
+            [
+                "▶ 40 algorithms, 3 awaiting eval",
+                "▶ 7 verified, best 0.930000",
+                "▶ epoch 412 closes in 1m 15s"
+            ]
+        );
+        let none = serde_json::json!({"verified": 0, "local_evaluators": 0});
+        assert_eq!(cycle_lines(&none), ["▶ 0 verified, best –"]);
+    }
 
     #[test]
     fn monitor_summary_flattens_every_field() {
