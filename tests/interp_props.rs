@@ -232,8 +232,9 @@ proptest! {
     #[test]
     fn parsed_text_scores_like_its_program(p in arb_program(8)) {
         // Printing needs registers the meta declares: keep those instructions.
-        let declared = |a: Option<Addr>| a.map_or(true, |a| (a.index as usize) < p.meta.count(a.kind));
         let mut p = p;
+        let meta = p.meta;
+        let declared = |a: Option<Addr>| a.map_or(true, |a| (a.index as usize) < meta.count(a.kind));
         for phase in [&mut p.setup, &mut p.predict, &mut p.learn] {
             phase.retain(|i| declared(i.arg1) && declared(i.arg2) && declared(i.dest));
         }

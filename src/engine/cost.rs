@@ -234,12 +234,14 @@ mod tests {
                 .iter()
                 .flat_map(|e| e.allowed().iter().map(move |s| (e.op, *s)))
                 .map(|(op, sig)| {
-                    let reg = |k: Option<crate::engine::Kind>| k.map(|k| Addr::new(k, 1));
+                    // The last register of each kind (s0, s1 and v0 are special).
+                    let last = |k| (profile.meta().count(k) - 1) as u16;
+                    let reg = |k: Option<crate::engine::Kind>| k.map(|k| Addr::new(k, last(k)));
                     let i = Instruction {
                         op,
                         arg1: reg(sig.a),
                         arg2: reg(sig.b),
-                        dest: Some(Addr::new(sig.out, 1)),
+                        dest: Some(Addr::new(sig.out, last(sig.out))),
                         const1: 0.5,
                         const2: 1.0,
                     };
