@@ -33,15 +33,16 @@ use crate::tasks::TaskType;
 
 /// The default budget of a task type, in cost units per task.
 ///
-/// Chosen as twice the cost of the most expensive program the type's search profile
-/// can produce at the default `input_dim` 16 and the default 1000 + 1000 examples (every
-/// phase at its maximum size, every instruction the profile's dearest op), rounded up:
+/// Chosen as at least twice the cost of the most expensive program the type's search
+/// profile can produce at the default `input_dim` 16 and the default 1000 + 1000
+/// examples (every phase at its maximum size, every instruction the profile's dearest
+/// op: 3.1M units for `scalar_linear`, 102M for the image tasks), rounded up:
 /// every program a miner's search finds fits with room to spare, and a hostile program
 /// costs a validator at most about as much as the dearest honest one. The
 /// figures are derived in this module's tests (`budgets_cover_the_search_profiles`).
 pub fn default_budget(task_type: TaskType) -> u64 {
     match task_type {
-        // Profile scalar_linear: CONST ADD SUB MUL DOT, 10/2/8 instructions.
+        // Profile scalar_linear: CONST ADD SUB MUL DOT (ADD m,m→m the dearest), 10/2/8.
         TaskType::ScalarLinear => 8_000_000,
         // Profile cifar: MATMUL (m,m→m) in predict, OUTER in learn, 7/11/23 instructions.
         TaskType::MnistBinary | TaskType::Cifar10Binary => 250_000_000,
