@@ -13,7 +13,7 @@ use bitsota::keys::Keypair;
 use bitsota::relay::store::RelayStore;
 use bitsota::store::{Durability, Store};
 use common::{bin, poll_until, repo_root, Daemon, Opts};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,15 +25,20 @@ const DEFAULT_EXAMPLES: Examples = Examples {
     val: 1000,
 };
 
-/// A live chain of `k` 16×16 matrix products in `learn`, read by `predict`; the
-/// prediction is `0·‖m1‖` (so it scores like a constant 0 predictor). `salt` makes texts
-/// differ (the relay refuses duplicates).
-fn matmul_chain(k: usize, salt: usize) -> String {
+/// A live chain of `k` learn instructions `line` (updating `m1`), read by `predict`;
+/// the prediction is `0·‖m1‖` (so it scores like a constant 0 predictor). `salt` makes
+/// texts differ (the relay refuses duplicates).
+fn chain(line: &str, k: usize, salt: usize) -> String {
     format!(
         "# setup\nm0 = uniform(-0.1, 0.1)\nm1 = gaussian(0.0, 1.0)\ns2 = {salt}.0\n\
          # predict\ns3 = norm(m1)\ns0 = s3 * s2\n# learn\n{}",
-        "m1 = matmul(m1, m0)\n".repeat(k)
+        format!("{line}\n").repeat(k)
     )
+}
+
+/// `k` 16×16 matrix products per training example.
+fn matmul_chain(k: usize, salt: usize) -> String {
+    chain("m1 = matmul(m1, m0)", k, salt)
 }
 
 fn cost_of(dsl: &str) -> u64 {
@@ -197,8 +202,12 @@ fn validator_counters(d: &Daemon) -> Vec<Value> {
 fn an_honest_learner_after_twenty_hostile_at_budget_programs_is_finalized_within_ten_polls() {
     const POLL_S: f64 = 2.0;
     const HOSTILE: usize = 20;
-    // Each hostile program costs exactly the budget the daemon is configured with.
-    let hostile: Vec<String> = (0..HOSTILE).map(|i| matmul_chain(4, i + 1)).collect();
+    // Each hostile program costs exactly the budget the daemon is configured with (eight
+    // matrix additions per training example: about a second of a debug build's CPU on
+    // the test suite).
+    let hostile: Vec<String> = (0..HOSTILE)
+        .map(|i| chain("m1 = m1 + m0", 8, i + 1))
+        .collect();
     let budget = cost_of(&hostile[0]);
     assert!(hostile.iter().all(|h| cost_of(h) == budget));
     let d = Daemon::start(

@@ -8,7 +8,7 @@
 //!
 //! Properties: compilation and evaluation never panic; a lockstep batch scores each task
 //! bit-identically to scoring it alone; an evaluation under a far deadline scores
-//! exactly as one without; and printed text re-parses to the same scores.
+//! exactly as one without, and a cancelled one ends without a score.
 
 use bitsota::engine::dsl::{MAX_MATRICES, MAX_SCALARS, MAX_VECTORS};
 use bitsota::engine::{
@@ -226,25 +226,6 @@ proptest! {
     ) {
         let p = Program { meta: ProgramMeta { vector_dim: Some(declared), ..p.meta }, ..p };
         run_every_way(&p, dim, 3);
-    }
-
-    /// What the parser accepts behaves like the program it printed from.
-    #[test]
-    fn parsed_text_scores_like_its_program(p in arb_program(8)) {
-        // Printing needs registers the meta declares: keep those instructions.
-        let declared = |a: Option<Addr>| a.map_or(true, |a| (a.index as usize) < p.meta.count(a.kind));
-        let mut p = p;
-        for phase in [&mut p.setup, &mut p.predict, &mut p.learn] {
-            phase.retain(|i| declared(i.arg1) && declared(i.arg2) && declared(i.dest));
-        }
-        let text = print_program(&p);
-        let back = parse_program(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-        let tasks = tasks(4, 2);
-        let seeds = [3, 4];
-        prop_assert_eq!(
-            score_on_suite(&p, &tasks, &seeds).score.to_bits(),
-            score_on_suite(&back, &tasks, &seeds).score.to_bits()
-        );
     }
 }
 

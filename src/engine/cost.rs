@@ -33,15 +33,16 @@ use crate::tasks::TaskType;
 
 /// The default budget of a task type, in cost units per task.
 ///
-/// Chosen as twice the cost of the most expensive program the type's search profile
-/// can produce at the default `input_dim` 16 and the default 1000 + 1000 examples (every
-/// phase at its maximum size, every instruction the profile's dearest op), rounded up:
+/// Chosen as at least twice the cost of the most expensive program the type's search
+/// profile can produce at the default `input_dim` 16 and the default 1000 + 1000
+/// examples (every phase at its maximum size, every instruction the profile's dearest
+/// op: 3.1M units for `scalar_linear`, 102M for the image tasks), rounded up:
 /// every program a miner's search finds fits with room to spare, and a hostile program
 /// costs a validator at most about as much as the dearest honest one. The
 /// figures are derived in this module's tests (`budgets_cover_the_search_profiles`).
 pub fn default_budget(task_type: TaskType) -> u64 {
     match task_type {
-        // Profile scalar_linear: CONST ADD SUB MUL DOT, 10/2/8 instructions.
+        // Profile scalar_linear: CONST ADD SUB MUL DOT (ADD m,m→m the dearest), 10/2/8.
         TaskType::ScalarLinear => 8_000_000,
         // Profile cifar: MATMUL (m,m→m) in predict, OUTER in learn, 7/11/23 instructions.
         TaskType::MnistBinary | TaskType::Cifar10Binary => 250_000_000,
@@ -234,12 +235,14 @@ mod tests {
                 .iter()
                 .flat_map(|e| e.allowed().iter().map(move |s| (e.op, *s)))
                 .map(|(op, sig)| {
-                    let reg = |k: Option<crate::engine::Kind>| k.map(|k| Addr::new(k, 1));
+                    // The last register of each kind (s0, s1 and v0 are special).
+                    let last = |k| (profile.meta().count(k) - 1) as u16;
+                    let reg = |k: Option<crate::engine::Kind>| k.map(|k| Addr::new(k, last(k)));
                     let i = Instruction {
                         op,
                         arg1: reg(sig.a),
                         arg2: reg(sig.b),
-                        dest: Some(Addr::new(sig.out, 1)),
+                        dest: Some(Addr::new(sig.out, last(sig.out))),
                         const1: 0.5,
                         const2: 1.0,
                     };

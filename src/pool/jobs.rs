@@ -588,12 +588,10 @@ mod tests {
 
     #[test]
     fn over_budget_and_cancelled_evaluations() {
-        // m0·m0 on 4 features costs 2000·(2+64+16) + …: far over the scalar_linear budget
-        // once repeated; the cheap learner in the same job is scored as usual.
-        let heavy = format!(
-            "# meta: vector_dim=4\n# predict\n{}s0 = norm(m1)\n",
-            "m1 = matmul(m1, m0)\n".repeat(2)
-        );
+        // A declared vector_dim unlike the suite's input_dim is invalid; the learner and
+        // two small matrix products in the same job are scored as usual.
+        let heavy = "# meta: vector_dim=4\n# predict\ns0 = norm(m1)\n\
+            # learn\nm1 = matmul(m1, m0)\nm1 = matmul(m1, m0)\n";
         let wide = "# meta: vector_dim=64\n# predict\ns0 = dot(v0, v0)\n";
         let payload = json!({"suite": suite(2), "algorithms": [
             {"id": 1, "algorithm_dsl": wide}, {"id": 2, "algorithm_dsl": LEARNER},

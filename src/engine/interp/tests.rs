@@ -17,20 +17,21 @@ fn setup_regs(setup: &str) -> Vec<f32> {
 
 fn run_setup(p: &Program) -> Vec<f32> {
     let c = compile_keeping_dead(p, 2);
-    let mut r = vec![0.0; c.n_regs];
-    let (mut mat, mut acc) = (vec![0.0; 4], vec![0.0; 1]);
-    let mut scratch = Scratch {
-        mat: &mut mat,
-        acc: &mut acc,
-    };
-    exec::<0, 0>(
-        &c.phases[0],
-        &mut r,
-        &mut scratch,
-        &mut [crate::rng::Rng::new(1)],
-        c.dim,
+    // No examples: the run is `setup` alone, with evaluation seed 1.
+    let task = scalar_linear::build(
+        &TaskSpec::new(TaskType::ScalarLinear, 0, 2),
+        LinearSizes { train: 1, val: 1 },
     );
-    r
+    let spec = RunSpec {
+        n_train: 0,
+        n_val: 0,
+        early_stop: None,
+        record_train_errors: false,
+        stop: None,
+    };
+    let mut ev = Evaluator::new();
+    ev.run(&c, Lanes::single(&task), &[1], spec);
+    ev.regs
 }
 
 fn s(r: &[f32], i: usize) -> f32 {
