@@ -7,6 +7,7 @@ use crate::engine::mutate::random_program;
 use crate::engine::{
     compile, run_islands, score_on_suite, CacheStats, Combine, EvalOptions, Evaluator,
     EvolutionConfig, EvolutionEvent, Evolver, InitialPopulation, Mutation, Profile, ProfileChoice,
+    Program,
 };
 use crate::rng::Rng;
 use crate::tasks::image::ImageSizes;
@@ -57,9 +58,12 @@ pub struct BenchArgs {
     /// Data directory (datasets in `<DIR>/datasets/`).
     #[arg(long, env = "BITSOTA_DATA_DIR", default_value = "bitsota-data")]
     pub data_dir: std::path::PathBuf,
-    /// Search seed (discover: the first of 5 seeds).
+    /// Search seed (discover: the first of `--seeds` consecutive seeds).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Discover: how many seeds to run (the median is over them).
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
     /// Print a JSON summary as the last stdout line.
     #[arg(long)]
     pub json: bool,
@@ -258,10 +262,48 @@ fn timed_search(
     Ok(summary)
 }
 
-/// One discover run: restart the demo search with fresh tasks every 2e8 training steps
-/// until its best program scores > 0.9999 (mean) on 100 new 1000/100 tasks.
-fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> (Option<f64>, u64) {
-    const SOLVED: f32 = 0.9999;
+/// AutoML-Zero's experiment length in the demo: 2e8 training steps (examples run,
+/// summed over tasks), counted the way its evaluator counts them.
+const EXPERIMENT_TRAIN_STEPS: u64 = 200_000_000;
+
+/// A program counts as a solution when its mean fitness on 100 new tasks (1000 train /
+/// 100 validation) exceeds this, as in AutoML-Zero's demo.
+const SOLVED: f32 = 0.9999;
+
+/// One seed of `bench discover`.
+struct DiscoverRun {
+    seed: u64,
+    /// Wall time to a solution; `None` when the cap ran out first.
+    seconds: Option<f64>,
+    children: u64,
+    experiments: u64,
+}
+
+/// A new best with at least this search fitness is tested on the fresh tasks at once
+/// (about a millisecond per test; a few tests per experiment).
+const CANDIDATE: f32 = 0.99;
+
+/// Mean fitness on the fresh tasks (no early stopping): the test that decides whether
+/// a program is a solution.
+fn fresh_fitness(program: &Program, tasks: &[Arc<Task>], seeds: &[u64]) -> f32 {
+    let c = compile(program, 4);
+    let mut ev = Evaluator::new();
+    let scores: Vec<f32> = tasks
+        .iter()
+        .zip(seeds)
+        .map(|(t, &s)| ev.score(&c, t, s, &EvalOptions::default()))
+        .collect();
+    Combine::Mean.apply(&scores)
+}
+
+/// One discover run: the demo search, restarted with a fresh population and fresh
+/// tasks every 2e8 training steps (checked once per population's worth of children, as
+/// AutoML-Zero does), until a program scores > 0.9999 (mean) on 100 new 1000/100
+/// tasks. AutoML-Zero tests one candidate per experiment, the best of its final
+/// population; we test that one too, and also every new best of the experiment whose
+/// search fitness reaches [`CANDIDATE`] as soon as it appears, so a learner found
+/// early ends its experiment early. Both are the same test.
+fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> DiscoverRun {
     let started = Instant::now();
     let (final_tasks, final_seeds) = linear_tasks(
         100,
@@ -271,13 +313,23 @@ fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> (Option<f64>, u64) {
             val: 100,
         },
     );
-    let mut children = 0u64;
+    let solved = |p: &Program, label: &str, experiment: u64| {
+        let fitness = fresh_fitness(p, &final_tasks, &final_seeds);
+        eprintln!("[bench discover] seed {seed} experiment {experiment}: {label} scores {fitness} on 100 new tasks");
+        fitness > SOLVED
+    };
+    let mut run = DiscoverRun {
+        seed,
+        seconds: None,
+        children: 0,
+        experiments: 0,
+    };
     for restart in 0u64.. {
         let cfg = EvolutionConfig {
-            target_fitness: Some(SOLVED),
             workers: 1,
             ..demo_config(args, seed * 1000 + restart)
         };
+        let sweep = cfg.pop_size as u64;
         let (tasks, seeds) = linear_tasks(
             10,
             seed * 1000 + restart,
@@ -287,41 +339,47 @@ fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> (Option<f64>, u64) {
             },
         );
         let mut evolver = Evolver::new(cfg, tasks, seeds).expect("valid demo config");
-        let best = loop {
+        run.experiments += 1;
+        let found = loop {
             if started.elapsed().as_secs_f64() > cap {
-                return (None, children + evolver.children());
+                run.children += evolver.children();
+                return run;
             }
-            // Restart with a fresh population and tasks every 2e8 training steps.
-            let best = evolver.best().filter(|b| b.fitness >= SOLVED);
-            if best.is_some() || evolver.train_steps() >= 200_000_000 {
-                break best.cloned();
+            let outcome = evolver.step();
+            if outcome.improved && outcome.fitness >= CANDIDATE {
+                let best = &evolver.best().expect("just improved").program;
+                if solved(best, "new best", restart) {
+                    break true;
+                }
             }
-            for _ in 0..100 {
-                evolver.step();
+            if evolver.children() % sweep == 0 && evolver.train_steps() >= EXPERIMENT_TRAIN_STEPS {
+                let last = evolver
+                    .population()
+                    .reduce(|b, m| if m.fitness > b.fitness { m } else { b })
+                    .expect("a full population");
+                break solved(&last.program, "final population's best", restart);
             }
         };
-        children += evolver.children();
-        if let Some(best) = best.filter(|b| b.fitness >= SOLVED) {
-            let c = compile(&best.program, 4);
-            let mut ev = Evaluator::new();
-            let scores: Vec<f32> = final_tasks
-                .iter()
-                .zip(&final_seeds)
-                .map(|(t, &s)| ev.score(&c, t, s, &EvalOptions::default()))
-                .collect();
-            let fitness = Combine::Mean.apply(&scores);
-            eprintln!("[bench discover] seed {seed} restart {restart}: candidate scores {fitness} on 100 new tasks");
-            if fitness > SOLVED {
-                return (Some(started.elapsed().as_secs_f64()), children);
-            }
+        run.children += evolver.children();
+        if found {
+            run.seconds = Some(started.elapsed().as_secs_f64());
+            return run;
         }
     }
     unreachable!("the restart loop only ends by returning")
 }
 
+/// The median of `values`, `None` when it is not finite (unsolved seeds count as +∞).
+fn finite_median(values: &[f32]) -> Option<f32> {
+    Some(median(values)).filter(|m| m.is_finite())
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
+    }
+    if args.seeds == 0 {
+        return Err(UsageError("--seeds must be at least 1".into()).into());
     }
     let seconds = args.seconds.unwrap_or(match args.bench {
         BenchKind::Demo | BenchKind::Validator => 10.0,
@@ -367,24 +425,38 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             timed_search("cifar", &cfg, &tasks, &seeds, seconds)?
         }
         BenchKind::Discover => {
-            let mut times = Vec::new();
-            let mut all_children = 0;
-            for s in 0..5 {
-                let (t, c) = discover_once(&args, args.seed + s, seconds);
-                eprintln!(
-                    "[bench discover] seed {}: {:?} s, {c} children",
-                    args.seed + s,
-                    t
-                );
-                all_children += c;
-                times.push(t.map_or(f32::INFINITY, |t| t as f32));
-            }
-            let med = median(&times);
+            let runs: Vec<DiscoverRun> = (0..args.seeds)
+                .map(|s| {
+                    let run = discover_once(&args, args.seed + s, seconds);
+                    eprintln!(
+                        "[bench discover] seed {}: {:?} s, {} children, {} experiments",
+                        run.seed, run.seconds, run.children, run.experiments
+                    );
+                    run
+                })
+                .collect();
+            let solved = |r: &DiscoverRun, v: f32| {
+                if r.seconds.is_some() {
+                    v
+                } else {
+                    f32::INFINITY
+                }
+            };
+            let times: Vec<f32> = runs
+                .iter()
+                .map(|r| solved(r, r.seconds.unwrap_or(0.0) as f32))
+                .collect();
+            let children: Vec<f32> = runs.iter().map(|r| solved(r, r.children as f32)).collect();
             json!({
                 "bench": "discover",
-                "time_to_solution_s": med.is_finite().then_some(med),
-                "per_seed_s": times.iter().map(|t| t.is_finite().then_some(*t)).collect::<Vec<_>>(),
-                "children": all_children,
+                "seeds": runs.iter().map(|r| r.seed).collect::<Vec<_>>(),
+                "time_to_solution_s": finite_median(&times),
+                "max_time_s": runs.iter().all(|r| r.seconds.is_some()).then(|| times.iter().copied().fold(0.0, f32::max)),
+                "per_seed_s": runs.iter().map(|r| r.seconds).collect::<Vec<_>>(),
+                "median_children": finite_median(&children),
+                "per_seed_children": runs.iter().map(|r| r.children).collect::<Vec<_>>(),
+                "per_seed_experiments": runs.iter().map(|r| r.experiments).collect::<Vec<_>>(),
+                "children": runs.iter().map(|r| r.children).sum::<u64>(),
                 "cap_s": seconds,
                 "fec": args.fec,
                 "exact_cache": !args.no_exact_cache,

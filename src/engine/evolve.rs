@@ -5,6 +5,28 @@
 //! [`Evolver::step`] produces, evaluates and inserts exactly one child, so a run is
 //! reproducible from its seed and measured in children, never wall-clock time.
 //! [`run_islands`] runs `workers` islands on threads and reports [`EvolutionEvent`]s.
+//!
+//! # Fidelity to AutoML-Zero's search loop
+//!
+//! `EvolutionConfig::automl_zero_demo` is AutoML-Zero's `run_demo.sh` search; its
+//! mutations are faithful draw for draw in distribution (see [`super::mutate`]). The
+//! loop itself, compared with `regularized_evolution.cc`, `evaluator.cc`,
+//! `executor.h` and `run_search_experiment.cc`:
+//!
+//! | what | AutoML-Zero | here before | now |
+//! |---|---|---|---|
+//! | tournament | `tournament_size` draws with replacement, first drawn wins ties | distinct members | with replacement |
+//! | removal | the slot of the oldest member is overwritten (a sweep over the array) | oldest leaves the queue | unchanged (the same order) |
+//! | early stopping | training *and* validation: a NaN or an error above `max_abs_error` gives the task fitness 0 | training only (a non-finite validation prediction gave −inf, which sinks a mean) | training and validation |
+//! | experiment length (`bench discover`) | 2e8 training steps, checked after each sweep of `pop_size` children; every example run counts, up to and including an early-stopped one | checked every 100 children | checked every `pop_size` children |
+//! | candidate (`bench discover`) | the best of the final population, tested on fresh tasks | the first program reaching search fitness 0.9999 | that one too, plus every new best ≥ 0.99 at once (same test) |
+//! | tasks | `y = w·x`, x, w ~ N(0, 1), fresh seeds per experiment | the same distribution | unchanged (the validator's `scalar_linear` generator) |
+//!
+//! Kept different: values are `f32` (AutoML-Zero computes in `f64`; the validator's
+//! evaluation is `f32` and must not change); the label is `s1` and the prediction `s0`
+//! (AutoML-Zero swaps them — random code writes neither the label nor, here, `v0`, so
+//! the search is the same); `v0` is not reloaded before `learn` (only a write to `v0`,
+//! which random code never makes, could tell).
 
 use super::cache::{CacheStats, Lru};
 use super::fec::Fec;
@@ -403,25 +425,14 @@ impl Evolver {
         child
     }
 
-    /// The population index of the fittest of `tournament_size` distinct members.
+    /// The population index of the fittest of `tournament_size` members drawn
+    /// uniformly with replacement — AutoML-Zero's tournament; a tie goes to the member
+    /// drawn first.
     fn tournament(&mut self) -> usize {
         let n = self.population.len();
-        let k = self.cfg.tournament_size.min(n);
-        let picks = if 2 * k > n {
-            self.rng.sample_indices(n, k)
-        } else {
-            // Rejection sampling: O(k) instead of a pool of all n indices per child.
-            let mut picks = Vec::with_capacity(k);
-            while picks.len() < k {
-                let i = self.rng.index(n);
-                if !picks.contains(&i) {
-                    picks.push(i);
-                }
-            }
-            picks
-        };
-        let mut best = picks[0];
-        for &i in &picks[1..] {
+        let mut best = self.rng.index(n);
+        for _ in 1..self.cfg.tournament_size {
+            let i = self.rng.index(n);
             if better(self.population[i].fitness, self.population[best].fitness) {
                 best = i;
             }
@@ -933,14 +944,16 @@ mod tests {
     /// The baseline search discovers linear regression by SGD (AutoML-Zero's demo
     /// search: az_demo space, random initial programs, mean fitness, early stopping).
     /// Like AutoML-Zero's, one run of this size finds it about one time in ten (which is
-    /// why `bench discover` restarts); the seed is fixed to one that does, at about 66k
-    /// children. A change to how the search draws its random numbers needs a new seed.
+    /// why `bench discover` restarts); the seed is fixed to one that does, at about 118k
+    /// children (seeds 0–10 do not within the budget; re-picked after the AutoML-Zero
+    /// fidelity changes). A change to how the search draws its random numbers needs a
+    /// new seed.
     #[test]
     fn baseline_discovers_linear_regression() {
         let cfg = EvolutionConfig {
             max_children: Some(BUDGET),
             target_fitness: Some(0.99),
-            ..EvolutionConfig::automl_zero_demo(true, 9, 1)
+            ..EvolutionConfig::automl_zero_demo(true, 11, 1)
         };
         assert_discovers_linear_regression(cfg);
     }
@@ -952,9 +965,9 @@ mod tests {
     /// the baseline search assembles an SGD learner one instruction at a time. What
     /// makes that possible is weak selection (tournament 3 of 300): the pieces are
     /// neutral alone, and a population that keeps drifting finds them together
-    /// (tournament 10 almost never gets there). About one seed in four succeeds within
-    /// 3M children; the seed is fixed to one that does at 374k children, nine in ten of
-    /// them exact duplicates. A change to how the search draws numbers needs a new seed.
+    /// (tournament 10 almost never gets there). Seeds 0–10 were tried after the
+    /// AutoML-Zero fidelity changes; seed 7 succeeds at 261k children, the others not
+    /// within the budget. A change to how the search draws numbers needs a new seed.
     #[test]
     fn baseline_discovers_linear_regression_from_empty_programs() {
         use Mutation::*;
@@ -973,7 +986,7 @@ mod tests {
         assert_discovers_linear_regression(cfg);
     }
 
-    const EMPTY_START_SEED: u64 = 23;
+    const EMPTY_START_SEED: u64 = 7;
     const EMPTY_START_BUDGET: u64 = 600_000;
 
     /// The search reaches fitness 0.99 on 10 linear tasks (4 features, 100 train / 100

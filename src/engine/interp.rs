@@ -676,8 +676,9 @@ fn copy_small(dst: &mut [f32], src: &[f32]) {
 /// Search-only evaluation options (they never apply to a validator's score).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EvalOptions {
-    /// Stop training once a prediction is NaN or further than this from the label; the
-    /// task then scores [`MIN_FITNESS`].
+    /// Stop training once a prediction is NaN or further than this from the label, and
+    /// treat such a validation prediction the same way; the task then scores
+    /// [`MIN_FITNESS`] (AutoML-Zero's `max_abs_error`).
     pub early_stop_abs_error: Option<f32>,
 }
 
@@ -926,6 +927,15 @@ impl Evaluator {
             return Err(Halted);
         }
         let (nt, n_val) = (tasks.len(), self.n_val);
+        if let Some(limit) = spec.early_stop {
+            // AutoML-Zero's early stopping covers validation too: a prediction that is
+            // NaN or further than the limit from its label gives the task the minimum
+            // fitness (rather than −inf or a tiny score).
+            let preds = self.preds.chunks_exact(nt);
+            for (p, ys) in preds.zip(data.val_y.chunks_exact(nt)).take(n_val) {
+                stop_astray(p.iter().copied(), ys, &mut self.stopped[..nt], limit);
+            }
+        }
         let lane = |t: usize| self.preds.iter().skip(t).step_by(nt).copied();
         if tasks
             .iter()

@@ -393,6 +393,29 @@ fn linear_learner_solves_the_validator_suite_and_empty_does_not() {
     assert!(score_on_suite(&broken, &tasks, &seeds).score < 0.5);
 }
 
+/// Validator scores pinned bit for bit: search changes (mutation, selection, early
+/// stopping, the discover benchmark) must never move them. The values are what
+/// `bitsota eval --task scalar_linear --tasks 16` printed for the fixtures before the
+/// AutoML-Zero fidelity changes; a change here is a format change.
+#[test]
+fn validator_scores_of_the_fixtures_are_pinned() {
+    let (tasks, seeds) = validator_suite(16);
+    for (text, bits) in [
+        (
+            include_str!("../../../fixtures/programs/linear_sgd.dsl"),
+            0x3f7f_f338,
+        ),
+        (
+            include_str!("../../../fixtures/programs/cifar_baseline_b.dsl"),
+            0x3f7f_fffb,
+        ),
+    ] {
+        let program = parse_program(text).unwrap();
+        let scored = score_on_suite(&program, &tasks, &seeds);
+        assert_eq!(scored.score.to_bits(), bits, "{scored:?}");
+    }
+}
+
 #[test]
 fn suite_scores_are_bit_identical_across_runs_and_thread_counts() {
     let (tasks, seeds) = validator_suite(11);
