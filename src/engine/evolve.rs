@@ -91,6 +91,9 @@ pub struct EvolutionConfig {
     pub max_children: Option<u64>,
     /// Stop a worker once its best fitness reaches this.
     pub target_fitness: Option<f32>,
+    /// When set, the first population is copies of this program instead of
+    /// `initial_population` (a miner building on the network's best).
+    pub start_program: Option<Program>,
 }
 
 impl Default for EvolutionConfig {
@@ -116,6 +119,7 @@ impl Default for EvolutionConfig {
             archive_size: 1000,
             max_children: None,
             target_fitness: None,
+            start_program: None,
         }
     }
 }
@@ -388,6 +392,9 @@ impl Evolver {
     }
 
     fn initial_program(&mut self) -> Program {
+        if let Some(p) = &self.cfg.start_program {
+            return p.clone();
+        }
         match self.cfg.initial_population {
             InitialPopulation::Empty => Program::empty(self.profile.meta()),
             InitialPopulation::Random => random_program(&self.profile, self.dim, &mut self.rng),
