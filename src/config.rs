@@ -333,6 +333,8 @@ pub struct MinerConfig {
     pub val_examples: Option<usize>,
     /// Children per worker before the search starts over (0 = never).
     pub restart_children: Option<u64>,
+    /// Most arithmetic per training example a child may cost (0 = no bound).
+    pub max_example_work: Option<u64>,
     /// Start each run from the relay's current SOTA program.
     pub start_from_sota: bool,
     pub mutation_prob: f64,
@@ -368,6 +370,7 @@ impl Default for MinerConfig {
             train_examples: None,
             val_examples: None,
             restart_children: None,
+            max_example_work: None,
             start_from_sota: false,
             mutation_prob: 0.9,
             migration_generations: 0,

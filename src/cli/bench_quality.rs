@@ -89,7 +89,8 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     let search = s.search().map_err(UsageError)?;
     eprintln!(
         "[quality] {}: profile {}, population {} / tournament {}, mutations {:?}, \
-         {:?} first programs, miner suite {} tasks ({:?}/{:?} examples), restart every {} children",
+         {:?} first programs, miner suite {} tasks ({:?}/{:?} examples), restart every {} children, \
+         work bound {}",
         s.task_type,
         search.profile,
         search.pop_size,
@@ -100,6 +101,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         search.train_examples,
         search.val_examples,
         search.restart_children,
+        search.max_example_work,
     );
     let miner = search::miner_suite(&s, &args.data_dir)
         .map_err(anyhow::Error::msg)

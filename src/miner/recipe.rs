@@ -29,6 +29,9 @@ pub struct Search {
     /// Children per worker after which the search starts over with a fresh population
     /// and a new seed (0 = never).
     pub restart_children: u64,
+    /// The most arithmetic per training example a child may cost
+    /// (`Compiled::example_work`); costlier children are not evaluated (0 = no bound).
+    pub max_example_work: u64,
 }
 
 /// The default search for `task`.
@@ -61,12 +64,18 @@ pub fn recipe(task: TaskType) -> Search {
             train_examples: Some(200),
             val_examples: Some(100),
             restart_children: 200_000,
+            // az_demo's fixed phase sizes already bound the cost.
+            max_example_work: 0,
         },
         // Image tasks improve over long horizons (bigger programs keep finding a little
         // more), so the search never restarts. The reference miner's settings: the
         // `cifar` profile, empty first programs, population 100, tournament 10, the
         // reference's mutation list, median fitness (the validators' rule) on the
-        // validators' task sizes.
+        // validators' task sizes. Unbounded, programs grow into matrix-heavy code that
+        // is mostly neutral and cut children/s twentyfold within a minute; a bound of
+        // 1024 element operations per example (a 16-unit hidden layer's forward and
+        // update, or 64 vector operations) keeps room for real learners and stops the
+        // slide.
         TaskType::MnistBinary | TaskType::Cifar10Binary => Search {
             profile: "cifar".into(),
             pop_size: 100,
@@ -78,6 +87,7 @@ pub fn recipe(task: TaskType) -> Search {
             train_examples: None,
             val_examples: None,
             restart_children: 0,
+            max_example_work: 1024,
         },
     }
 }

@@ -160,6 +160,7 @@ pub fn evolution_config(
         checkpoint_generations: s.checkpoint_generations,
         archive_size: s.archive_size.unwrap_or(defaults.archive_size),
         max_children: s.max_generations,
+        max_example_work: (search.max_example_work > 0).then_some(search.max_example_work),
         start_program: start,
         ..defaults
     })
