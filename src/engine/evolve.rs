@@ -912,7 +912,11 @@ mod tests {
         };
         assert_eq!(fitness(Some(50)), f32::NEG_INFINITY);
         assert!(fitness(Some(51)).is_finite());
-        assert_eq!(fitness(Some(51)), fitness(None), "the bound never changes a score");
+        assert_eq!(
+            fitness(Some(51)),
+            fitness(None),
+            "the bound never changes a score"
+        );
     }
 
     #[test]
