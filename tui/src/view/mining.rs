@@ -52,8 +52,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         kv("Run", run_id),
         kv("Task", task),
         kv("Engine", engine),
-        kv("Workers", workers),
-        kv("Start", start),
+        kv("Workers", format!("{workers}, start {start}")),
         kv("Generation", num(miner.and_then(|m| m.generation))),
         kv(
             "Children/s",
