@@ -333,8 +333,23 @@ pub struct MinerConfig {
     pub checkpoint_generations: u64,
     pub submission_cooldown_seconds: u64,
     pub sota_refresh_s: u64,
-    pub pop_size: usize,
-    pub tournament_size: usize,
+    /// Search keys; unset = the task type's recipe (`miner::recipe`).
+    pub pop_size: Option<usize>,
+    pub tournament_size: Option<usize>,
+    /// Built-in engine profile (search space).
+    pub profile: Option<String>,
+    /// Mutation names (`insert`, `remove`, `alter_instruction`, `alter_arg`,
+    /// `alter_param`, `randomize_component`, `randomize_program`).
+    pub mutations: Option<Vec<crate::engine::Mutation>>,
+    /// Miner-suite example counts.
+    pub train_examples: Option<usize>,
+    pub val_examples: Option<usize>,
+    /// Children per worker before the search starts over (0 = never).
+    pub restart_children: Option<u64>,
+    /// Most arithmetic per training example a child may cost (0 = no bound).
+    pub max_example_work: Option<u64>,
+    /// Start each run from the relay's current SOTA program.
+    pub start_from_sota: bool,
     pub mutation_prob: f64,
     pub migration_generations: u64,
     pub fec_cache_size: usize,
@@ -361,8 +376,15 @@ impl Default for MinerConfig {
             checkpoint_generations: 100,
             submission_cooldown_seconds: 60,
             sota_refresh_s: 30,
-            pop_size: 100,
-            tournament_size: 10,
+            pop_size: None,
+            tournament_size: None,
+            profile: None,
+            mutations: None,
+            train_examples: None,
+            val_examples: None,
+            restart_children: None,
+            max_example_work: None,
+            start_from_sota: false,
             mutation_prob: 0.9,
             migration_generations: 0,
             fec_cache_size: 0,
@@ -754,7 +776,6 @@ impl Config {
         positive("pool.epoch_s", self.pool.epoch_s)?;
         positive("validator.limit", self.validator.limit as u64)?;
         positive("validator.task_count", self.validator.task_count as u64)?;
-        positive("miner.pop_size", self.miner.pop_size as u64)?;
         positive("miner.miner_task_count", self.miner.miner_task_count as u64)?;
         positive("miner.input_dim", self.miner.input_dim as u64)?;
         positive("pool.input_dim", self.pool.input_dim as u64)?;
@@ -776,11 +797,6 @@ impl Config {
         if !(self.pool.payout_cap > 0.0 && self.pool.payout_cap <= 1.0) {
             return Err(err("config: pool.payout_cap: must be within (0, 1]"));
         }
-        if self.miner.tournament_size == 0 || self.miner.tournament_size > self.miner.pop_size {
-            return Err(err(
-                "config: miner.tournament_size: must be between 1 and miner.pop_size",
-            ));
-        }
         let miner_tasks = [
             "scalar_linear",
             "mnist_binary",
@@ -801,6 +817,10 @@ impl Config {
                 self.miner.engine
             )));
         }
+        // The search keys are checked with the recipe they complete.
+        crate::miner::settings::MinerSettings::from_config(self)
+            .validate()
+            .map_err(|e| err(format!("config: miner: {e}")))?;
         if self
             .pool
             .task_type

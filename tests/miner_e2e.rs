@@ -236,3 +236,111 @@ fn outside_test_mode_the_miner_links_its_invitation_code() {
         "{l:?}"
     );
 }
+
+/// The validators' score of a fixture on a `count`-task scalar_linear suite (what an
+/// honest miner claims).
+fn fixture_score(name: &str, count: usize) -> f64 {
+    let out = Command::new(common::bin())
+        .args(["eval", "--task", "scalar_linear", "--json", "--tasks"])
+        .arg(count.to_string())
+        .arg("--dsl")
+        .arg(common::repo_root().join("fixtures/programs").join(name))
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["score"].as_f64().unwrap()
+}
+
+/// A miner joining a network that has made progress starts from the relay's SOTA
+/// program (`start_from_sota`): another miner's learner becomes the SOTA, a run started
+/// with `start_from_sota` reads it from the relay, says so, and its very first
+/// candidate is already that learner's score, where a fresh run of the same seed starts
+/// near the score of predicting nothing.
+#[test]
+fn a_run_can_start_from_the_relays_sota_program() {
+    let d = Daemon::start(
+        Opts::default()
+            .env("BITSOTA_VALIDATOR_ENABLED", "true")
+            .env("BITSOTA_VALIDATOR_TASK_COUNT", "8")
+            .env("BITSOTA_VALIDATOR_POLL_INTERVAL_S", "0.5")
+            .env("BITSOTA_MINER_VALIDATOR_TASK_COUNT", "8")
+            .env("BITSOTA_MINER_MINER_TASK_COUNT", "2")
+            .env("BITSOTA_MINER_POP_SIZE", "20")
+            .env("BITSOTA_MINER_TOURNAMENT_SIZE", "4")
+            .env("BITSOTA_MINER_VALIDATE_EVERY", "1")
+            .env("BITSOTA_MINER_SUBMISSION_COOLDOWN_SECONDS", "3600"),
+    );
+    let score = fixture_score("linear_sgd.dsl", 8);
+    let author = Keypair::generate();
+    let body = json!({
+        "task_id": "sota-e2e",
+        "score": score,
+        "algorithm_result": {
+            "task_type": "scalar_linear",
+            "input_dim": 16,
+            "algorithm_dsl": std::fs::read_to_string(
+                common::repo_root().join("fixtures/programs/linear_sgd.dsl")).unwrap(),
+        },
+    });
+    let mut rb = http().post(format!("{}/submit_solution", d.relay));
+    for (k, v) in bitsota::keys::relay_miner_headers(&author, now()).pairs() {
+        rb = rb.header(k, v);
+    }
+    let r = rb.json(&body).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
+    poll_until(600, Duration::from_millis(200), || {
+        let v = get(&format!("{}/sota-events", d.relay));
+        let e = v["results"].as_array()?.first()?.clone();
+        (e["miner_hotkey"] == author.ss58().as_str()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the learner did not become the SOTA:\n{}", d.stderr()));
+
+    let first_candidate = |from_sota: bool| {
+        let r = http()
+            .post(format!("{}/appliance/mine/start", d.sidecar))
+            .json(
+                &json!({"task_type": "scalar_linear", "seed": 4, "workers": 1,
+                          "start_from_sota": from_sota}),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let run: Value = r.json().unwrap();
+        let run = run["run_id"].as_str().unwrap().to_string();
+        let status = get(&format!("{}/appliance/status", d.sidecar));
+        assert_eq!(status["miner"]["start_from_sota"], from_sota);
+        let verified = poll_until(600, Duration::from_millis(200), || {
+            let v = get(&format!("{}/candidates?run_id={run}&limit=1", d.sidecar));
+            v["items"].as_array()?.first()?["validator_score"].as_f64()
+        })
+        .unwrap_or_else(|| panic!("no verified candidate:\n{}", d.stderr()));
+        let lines: Vec<String> = get(&format!(
+            "{}/logs?run_id={run}&cursor=0&limit=500",
+            d.sidecar
+        ))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["message"].as_str().map(str::to_string))
+            .collect();
+        http()
+            .post(format!("{}/appliance/mine/stop", d.sidecar))
+            .send()
+            .unwrap();
+        (verified, lines)
+    };
+    let (from_sota, lines) = first_candidate(true);
+    let said = format!(
+        "[miner] starting from the relay's SOTA program (score {score:.6}, miner {})",
+        author.ss58()
+    );
+    assert!(lines.contains(&said), "{lines:?}");
+    assert!(from_sota >= score - 1e-9, "{from_sota} < {score}");
+    let (fresh, lines) = first_candidate(false);
+    assert!(
+        !lines.iter().any(|l| l.contains("starting from the relay")),
+        "{lines:?}"
+    );
+    assert!(fresh < 0.5 && score > 0.9, "fresh {fresh}, SOTA {score}");
+}

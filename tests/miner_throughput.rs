@@ -52,7 +52,7 @@ fn daemon_miner_against_bare_engine() {
     let suite = search::miner_suite(&settings, &tmp.path().join("data")).unwrap();
     let started = Instant::now();
     let mut done = 0u64;
-    search::run(&settings, &suite, &AtomicBool::new(false), |e| {
+    search::run(&settings, &suite, None, &AtomicBool::new(false), |e| {
         if let SearchEvent::Finished { children, .. } = e {
             done += children;
         }

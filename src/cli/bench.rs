@@ -31,6 +31,9 @@ pub enum BenchKind {
     Discover,
     /// Re-evaluate one full-size cifar-profile program on the 128-task suite.
     Validator,
+    /// Mine a task from the default start; score the best program on the validators'
+    /// suite every 30 s, then hand-written learners (see `bench_quality`).
+    Quality,
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,6 +70,8 @@ pub struct BenchArgs {
     /// Print a JSON summary as the last stdout line.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub quality: super::bench_quality::QualityArgs,
 }
 
 /// CPU time of this process so far (user + system): a steadier denominator than wall
@@ -378,6 +383,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
+    if args.bench == BenchKind::Quality {
+        return super::bench_quality::run(&args, &args.quality);
+    }
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()).into());
     }
@@ -385,6 +393,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Demo | BenchKind::Validator => 10.0,
         BenchKind::Cifar => 180.0,
         BenchKind::Discover => 300.0,
+        BenchKind::Quality => unreachable!("handled above"),
     });
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(UsageError("--seconds must be positive".into()).into());
@@ -462,6 +471,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "exact_cache": !args.no_exact_cache,
             })
         }
+        BenchKind::Quality => unreachable!("handled above"),
         BenchKind::Validator => {
             let (tasks, seeds) = cifar_tasks(128, 1000, 1000, &args)?;
             let profile = Profile::builtin("cifar").expect("built in");

@@ -42,6 +42,12 @@ pub enum Action {
         /// Run seed (reproducible search).
         #[arg(long)]
         seed: Option<u64>,
+        /// Start from the relay's current SOTA program (`[miner] start_from_sota`).
+        #[arg(long, conflicts_with = "fresh")]
+        from_sota: bool,
+        /// Start from the task's first population even if `start_from_sota` is set.
+        #[arg(long)]
+        fresh: bool,
         /// Run id (default: a new one).
         #[arg(long)]
         run_id: Option<String>,
@@ -124,13 +130,16 @@ pub fn run(args: MineArgs) -> anyhow::Result<()> {
             engine,
             workers,
             seed,
+            from_sota,
+            fresh,
             run_id,
             target,
         } => {
             let base = target.url()?;
+            let start_from_sota = (from_sota || fresh).then_some(from_sota);
             let body = json!({
                 "task_type": task, "engine": engine, "workers": workers, "seed": seed,
-                "run_id": run_id,
+                "run_id": run_id, "start_from_sota": start_from_sota,
             });
             let url = format!("{base}/appliance/mine/start");
             let v = call(c.post(&url).json(&body), &base)?;
@@ -164,6 +173,7 @@ pub fn run(args: MineArgs) -> anyhow::Result<()> {
                 ("task:", "task_type"),
                 ("engine:", "engine"),
                 ("workers:", "workers"),
+                ("from SOTA:", "start_from_sota"),
                 ("hotkey:", "hotkey"),
                 ("generation:", "generation"),
                 ("children/s:", "children_per_sec"),

@@ -113,6 +113,13 @@ pub struct EvolutionConfig {
     pub max_children: Option<u64>,
     /// Stop a worker once its best fitness reaches this.
     pub target_fitness: Option<f32>,
+    /// Children whose live code costs more than this per training example
+    /// ([`Compiled::example_work`]) are not evaluated: they get the lowest fitness, so
+    /// programs cannot grow into ever slower evaluations (None = no bound).
+    pub max_example_work: Option<u64>,
+    /// When set, the first population is copies of this program instead of
+    /// `initial_population` (a miner building on the network's best).
+    pub start_program: Option<Program>,
 }
 
 impl Default for EvolutionConfig {
@@ -138,6 +145,8 @@ impl Default for EvolutionConfig {
             archive_size: 1000,
             max_children: None,
             target_fitness: None,
+            max_example_work: None,
+            start_program: None,
         }
     }
 }
@@ -358,6 +367,13 @@ impl Evolver {
 
     /// [`Self::evaluate`] after compilation: the exact-duplicate cache, then the rest.
     fn evaluate_code(&mut self, c: &Compiled) -> f32 {
+        if self
+            .cfg
+            .max_example_work
+            .is_some_and(|max| c.example_work() > max)
+        {
+            return f32::NEG_INFINITY;
+        }
         let Some(key) = self.exact.is_some().then(|| c.code_key()) else {
             return self.evaluate_compiled(c);
         };
@@ -410,6 +426,9 @@ impl Evolver {
     }
 
     fn initial_program(&mut self) -> Program {
+        if let Some(p) = &self.cfg.start_program {
+            return p.clone();
+        }
         match self.cfg.initial_population {
             InitialPopulation::Empty => Program::empty(self.profile.meta()),
             InitialPopulation::Random => random_program(&self.profile, self.dim, &mut self.rng),
@@ -882,6 +901,33 @@ mod tests {
         let stats = e.fec_stats().unwrap();
         assert_eq!(stats.lookups, 300);
         assert!(stats.hits > 0 && stats.hits < 300, "{stats:?}");
+    }
+
+    /// The linear SGD learner costs 17 per example in `predict` (a 16-wide inner
+    /// product into a scalar) and 34 in `learn` (two scalar ops, two 16-wide vector
+    /// ops): 51. A bound below that refuses it without evaluating; at 51 it is scored.
+    #[test]
+    fn children_over_the_work_bound_are_not_evaluated() {
+        let (tasks, seeds) = miner_tasks(2, 16, LinearSizes { train: 20, val: 20 });
+        let text = include_str!("../../fixtures/programs/linear_sgd.dsl");
+        let program = crate::engine::parse_program(text).unwrap();
+        assert_eq!(crate::engine::compile(&program, 16).example_work(), 51);
+        let fitness = |max| {
+            let cfg = EvolutionConfig {
+                max_example_work: max,
+                ..small_config()
+            };
+            Evolver::new(cfg, tasks.clone(), seeds.clone())
+                .unwrap()
+                .evaluate(&program)
+        };
+        assert_eq!(fitness(Some(50)), f32::NEG_INFINITY);
+        assert!(fitness(Some(51)).is_finite());
+        assert_eq!(
+            fitness(Some(51)),
+            fitness(None),
+            "the bound never changes a score"
+        );
     }
 
     #[test]

@@ -602,6 +602,31 @@ impl Compiled {
             })
     }
 
+    /// The arithmetic one training example costs: the element operations of the live
+    /// `predict` and `learn` code (an element written counts one, a matrix product `D`
+    /// per element, an inner product or reduction its inputs). Evaluation time is
+    /// nearly proportional to it, so a search can bound its cost per child with it.
+    pub fn example_work(&self) -> u64 {
+        let d = self.dim as u64;
+        self.phases[1..]
+            .iter()
+            .flatten()
+            .map(|i| {
+                let written = match i.dk {
+                    Kind::Scalar => 1,
+                    Kind::Vector => d,
+                    Kind::Matrix => d * d,
+                };
+                match i.k {
+                    Kernel::MatVec | Kernel::MatMat => written * d,
+                    Kernel::Dot => written + d,
+                    Kernel::Reduce(_) => written + u64::from(i.b),
+                    _ => written,
+                }
+            })
+            .sum()
+    }
+
     /// A 128-bit fingerprint of everything an evaluation depends on besides the tasks
     /// and seeds: the vector size, the register file and the live code with its
     /// constants' exact bits. Two programs with the same key score bit-identically, so

@@ -3,9 +3,11 @@
 //! tokio runtime), writes its events into the run's sidecar store in batches, verifies
 //! candidates and submits them to the relay with the miner's signed headers.
 //!
-//! [`settings`] resolves what a run does, [`run`] is the run loop and its rules,
+//! [`settings`] resolves what a run does (with [`recipe`], each task type's default
+//! search), [`run`] is the run loop and its rules,
 //! [`relay`] the relay client, [`search`] the one adapter to the engine and task suites.
 
+pub mod recipe;
 pub mod relay;
 pub mod run;
 pub mod search;
@@ -48,6 +50,8 @@ pub struct StartRequest {
     pub engine: Option<String>,
     pub workers: Option<usize>,
     pub seed: Option<u64>,
+    /// Start from the relay's SOTA program (`true`) or afresh (`false`).
+    pub start_from_sota: Option<bool>,
 }
 
 impl Default for StartRequest {
@@ -59,6 +63,7 @@ impl Default for StartRequest {
             engine: None,
             workers: None,
             seed: None,
+            start_from_sota: None,
         }
     }
 }
@@ -162,6 +167,7 @@ impl Supervisor {
             engine: req.engine,
             workers: req.workers,
             seed: req.seed,
+            start_from_sota: req.start_from_sota,
         };
         let settings =
             MinerSettings::resolve(config, config.miner.problem_config.as_deref(), &overrides)
@@ -259,6 +265,8 @@ impl Supervisor {
             return json!({
                 "running": false, "run_id": null, "task_type": null, "engine": null,
                 "workers": null, "hotkey": null, "generation": null,
+                // What the next start does unless it asks otherwise.
+                "start_from_sota": self.ctx.config.miner.start_from_sota,
                 "children_per_sec": null, "best_fitness": null, "started_at": null,
                 "last_error": last_error,
             });
@@ -270,6 +278,7 @@ impl Supervisor {
             "task_type": a.settings.task_type,
             "engine": a.settings.engine,
             "workers": a.settings.workers,
+            "start_from_sota": a.settings.start_from_sota,
             "hotkey": a.hotkey,
             "generation": live.workers.iter().map(|w| w.0).sum::<u64>(),
             "children_per_sec": live.workers.iter().map(|w| w.1).sum::<f64>(),

@@ -1,7 +1,7 @@
 //! The miner's side of the relay protocol (relay.md §2–3): SOTA threshold, invitation
 //! linking, signed submissions. Blocking HTTP: it runs on the miner's own thread.
 
-use crate::keys::{relay_miner_headers, Keypair};
+use crate::keys::{relay_miner_headers, relay_validator_headers, Keypair};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -16,6 +16,15 @@ pub enum SubmitOutcome {
         status: u16,
         reason: String,
     },
+}
+
+/// The relay's SOTA program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sota {
+    pub dsl: String,
+    pub score: Option<f64>,
+    /// The hotkey that submitted it.
+    pub miner: String,
 }
 
 /// A relay, as seen by one miner identity.
@@ -66,22 +75,66 @@ impl RelayClient {
             .fold(rb, |rb, (k, v)| rb.header(k, v))
     }
 
-    /// `GET /sota_threshold`.
-    pub fn sota_threshold(&self) -> Result<f64, String> {
-        let r = self
-            .http
-            .get(format!("{}/sota_threshold", self.base))
-            .send()
-            .map_err(|e| e.to_string())?;
+    /// `GET` a JSON answer; an error names the status and the relay's `detail`.
+    fn get_json(&self, rb: reqwest::blocking::RequestBuilder) -> Result<Value, String> {
+        let r = rb.send().map_err(|e| e.to_string())?;
         let status = r.status();
         let text = r.text().map_err(|e| e.to_string())?;
         if !status.is_success() {
             return Err(format!("HTTP {status}: {}", detail(&text)));
         }
-        serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("sota_threshold").and_then(Value::as_f64))
-            .ok_or_else(|| format!("unexpected /sota_threshold answer: {text}"))
+        serde_json::from_str(&text).map_err(|_| format!("unexpected answer: {text}"))
+    }
+
+    /// The program behind the relay's current SOTA, as the pool seeds from it: the
+    /// latest SOTA event names its miner, whose result (`GET /results/{miner}`) holds
+    /// the program. That endpoint is for validators: a test-mode relay lets every
+    /// signer read it, elsewhere the miner's hotkey must be an allowed validator.
+    /// `None` when the relay has no SOTA yet or its program is for another task type
+    /// or input size.
+    pub fn sota_program(&self, task_type: &str, input_dim: usize) -> Result<Option<Sota>, String> {
+        let events = self.get_json(
+            self.http
+                .get(format!("{}/sota-events?page=1&page_size=1", self.base)),
+        )?;
+        let Some(miner) = events["results"][0]["miner_hotkey"].as_str() else {
+            return Ok(None);
+        };
+        let headers = relay_validator_headers(&self.keypair, unix_now());
+        let rb = headers.pairs().into_iter().fold(
+            self.http.get(format!("{}/results/{miner}", self.base)),
+            |rb, (k, v)| rb.header(k, v),
+        );
+        let results = self.get_json(rb)?;
+        let Some(result) = results.as_array().and_then(|r| r.first()) else {
+            return Ok(None);
+        };
+        let algorithm: Value = match &result["algorithm_result"] {
+            Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        let fits = algorithm["task_type"].as_str() == Some(task_type)
+            && algorithm["input_dim"]
+                .as_u64()
+                .map_or(true, |d| d as usize == input_dim);
+        let (Some(dsl), true) = (algorithm["algorithm_dsl"].as_str(), fits) else {
+            return Ok(None);
+        };
+        Ok(Some(Sota {
+            dsl: dsl.to_string(),
+            score: result["score"]
+                .as_f64()
+                .or(events["results"][0]["score"].as_f64()),
+            miner: miner.to_string(),
+        }))
+    }
+
+    /// `GET /sota_threshold`.
+    pub fn sota_threshold(&self) -> Result<f64, String> {
+        let v = self.get_json(self.http.get(format!("{}/sota_threshold", self.base)))?;
+        v.get("sota_threshold")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("unexpected /sota_threshold answer: {v}"))
     }
 
     /// Make sure an invitation code is linked (relay.md: needed outside test mode):

@@ -7,6 +7,7 @@ use super::relay::{RelayClient, SubmitOutcome};
 use super::search::{self, SearchEvent, Verifier};
 use super::settings::MinerSettings;
 use super::Live;
+use crate::engine::{parse_program, Program};
 use crate::keys::Keypair;
 use crate::sidecar::rules::{self, Event};
 use crate::sidecar::SidecarStore;
@@ -151,6 +152,9 @@ pub struct RunJob {
 
 /// How often batched progress reaches the store.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// At most one progress line per worker this often: a fast search reports thousands of
+/// times a second, and the run's log (store, dashboard) needs about one line a second.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Wait after a failed SOTA read before trying again.
 const SOTA_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -167,6 +171,8 @@ struct Runner {
     /// The last SOTA read failed (log a failure streak once, not every retry).
     sota_failing: bool,
     children: Vec<u64>,
+    /// When each worker's last progress line was written.
+    progress_at: Vec<Option<Instant>>,
 }
 
 fn log(message: String) -> Event {
@@ -238,13 +244,17 @@ impl Runner {
                 self.job
                     .live
                     .progress(worker, children, children_per_sec, best_fitness);
-                self.emit(Event::Progress {
-                    worker_id: worker.to_string(),
-                    iteration: children,
-                    rate: Some(children_per_sec),
-                    engine_best: best_fitness,
-                    pop_best: None,
-                });
+                let now = Instant::now();
+                if line_due(self.progress_at[worker], now) {
+                    self.progress_at[worker] = Some(now);
+                    self.emit(Event::Progress {
+                        worker_id: worker.to_string(),
+                        iteration: children,
+                        rate: Some(children_per_sec),
+                        engine_best: best_fitness,
+                        pop_best: None,
+                    });
+                }
             }
             SearchEvent::Improved {
                 worker,
@@ -393,16 +403,67 @@ impl Runner {
     }
 }
 
+/// Whether a worker's progress line is due (see [`PROGRESS_EVERY`]).
+fn line_due(last: Option<Instant>, now: Instant) -> bool {
+    last.map_or(true, |t| now.duration_since(t) >= PROGRESS_EVERY)
+}
+
+/// The relay's SOTA program to start from, when the run asks for it; the outcome goes
+/// to the run's log. Without one (no SOTA yet, another task type, relay unreachable)
+/// the run starts from the recipe's first population.
+fn start_program(runner: &mut Runner) -> Option<Program> {
+    let s = &runner.job.settings;
+    if !s.start_from_sota {
+        return None;
+    }
+    let Some(relay) = &runner.relay else {
+        runner.emit(log(
+            "[miner] start_from_sota: no relay is configured; starting afresh".into(),
+        ));
+        return None;
+    };
+    let (line, program) = match relay.sota_program(&s.task_type, s.input_dim) {
+        Ok(Some(sota)) => match parse_program(&sota.dsl) {
+            Ok(p) => (
+                format!(
+                    "[miner] starting from the relay's SOTA program (score {}, miner {})",
+                    sota.score.map_or("?".into(), |x| format!("{x:.6}")),
+                    sota.miner
+                ),
+                Some(p),
+            ),
+            Err(e) => (
+                format!("[miner] the relay's SOTA program does not parse ({e}); starting afresh"),
+                None,
+            ),
+        },
+        Ok(None) => (
+            format!(
+                "[miner] the relay has no SOTA program for {} yet; starting afresh",
+                s.task_type
+            ),
+            None,
+        ),
+        Err(e) => (
+            format!("[miner] cannot read the relay's SOTA program ({e}); starting afresh"),
+            None,
+        ),
+    };
+    runner.emit(log(line));
+    program
+}
+
 /// Run a mining job to its end (stop flag, `max_generations`, or an error).
 pub fn mine(job: RunJob) {
     let s = job.settings.clone();
     let start_line = format!(
-        "[miner] run {} started: task={} engine={} workers={} seed={} hotkey={} relay={}",
+        "[miner] run {} started: task={} engine={} workers={} seed={} start_from_sota={} hotkey={} relay={}",
         job.run_id,
         s.task_type,
         s.engine,
         s.workers,
         s.seed,
+        s.start_from_sota,
         job.keypair.ss58(),
         job.relay_url.as_deref().unwrap_or("-"),
     );
@@ -436,6 +497,7 @@ pub fn mine(job: RunJob) {
         next_sota: Instant::now(),
         sota_failing: false,
         children: vec![0; s.workers],
+        progress_at: vec![None; s.workers],
         job,
     };
     if runner.job.needs_invitation {
@@ -453,9 +515,10 @@ pub fn mine(job: RunJob) {
         Ok((miner, verifier)) => {
             runner.verifier = Some(verifier);
             runner.refresh_sota(Instant::now());
+            let start = start_program(&mut runner);
             runner.flush();
             let stop = runner.job.stop.clone();
-            search::run(&s, &miner, &stop, |e| runner.on_event(e))
+            search::run(&s, &miner, start, &stop, |e| runner.on_event(e))
         }
         Err(e) => Err(e),
     };
@@ -488,6 +551,14 @@ mod tests {
             fitness,
             dsl: String::new(),
         }
+    }
+
+    #[test]
+    fn progress_lines_are_at_most_one_a_second() {
+        let t0 = Instant::now();
+        assert!(line_due(None, t0));
+        assert!(!line_due(Some(t0), t0 + Duration::from_millis(999)));
+        assert!(line_due(Some(t0), t0 + Duration::from_secs(1)));
     }
 
     #[test]

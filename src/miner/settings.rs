@@ -5,7 +5,9 @@
 //! Every key of the reference example is either honoured or rejected with a message
 //! naming it; unknown keys are errors. `null` means "no override", as in the reference.
 
+use super::recipe::{recipe, Search};
 use crate::config::Config;
+use crate::engine::{Mutation, Profile};
 use crate::tasks::TaskType;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ pub struct MinerSettings {
     pub input_dim: usize,
     pub miner_task_count: usize,
     pub miner_task_seed: u64,
-    /// Miner-suite example counts (`None` = the validator suite's sizes).
+    /// Miner-suite example counts (`None` = the task type's [`Recipe`]).
     pub train_examples: Option<usize>,
     pub val_examples: Option<usize>,
     pub validator_task_count: usize,
@@ -33,8 +35,17 @@ pub struct MinerSettings {
     pub checkpoint_generations: u64,
     pub submission_cooldown_seconds: u64,
     pub sota_refresh_s: u64,
-    pub pop_size: usize,
-    pub tournament_size: usize,
+    /// Search settings the configuration left unset come from the task type's [`Recipe`]
+    /// (see [`MinerSettings::search`]).
+    pub pop_size: Option<usize>,
+    pub tournament_size: Option<usize>,
+    pub profile: Option<String>,
+    pub mutations: Option<Vec<Mutation>>,
+    pub restart_children: Option<u64>,
+    pub max_example_work: Option<u64>,
+    /// Start from the relay's current SOTA program instead of the recipe's first
+    /// population (when the relay has one for this task type).
+    pub start_from_sota: bool,
     pub mutation_prob: f64,
     /// Archive engine: archive capacity.
     pub archive_size: Option<usize>,
@@ -55,6 +66,7 @@ pub struct Overrides {
     pub engine: Option<String>,
     pub workers: Option<usize>,
     pub seed: Option<u64>,
+    pub start_from_sota: Option<bool>,
 }
 
 pub const TASK_TYPES: [&str; 5] = [
@@ -83,8 +95,8 @@ impl MinerSettings {
             input_dim: m.input_dim,
             miner_task_count: m.miner_task_count,
             miner_task_seed: m.miner_task_seed,
-            train_examples: None,
-            val_examples: None,
+            train_examples: m.train_examples,
+            val_examples: m.val_examples,
             validator_task_count: m.validator_task_count,
             validator_task_seed: config.validator.task_seed,
             validator_hyperparams: config.validator.hyperparams_file.clone(),
@@ -94,6 +106,11 @@ impl MinerSettings {
             sota_refresh_s: m.sota_refresh_s.max(1),
             pop_size: m.pop_size,
             tournament_size: m.tournament_size,
+            profile: m.profile.clone(),
+            mutations: m.mutations.clone(),
+            restart_children: m.restart_children,
+            max_example_work: m.max_example_work,
+            start_from_sota: m.start_from_sota,
             mutation_prob: m.mutation_prob,
             archive_size: None,
             migration_generations: m.migration_generations,
@@ -131,8 +148,34 @@ impl MinerSettings {
         if let Some(seed) = overrides.seed {
             s.seed = seed;
         }
+        if let Some(b) = overrides.start_from_sota {
+            s.start_from_sota = b;
+        }
         s.validate()?;
         Ok(s)
+    }
+
+    /// The run's search: the task type's [`Recipe`](super::recipe) with every key the
+    /// configuration set explicitly in its place. (Pool mining: the recipe of
+    /// `scalar_linear`, which the pool's own evolutions do not use.)
+    pub fn search(&self) -> Result<Search, String> {
+        let task = if self.is_pool() {
+            TaskType::ScalarLinear
+        } else {
+            self.task()?
+        };
+        let r = recipe(task);
+        Ok(Search {
+            profile: self.profile.clone().unwrap_or(r.profile),
+            pop_size: self.pop_size.unwrap_or(r.pop_size),
+            tournament_size: self.tournament_size.unwrap_or(r.tournament_size),
+            mutations: self.mutations.clone().unwrap_or(r.mutations),
+            train_examples: self.train_examples.or(r.train_examples),
+            val_examples: self.val_examples.or(r.val_examples),
+            restart_children: self.restart_children.unwrap_or(r.restart_children),
+            max_example_work: self.max_example_work.unwrap_or(r.max_example_work),
+            ..r
+        })
     }
 
     /// Is this pool mining (driven by the pool coordinator, not the local engine)?
@@ -163,13 +206,14 @@ impl MinerSettings {
                 ENGINES.join(", ")
             ));
         }
+        let search = self.search()?;
         let positive = [
             ("workers", self.workers),
             ("input_dim", self.input_dim),
             ("miner_task_count", self.miner_task_count),
             ("validator_task_count", self.validator_task_count),
-            ("pop_size", self.pop_size),
-            ("tournament_size", self.tournament_size),
+            ("pop_size", search.pop_size),
+            ("tournament_size", search.tournament_size),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -179,11 +223,21 @@ impl MinerSettings {
         if self.workers > 256 {
             return Err("workers must be at most 256".into());
         }
-        if self.tournament_size > self.pop_size {
+        if search.tournament_size > search.pop_size {
             return Err(format!(
                 "tournament_size ({}) must not exceed pop_size ({})",
-                self.tournament_size, self.pop_size
+                search.tournament_size, search.pop_size
             ));
+        }
+        if Profile::builtin(&search.profile).is_none() {
+            return Err(format!(
+                "unknown profile {:?} (known: {})",
+                search.profile,
+                Profile::NAMES.join(", ")
+            ));
+        }
+        if search.mutations.is_empty() {
+            return Err("mutations must not be empty".into());
         }
         if !(0.0..=1.0).contains(&self.mutation_prob) {
             return Err("mutation_prob must be within 0..=1".into());
@@ -256,8 +310,8 @@ impl MinerSettings {
             "fec_cache_size" => self.fec_cache_size = uint(&name, v)? as usize,
             "fec_train_examples" => self.fec_train_examples = Some(positive(&name, v)?),
             "fec_valid_examples" => self.fec_valid_examples = Some(positive(&name, v)?),
-            "pop_size" => self.pop_size = positive(&name, v)?,
-            "tournament_size" => self.tournament_size = positive(&name, v)?,
+            "pop_size" => self.pop_size = Some(positive(&name, v)?),
+            "tournament_size" => self.tournament_size = Some(positive(&name, v)?),
             "archive_size" => self.archive_size = Some(positive(&name, v)?),
             "mutation_prob" => {
                 self.mutation_prob = v
@@ -479,6 +533,37 @@ mod tests {
         assert!(e.starts_with("env.MINER_GENE_DUMP_EVERY"), "{e}");
         assert!(s.apply_problem_config(r#"{"minning": {}}"#).is_err());
         assert!(s.apply_problem_config("not json").is_err());
+    }
+
+    #[test]
+    fn unset_search_keys_come_from_the_task_types_recipe() {
+        let mut cfg = Config::default();
+        let s = MinerSettings::from_config(&cfg);
+        assert_eq!(
+            s.search().unwrap(),
+            recipe(TaskType::ScalarLinear),
+            "nothing set: the recipe"
+        );
+        cfg.miner.task_type = "cifar10_binary".into();
+        cfg.miner.tournament_size = Some(3);
+        cfg.miner.mutations = Some(vec![Mutation::Insert]);
+        let search = MinerSettings::from_config(&cfg).search().unwrap();
+        assert_eq!((search.profile.as_str(), search.pop_size), ("cifar", 100));
+        assert_eq!(search.tournament_size, 3);
+        assert_eq!(search.mutations, vec![Mutation::Insert]);
+        // A problem config's engine_params count as set, too.
+        let mut s = MinerSettings::from_config(&cfg);
+        s.apply_problem_config(r#"{"mining": {"engine_params": {"pop_size": 7}}}"#)
+            .unwrap();
+        assert_eq!(s.search().unwrap().pop_size, 7);
+        // Checked together: a tournament larger than the recipe's population is refused.
+        cfg.miner.tournament_size = Some(500);
+        let e = MinerSettings::from_config(&cfg).validate().unwrap_err();
+        assert!(e.contains("must not exceed pop_size (100)"), "{e}");
+        cfg.miner.tournament_size = None;
+        cfg.miner.profile = Some("tiny".into());
+        let e = MinerSettings::from_config(&cfg).validate().unwrap_err();
+        assert!(e.starts_with("unknown profile"), "{e}");
     }
 
     #[test]

@@ -167,10 +167,15 @@ fn start_request(m: &Map<String, Value>) -> Result<StartRequest, SidecarError> {
         engine: opt_str(m, "engine")?.map(str::to_string),
         workers: workers.map(|w| w as usize),
         seed: opt_u64(m, "seed")?,
+        start_from_sota: match m.get("start_from_sota") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(bad("start_from_sota must be a boolean")),
+        },
     })
 }
 
-const MINING_FIELDS: [&str; 4] = ["task_type", "engine", "workers", "seed"];
+const MINING_FIELDS: [&str; 5] = ["task_type", "engine", "workers", "seed", "start_from_sota"];
 
 #[handler]
 async fn runs_start(Data(s): Shared<'_>, body: Body) -> Response {

@@ -54,6 +54,8 @@ pub struct MinerStatus {
     pub task_type: Option<String>,
     pub engine: Option<String>,
     pub workers: Option<u32>,
+    /// The run's (or, when stopped, the configuration's) `start_from_sota`.
+    pub start_from_sota: Option<bool>,
     pub hotkey: Option<String>,
     pub generation: Option<u64>,
     pub children_per_sec: Option<f64>,

@@ -249,6 +249,8 @@ pub struct StartMining {
     pub task_type: String,
     pub engine: String,
     pub workers: u32,
+    /// Start from the relay's SOTA program (`[miner] start_from_sota`).
+    pub start_from_sota: bool,
 }
 
 /// What the dashboard asks the poller to do.
@@ -355,6 +357,8 @@ pub struct MineSettings {
     pub task_type: usize,
     pub engine: usize,
     pub workers: u32,
+    /// Start from the relay's SOTA program instead of fresh programs.
+    pub start_from_sota: bool,
 }
 
 impl MineSettings {
@@ -363,6 +367,19 @@ impl MineSettings {
     }
     pub fn engine(&self) -> &'static str {
         ENGINES[self.engine]
+    }
+    /// Where the next run starts.
+    pub fn start(&self) -> &'static str {
+        start_label(self.start_from_sota)
+    }
+}
+
+/// How the dashboard names a run's start.
+pub fn start_label(from_sota: bool) -> &'static str {
+    if from_sota {
+        "from the relay's SOTA"
+    } else {
+        "fresh"
     }
 }
 
@@ -423,6 +440,7 @@ impl App {
                 task_type: 0,
                 engine: 0,
                 workers: 2,
+                start_from_sota: false,
             },
             settings_edited: false,
             action_pending: false,
@@ -630,6 +648,9 @@ impl App {
             if let Some(w) = m.workers.filter(|w| (1..=MAX_WORKERS).contains(w)) {
                 self.settings.workers = w;
             }
+            if let Some(b) = m.start_from_sota {
+                self.settings.start_from_sota = b;
+            }
         }
         if let Some(r) = m.run_id.clone().filter(|r| !r.is_empty()) {
             self.follow_run(r);
@@ -725,6 +746,10 @@ impl App {
                 self.settings.workers = self.settings.workers.saturating_sub(1).max(1);
                 self.edited(format!("workers: {}", self.settings.workers));
             }
+            KeyCode::Char('f') => {
+                self.settings.start_from_sota = !self.settings.start_from_sota;
+                self.edited(format!("start: {}", self.settings.start()));
+            }
             KeyCode::Esc => self.message = None,
             _ if self.tab == Tab::Candidates => self.candidate_key(key.code),
             _ => {}
@@ -762,6 +787,7 @@ impl App {
                 task_type: self.settings.task_type().into(),
                 engine: self.settings.engine().into(),
                 workers: self.settings.workers,
+                start_from_sota: self.settings.start_from_sota,
             })]
         }
     }

@@ -165,6 +165,7 @@ fn requests_carry_cursor_token_and_body() {
         task_type: "mnist_binary".into(),
         engine: "archive".into(),
         workers: 4,
+        start_from_sota: true,
     };
     poller.send(Request::StartMining(start));
     assert_eq!(
@@ -194,7 +195,7 @@ fn requests_carry_cursor_token_and_body() {
     let body: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
     assert_eq!(
         body,
-        serde_json::json!({"task_type":"mnist_binary","engine":"archive","workers":4})
+        serde_json::json!({"task_type":"mnist_binary","engine":"archive","workers":4,"start_from_sota":true})
     );
     assert_eq!(seen[3].line, "POST /appliance/mine/stop HTTP/1.1");
 }

@@ -305,6 +305,7 @@ fn s_starts_with_the_chosen_settings_then_stops() {
     key(&mut app, KeyCode::Char('t'));
     key(&mut app, KeyCode::Char('e'));
     key(&mut app, KeyCode::Char('+'));
+    key(&mut app, KeyCode::Char('f'));
     let reqs = key(&mut app, KeyCode::Char('s'));
     assert_eq!(
         reqs,
@@ -312,6 +313,7 @@ fn s_starts_with_the_chosen_settings_then_stops() {
             task_type: "cifar10_binary".into(),
             engine: "archive".into(),
             workers: 3,
+            start_from_sota: true,
         })]
     );
     // A second press before the answer sends nothing.

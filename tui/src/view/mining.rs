@@ -1,7 +1,7 @@
 //! Mining: the run, its settings and numbers, children/s over time, the log tail.
 
 use super::{block, duration, kv, no_data, num, placeholder, score, DASH};
-use crate::app::{App, Service};
+use crate::app::{start_label, App, Service};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
@@ -27,16 +27,19 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         .or_else(|| app.run_id.clone())
         .unwrap_or_else(|| DASH.into());
     // While a run is going its own settings are the truth; otherwise the next start's.
-    let (task, engine, workers) = match miner.filter(|_| running) {
+    let (task, engine, workers, start) = match miner.filter(|_| running) {
         Some(m) => (
             m.task_type.clone().unwrap_or_else(|| DASH.into()),
             m.engine.clone().unwrap_or_else(|| DASH.into()),
             num(m.workers),
+            m.start_from_sota
+                .map_or_else(|| DASH.into(), |b| start_label(b).to_owned()),
         ),
         None => (
             format!("{} (on start)", app.settings.task_type()),
             app.settings.engine().to_owned(),
             app.settings.workers.to_string(),
+            app.settings.start().to_owned(),
         ),
     };
     let global = app
@@ -49,7 +52,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         kv("Run", run_id),
         kv("Task", task),
         kv("Engine", engine),
-        kv("Workers", workers),
+        kv("Workers", format!("{workers}, start {start}")),
         kv("Generation", num(miner.and_then(|m| m.generation))),
         kv(
             "Children/s",

@@ -171,7 +171,7 @@ fn footer_line(app: &App) -> Paragraph<'static> {
             Style::default().fg(Color::Yellow),
         )),
         None => Paragraph::new(Span::styled(
-            " s start/stop  t task  e engine  +/- workers  1-6/Tab tabs  ? help  q quit",
+            " s start/stop  t task  e engine  +/- workers  f from SOTA  1-6/Tab tabs  ? help  q quit",
             Style::default().fg(Color::DarkGray),
         )),
     }
@@ -204,6 +204,7 @@ fn help_popup(f: &mut Frame) {
         ("t", "cycle task type for the next start"),
         ("e", "cycle engine for the next start"),
         ("+ / -", "more / fewer workers for the next start"),
+        ("f", "next start: from the relay's SOTA program, or fresh"),
         ("↑/↓ Enter", "Candidates: select, show the DSL"),
         ("Esc", "close a popup or message"),
         ("?", "this help (any key closes it)"),

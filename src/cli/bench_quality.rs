@@ -1,0 +1,220 @@
+//! `bitsota bench quality`: what the miner's default search achieves on a task, as the
+//! validators would score it. It mines from the default start (the task type's recipe,
+//! `miner::recipe`, with any `BITSOTA_MINER_*` override from the environment), and at
+//! fixed marks scores the best program so far on the embedded validators' own suite
+//! (`[validator] task_count` tasks from `task_seed`, their sizes), so each figure is
+//! what a validator would see. At the end it scores hand-written learners on the same
+//! suite for scale.
+
+use super::bench::BenchArgs;
+use super::UsageError;
+use crate::miner::search::{self, SearchEvent, Verifier};
+use crate::miner::settings::{MinerSettings, Overrides};
+use crate::tasks::TaskType;
+use anyhow::Context;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Options of `bench quality`.
+#[derive(clap::Args, Debug)]
+pub struct QualityArgs {
+    /// quality: the task type to mine (scalar_linear, mnist_binary, cifar10_binary).
+    #[arg(long, default_value = "cifar10_binary")]
+    pub task: String,
+    /// quality: how long to mine.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// quality: seconds between score marks.
+    #[arg(long, default_value_t = 30.0)]
+    pub mark_seconds: f64,
+}
+
+/// Hand-written learners every run is compared with.
+const REFERENCES: [(&str, &str); 2] = [
+    (
+        "linear_sgd",
+        include_str!("../../fixtures/programs/linear_sgd.dsl"),
+    ),
+    (
+        "logistic_sgd",
+        include_str!("../../fixtures/programs/logistic_sgd.dsl"),
+    ),
+];
+
+/// The best program so far (by miner fitness, over all workers).
+struct Best {
+    fitness: f64,
+    dsl: String,
+}
+
+/// One mark of the curve.
+struct Mark {
+    seconds: f64,
+    children: u64,
+    /// Children per second since the previous mark.
+    rate: f64,
+    fitness: Option<f64>,
+    score: Option<f64>,
+}
+
+fn settings(task: &str, args: &BenchArgs) -> anyhow::Result<MinerSettings> {
+    let vars: BTreeMap<String, String> = std::env::vars().collect();
+    let config = crate::config::load(None, false, &vars, &[])?;
+    let overrides = Overrides {
+        task_type: Some(task.to_string()),
+        workers: Some(args.workers),
+        seed: Some(args.seed),
+        start_from_sota: Some(false),
+        ..Default::default()
+    };
+    let mut s = MinerSettings::resolve(&config, None, &overrides).map_err(UsageError)?;
+    // Verify on the validators' suite itself, not the miner's smaller copy of it.
+    s.validator_task_count = config.validator.task_count;
+    Ok(s)
+}
+
+pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
+    q.task
+        .parse::<TaskType>()
+        .map_err(|e| UsageError(format!("--task: {e}")))?;
+    if !(q.minutes.is_finite() && q.minutes > 0.0) {
+        return Err(UsageError("--minutes must be positive".into()).into());
+    }
+    if !(q.mark_seconds.is_finite() && q.mark_seconds > 0.0) {
+        return Err(UsageError("--mark-seconds must be positive".into()).into());
+    }
+    let s = settings(&q.task, args)?;
+    let search = s.search().map_err(UsageError)?;
+    eprintln!(
+        "[quality] {}: profile {}, population {} / tournament {}, mutations {:?}, \
+         {:?} first programs, miner suite {} tasks ({:?}/{:?} examples), restart every {} children, \
+         work bound {}",
+        s.task_type,
+        search.profile,
+        search.pop_size,
+        search.tournament_size,
+        search.mutations,
+        search.initial_population,
+        s.miner_task_count,
+        search.train_examples,
+        search.val_examples,
+        search.restart_children,
+        search.max_example_work,
+    );
+    let miner = search::miner_suite(&s, &args.data_dir)
+        .map_err(anyhow::Error::msg)
+        .context("preparing the miner suite (image tasks need `bitsota data fetch`)")?;
+    let verifier = Verifier::new(&s, &args.data_dir).map_err(anyhow::Error::msg)?;
+    let score = |dsl: &str| verifier.verify(dsl).map_err(anyhow::Error::msg);
+
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let deadline = Duration::from_secs_f64(q.minutes * 60.0);
+    let every = Duration::from_secs_f64(q.mark_seconds);
+    let mut children = vec![0u64; s.workers];
+    let mut best: Option<Best> = None;
+    let mut marks: Vec<Mark> = Vec::new();
+    let mut error = None;
+    let mut mark = |best: &Option<Best>, children: u64, marks: &mut Vec<Mark>| {
+        let seconds = started.elapsed().as_secs_f64();
+        let (t0, c0) = marks.last().map_or((0.0, 0), |m| (m.seconds, m.children));
+        let score = match best.as_ref().map(|b| score(&b.dsl)).transpose() {
+            Ok(s) => s.flatten(),
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        };
+        let m = Mark {
+            seconds,
+            children,
+            rate: (children - c0) as f64 / (seconds - t0).max(1e-9),
+            fitness: best.as_ref().map(|b| b.fitness),
+            score,
+        };
+        eprintln!(
+            "[quality] {:>5.0} s  {:>11} children  {:>8.0}/s  best miner fitness {}  validator score {}",
+            m.seconds,
+            m.children,
+            m.rate,
+            m.fitness.map_or("-".into(), |f| format!("{f:.6}")),
+            m.score.map_or("-".into(), |f| format!("{f:.6}")),
+        );
+        marks.push(m);
+    };
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        scope.spawn(move || {
+            while started.elapsed() < deadline && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let result = search::run(&s, &miner, None, stop, |e| {
+            match e {
+                SearchEvent::Progress {
+                    worker,
+                    children: c,
+                    ..
+                }
+                | SearchEvent::Finished {
+                    worker,
+                    children: c,
+                    ..
+                } => children[worker] = c,
+                SearchEvent::Improved {
+                    worker,
+                    children: c,
+                    fitness,
+                    dsl,
+                } => {
+                    children[worker] = c;
+                    if best.as_ref().map_or(true, |b| fitness > b.fitness) {
+                        best = Some(Best { fitness, dsl });
+                    }
+                }
+            }
+            let due = every.mul_f64((marks.len() + 1) as f64);
+            if started.elapsed() >= due && started.elapsed() < deadline {
+                mark(&best, children.iter().sum(), &mut marks);
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+    .map_err(anyhow::Error::msg)?;
+    mark(&best, children.iter().sum(), &mut marks);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let mut references = serde_json::Map::new();
+    for (name, dsl) in REFERENCES {
+        let sc = score(dsl)?;
+        eprintln!(
+            "[quality] {name}: validator score {}",
+            sc.map_or("-".into(), |f| format!("{f:.6}"))
+        );
+        references.insert(name.into(), json!(sc));
+    }
+    let summary = json!({
+        "bench": "quality",
+        "task": s.task_type,
+        "workers": s.workers,
+        "seed": s.seed,
+        "validator_tasks": s.validator_task_count,
+        "marks": marks.iter().map(|m| json!({
+            "seconds": m.seconds, "children": m.children, "children_per_sec": m.rate,
+            "miner_fitness": m.fitness, "validator_score": m.score,
+        })).collect::<Vec<_>>(),
+        "best_program": best.map(|b| b.dsl),
+        "references": references,
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
