@@ -517,7 +517,12 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
             let (s, t) = liar.post("/api/v1/tasks/request", json!({"task_type": "evaluate"}));
             if s == 200 {
                 let payload = json!({"suite": t["suite"], "algorithms": t["algorithms"]});
-                let honest = bitsota::pool::jobs::execute_job("evaluate", &payload, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+                let honest = bitsota::pool::jobs::execute_job(
+                    "evaluate",
+                    &payload,
+                    &std::sync::atomic::AtomicBool::new(false),
+                )
+                .unwrap();
                 let mut evals = honest["evaluations"].clone();
                 if liar_rounds.len() == 1 {
                     for e in evals.as_array_mut().unwrap() {

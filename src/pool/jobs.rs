@@ -619,15 +619,19 @@ mod tests {
         let algo = json!({"id": "5", "algorithm_dsl": empty, "task_type": "scalar_linear",
             "input_dim": 4, "status": "seed", "score": null});
         let evolve = json!({"batch_id": "3", "algorithms": [algo], "input_dim": 4});
-        let r: EvolveResult =
-            serde_json::from_value(execute_job("evolve", &evolve, &AtomicBool::new(false)).unwrap()).unwrap();
+        let r: EvolveResult = serde_json::from_value(
+            execute_job("evolve", &evolve, &AtomicBool::new(false)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(r.parent_ids, vec![5]);
         assert_eq!(r.children, default_budget());
         let learner = json!({"id": 9, "algorithm_dsl": LEARNER, "task_type": "scalar_linear",
             "input_dim": 4});
         let evaluate = json!({"batch_id": "4", "algorithms": [learner], "input_dim": 4});
-        let e: EvaluateResult =
-            serde_json::from_value(execute_job("evaluate", &evaluate, &AtomicBool::new(false)).unwrap()).unwrap();
+        let e: EvaluateResult = serde_json::from_value(
+            execute_job("evaluate", &evaluate, &AtomicBool::new(false)).unwrap(),
+        )
+        .unwrap();
         // Scored on the default pool suite, as an evaluator naming that suite would.
         let (count, seed) = default_eval_suite();
         let named = json!({"suite": {"task_type": "scalar_linear", "input_dim": 4,
@@ -640,7 +644,9 @@ mod tests {
         let lease = json!({"lease_id": "7", "window_number": 1, "evaluate_algorithms": [learner],
             "seed_algorithms": [algo], "evolve_budget": 10, "lease_timeout_at_s": 1e10,
             "input_dim": 4});
-        let l: LeaseResult = serde_json::from_value(execute_job("lease", &lease, &AtomicBool::new(false)).unwrap()).unwrap();
+        let l: LeaseResult =
+            serde_json::from_value(execute_job("lease", &lease, &AtomicBool::new(false)).unwrap())
+                .unwrap();
         assert_eq!((l.evaluations.len(), l.evolutions.len()), (1, 1));
         assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
     }
