@@ -168,10 +168,17 @@ fn problem_config_drives_a_run_to_its_iteration_budget() {
     assert_eq!(state["tasks_completed"], 150);
     let l = logs(&d);
     let progress: Vec<&String> = l.iter().filter(|m| m.contains(" Iter ")).collect();
-    assert_eq!(
-        progress.len(),
-        3,
-        "every 50 (mining.checkpoint_generations): {progress:?}"
+    // Progress lines are time-based (at most one a second per worker) and the last
+    // one, at the run's end, always comes: a 150-child run logs its first checkpoint
+    // and its final count.
+    assert!(
+        (2..=4).contains(&progress.len()),
+        "first checkpoint and final count: {progress:?}"
+    );
+    assert!(progress[0].contains("Iter 0050"), "{progress:?}");
+    assert!(
+        progress.last().unwrap().contains("Iter 0150"),
+        "{progress:?}"
     );
     assert!(
         l.iter().any(|m| m.contains("seed=7")),

@@ -157,7 +157,13 @@ fn sigterm_mid_evaluation_exits_within_the_limit() {
             .arg("--test")
             .env("BITSOTA_VALIDATOR_ENABLED", "true")
             .env("BITSOTA_VALIDATOR_COUNT", "2")
-            .env("VALIDATOR_TASK_COUNT", "128"),
+            .env("VALIDATOR_TASK_COUNT", "128")
+            // Legal here by configuration: the evaluation budget is raised so that the
+            // validators really run a long evaluation when the signal comes.
+            .env("BITSOTA_BUDGET_SETUP_MAX_OPS", "64")
+            .env("BITSOTA_BUDGET_PREDICT_MAX_OPS", "64")
+            .env("BITSOTA_BUDGET_LEARN_MAX_OPS", "64")
+            .env("BITSOTA_BUDGET_SCALAR_LINEAR", "1000000000000"),
     );
     let miner = Keypair::generate();
     let alg = validator_support::algorithm(&heavy_program());

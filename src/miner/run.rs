@@ -282,6 +282,16 @@ impl Runner {
             SearchEvent::Finished { worker, children } => {
                 self.children[worker] = children;
                 self.job.live.progress(worker, children, 0.0, None);
+                // The last line is never throttled: the run's log and its
+                // `tasks_completed` end at the worker's real count.
+                self.progress_at[worker] = Some(Instant::now());
+                self.emit(Event::Progress {
+                    worker_id: worker.to_string(),
+                    iteration: children,
+                    rate: None,
+                    engine_best: None,
+                    pop_best: None,
+                });
             }
         }
         let now = Instant::now();
