@@ -10,11 +10,8 @@ mod validator_support;
 use bitsota::config::BudgetConfig;
 use bitsota::engine::{compile, cost, parse_program, Examples};
 use bitsota::keys::Keypair;
-use bitsota::relay::store::RelayStore;
-use bitsota::store::{Durability, Store};
-use common::{bin, poll_until, repo_root, Daemon, Opts};
+use common::{poll_until, Daemon, Opts};
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,14 +132,9 @@ fn a_planted_program_over_budget_is_invalid_and_costs_a_validator_under_a_second
     );
     assert_eq!(status, 400, "{body}");
     assert!(first.signal_and_wait(libc::SIGTERM).success());
-    {
-        let store = Store::open(&first.data_dir.join("store"), Durability::Sync).unwrap();
-        let relay = RelayStore::open(&store).unwrap();
-        let mut rec = relay.result_of(&miner.ss58()).unwrap().expect("stored");
+    tamper_with_result(&first.data_dir, &miner, |rec| {
         rec.algorithm_result = algorithm(&frozen_validator_program()).to_string();
-        relay.put_result(rec).unwrap();
-        store.flush().unwrap();
-    }
+    });
     let d = Daemon::start(Opts {
         data_dir: Some(first.data_dir.clone()),
         ..Opts::default()
@@ -150,29 +142,8 @@ fn a_planted_program_over_budget_is_invalid_and_costs_a_validator_under_a_second
 
     // A validator process at the default budget, three polls.
     let tmp = tempfile::tempdir().unwrap();
-    let data_dir = tmp.path().join("v");
-    let stderr_path = tmp.path().join("v.stderr.log");
-    let child = Command::new(bin())
-        .args(["validate", "--config"])
-        .arg(repo_root().join("appliance.toml"))
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args([
-            "--relay-url",
-            &d.relay,
-            "--poll-interval",
-            "0.2",
-            "--max-polls",
-            "3",
-        ])
-        .env_remove("RUST_LOG")
-        .env("VALIDATOR_TASK_COUNT", TASKS)
-        .env("BITSOTA_LOG_FILE", "false")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (mut cmd, stderr_path) = validate_command(&d.relay, &tmp.path().join("v"), 3, &[]);
+    let child = cmd.spawn().unwrap();
     let (status, cpu) = reap_with_cpu(child);
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert_eq!(status, 0, "{stderr}");

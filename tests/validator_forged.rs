@@ -7,8 +7,6 @@ mod common;
 mod validator_support;
 
 use bitsota::keys::Keypair;
-use bitsota::relay::store::RelayStore;
-use bitsota::store::{Durability, Store};
 use common::{Daemon, Opts};
 use validator_support::*;
 
@@ -20,14 +18,9 @@ fn a_forged_signature_is_counted_and_never_voted() {
     assert_eq!(status, 200, "{body}");
     assert!(first.signal_and_wait(libc::SIGTERM).success());
 
-    {
-        let store = Store::open(&first.data_dir.join("store"), Durability::Sync).unwrap();
-        let relay = RelayStore::open(&store).unwrap();
-        let mut rec = relay.result_of(&miner.ss58()).unwrap().expect("stored");
+    tamper_with_result(&first.data_dir, &miner, |rec| {
         rec.signature = Keypair::generate().sign_hex(&rec.timestamp_message);
-        relay.put_result(rec).unwrap();
-        store.flush().unwrap();
-    }
+    });
 
     let d = Daemon::start(Opts {
         data_dir: Some(first.data_dir.clone()),

@@ -5,11 +5,13 @@
 use crate::common::{bin, http, repo_root, wait_bounded};
 use bitsota::config::ValidatorConfig;
 use bitsota::keys::{relay_miner_headers, relay_validator_headers, Keypair};
+use bitsota::relay::store::{RelayStore, ResultRec};
+use bitsota::store::{Durability, Store};
 use bitsota::tasks::TaskType;
 use bitsota::validator::suites::Suites;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -82,12 +84,17 @@ pub fn events(relay: &str) -> Vec<Value> {
     body.as_array().cloned().unwrap_or_default()
 }
 
-/// Run `bitsota validate` against `relay` with its own data directory until it has
-/// polled `polls` times (0.2 s apart); returns its stderr (the stats lines).
-pub fn validate(relay: &str, data_dir: &Path, polls: u32, extra: &[&str]) -> String {
+/// `bitsota validate` against `relay` with its own data directory, polling `polls` times
+/// (0.2 s apart), its stderr going to the returned path beside `data_dir`.
+pub fn validate_command(
+    relay: &str,
+    data_dir: &Path,
+    polls: u32,
+    extra: &[&str],
+) -> (Command, PathBuf) {
     let stderr_path = data_dir.with_extension("stderr.log");
-    let mut child = Command::new(bin())
-        .args(["validate", "--config"])
+    let mut cmd = Command::new(bin());
+    cmd.args(["validate", "--config"])
         .arg(repo_root().join("appliance.toml"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -99,9 +106,14 @@ pub fn validate(relay: &str, data_dir: &Path, polls: u32, extra: &[&str]) -> Str
         .env("BITSOTA_LOG_FILE", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    (cmd, stderr_path)
+}
+
+/// Run [`validate_command`] to its end; returns its stderr (the stats lines).
+pub fn validate(relay: &str, data_dir: &Path, polls: u32, extra: &[&str]) -> String {
+    let (mut cmd, stderr_path) = validate_command(relay, data_dir, polls, extra);
+    let mut child = cmd.spawn().unwrap();
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert!(status.success(), "validate failed: {stderr}");
@@ -149,4 +161,15 @@ pub fn metrics(data_dir: &Path) -> Vec<Value> {
 
 pub fn of_event<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["event"] == event).collect()
+}
+
+/// Rewrite `miner`'s stored result in a stopped daemon's relay store: what a compromised
+/// or differently configured relay could serve, past the embedded relay's checks.
+pub fn tamper_with_result(data_dir: &Path, miner: &Keypair, change: impl FnOnce(&mut ResultRec)) {
+    let store = Store::open(&data_dir.join("store"), Durability::Sync).unwrap();
+    let relay = RelayStore::open(&store).unwrap();
+    let mut rec = relay.result_of(&miner.ss58()).unwrap().expect("stored");
+    change(&mut rec);
+    relay.put_result(rec).unwrap();
+    store.flush().unwrap();
 }
