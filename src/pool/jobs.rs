@@ -387,7 +387,11 @@ pub fn evaluate(
         .collect()
 }
 
-/// Evolve from `parents` for `budget` children; the fittest child unlike every parent.
+/// How many children per budgeted child an evolve job may make while most are copies
+/// of a parent.
+const DUPLICATE_ALLOWANCE: u64 = 20;
+
+/// Evolve from `parents` for `budget` children unlike every parent; the fittest of them.
 pub fn evolve(
     suite: &SuiteRef,
     parents: &[AlgorithmRef],
@@ -416,19 +420,27 @@ pub fn evolve(
         })
         .collect();
     evolver.receive(members);
+    // A child identical to a parent is not new work and does not count against the
+    // budget: from an empty seed most mutations are no-ops, and a short budget would
+    // otherwise end with nothing to report. The allowance bounds the job all the same.
+    let max_children = budget.saturating_mul(DUPLICATE_ALLOWANCE);
+    let (mut fresh, mut children) = (0u64, 0u64);
     let mut best: Option<Member> = None;
-    for _ in 0..budget {
-        let outcome = evolver.step();
-        let better = best
-            .as_ref()
-            .map_or(true, |b| outcome.fitness > b.fitness || b.fitness.is_nan());
-        if !better {
+    while fresh < budget && children < max_children {
+        children += 1;
+        evolver.step();
+        let Some(child) = evolver.population().last() else {
+            continue;
+        };
+        if parent_programs.contains(&child.program) {
             continue;
         }
-        if let Some(child) = evolver.population().last() {
-            if !parent_programs.contains(&child.program) {
-                best = Some(child.clone());
-            }
+        fresh += 1;
+        let better = best
+            .as_ref()
+            .map_or(true, |b| child.fitness > b.fitness || b.fitness.is_nan());
+        if better {
+            best = Some(child.clone());
         }
     }
     Ok(best.map(|m| EvolveResult {
