@@ -11,11 +11,11 @@
 //! before starting, so it has nothing half-written).
 
 use crate::config::{parse_listen, Config, ConfigError};
+use crate::context::{prepare_data_dir, AppContext, DataDirError, Endpoints};
 use crate::store::{Store, StoreError};
 use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
 use poem::EndpointExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -50,68 +50,13 @@ pub enum ServerError {
         addr: String,
         reason: String,
     },
-    #[error("cannot create {path}: {reason}")]
-    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error("{service}: {reason}")]
     Service {
         service: &'static str,
         reason: String,
     },
-}
-
-/// Base URLs of the listeners that are enabled (the real bound addresses).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Endpoints {
-    pub relay: Option<String>,
-    pub sidecar: Option<String>,
-    pub pool: Option<String>,
-}
-
-/// What every service gets to build itself.
-#[derive(Clone)]
-pub struct AppContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub data_dir: PathBuf,
-    pub endpoints: Endpoints,
-    pub started_at: Instant,
-    /// Cancelled when the daemon shuts down; background workers watch it.
-    pub shutdown: CancellationToken,
-}
-
-impl AppContext {
-    pub fn keys_dir(&self) -> PathBuf {
-        self.data_dir.join("keys")
-    }
-    pub fn datasets_dir(&self) -> PathBuf {
-        self.data_dir.join("datasets")
-    }
-    pub fn metrics_dir(&self) -> PathBuf {
-        self.data_dir.join("metrics")
-    }
-    /// The relay other components should talk to: `configured`, or the embedded one.
-    pub fn relay_url_or_embedded(&self, configured: &str) -> Option<String> {
-        if configured.is_empty() {
-            self.endpoints.relay.clone()
-        } else {
-            Some(configured.trim_end_matches('/').to_string())
-        }
-    }
-}
-
-/// The subdirectories of the data directory.
-pub const DATA_SUBDIRS: &[&str] = &["store", "keys", "datasets", "metrics", "logs"];
-
-/// Create the data directory layout (appliance.md §3).
-pub fn prepare_data_dir(dir: &Path) -> Result<(), ServerError> {
-    for sub in DATA_SUBDIRS {
-        let path = dir.join(sub);
-        std::fs::create_dir_all(&path).map_err(|e| ServerError::DataDir {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    }
-    Ok(())
 }
 
 /// A running daemon.
@@ -289,9 +234,11 @@ pub const ENDPOINTS_FILE: &str = "endpoints.json";
 fn write_endpoints_file(ctx: &AppContext) -> Result<(), ServerError> {
     let path = ctx.data_dir.join(ENDPOINTS_FILE);
     let text = serde_json::to_string_pretty(&ctx.endpoints).unwrap_or_default();
-    std::fs::write(&path, text).map_err(|e| ServerError::DataDir {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    std::fs::write(&path, text).map_err(|e| {
+        ServerError::DataDir(DataDirError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
     })
 }
 

@@ -3,7 +3,8 @@
 
 use super::serve::{ConfigArgs, ServeArgs};
 use crate::config::Config;
-use crate::server::{Daemon, Endpoints, ENDPOINTS_FILE};
+use crate::context::Endpoints;
+use crate::server::{Daemon, ENDPOINTS_FILE};
 
 #[derive(clap::Args, Debug)]
 pub struct DashArgs {

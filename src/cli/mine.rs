@@ -78,7 +78,7 @@ impl Target {
         let file = config.data_dir.join(crate::server::ENDPOINTS_FILE);
         let from_file = std::fs::read_to_string(&file)
             .ok()
-            .and_then(|t| serde_json::from_str::<crate::server::Endpoints>(&t).ok())
+            .and_then(|t| serde_json::from_str::<crate::context::Endpoints>(&t).ok())
             .and_then(|e| e.sidecar);
         Ok(from_file.unwrap_or_else(|| format!("http://{}", config.sidecar.listen)))
     }

@@ -108,7 +108,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let config = args.config.load(args.overrides())?;
     let _log_guard = super::init_logging(&config, true)?;
     let data_dir = config.data_dir.clone();
-    crate::server::prepare_data_dir(&data_dir)?;
+    crate::context::prepare_data_dir(&data_dir)?;
     let keypair = match &args.keyfile {
         Some(path) => crate::keys::keyfile::read_keypair(path, args.password.as_deref())?,
         None => crate::keys::identity::load_or_create(&data_dir, "validator")?,

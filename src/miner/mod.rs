@@ -13,7 +13,7 @@ pub mod run;
 pub mod search;
 pub mod settings;
 
-use crate::server::AppContext;
+use crate::context::AppContext;
 use crate::sidecar::{SidecarError, SidecarStore};
 use parking_lot::Mutex;
 use serde_json::{json, Value};

@@ -100,7 +100,7 @@ impl CoordinatorHandle {
 /// execute the jobs (external `bitsota worker`s may pull from the same run). Setting
 /// `stop` ends every thread; [`CoordinatorHandle::stop`] also joins them.
 pub fn spawn_coordinator(
-    ctx: &crate::server::AppContext,
+    ctx: &crate::context::AppContext,
     mode: PoolMode,
     run_id: &str,
     workers: usize,

@@ -19,7 +19,7 @@ use super::api::Pool;
 use super::jobs::{self, AlgorithmRef};
 use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, TaskKind};
 use super::PoolError;
-use crate::server::AppContext;
+use crate::context::AppContext;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -27,7 +27,7 @@ pub mod worker;
 
 pub use coordinator::{spawn_coordinator, CoordinatorHandle, PoolMode};
 
-use crate::server::AppContext;
+use crate::context::AppContext;
 use poem::Route;
 use state::{unix_now, PoolState};
 use std::sync::Arc;

@@ -13,9 +13,9 @@ use super::store::{
 use super::submit::{self, Facts, Tracker};
 use super::{admin, openapi, ApiError, RelayError};
 use crate::config::RelayConfig;
+use crate::context::AppContext;
 use crate::http::token_eq;
 use crate::keys::{AuthStyle, PublicKey, ReplayGuard, VerifiedSigner};
-use crate::server::AppContext;
 use parking_lot::{Mutex, RwLock};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::web::{Data, Path};

@@ -16,7 +16,7 @@ pub mod openapi;
 pub mod store;
 pub mod submit;
 
-use crate::server::AppContext;
+use crate::context::AppContext;
 use poem::http::StatusCode;
 use poem::Route;
 

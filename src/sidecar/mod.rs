@@ -11,8 +11,8 @@ pub mod store;
 
 pub use store::{SidecarError, SidecarStore};
 
+use crate::context::AppContext;
 use crate::miner::Supervisor;
-use crate::server::AppContext;
 use poem::Route;
 use std::sync::Arc;
 

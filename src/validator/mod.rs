@@ -18,7 +18,7 @@ pub mod seen;
 pub mod state;
 pub mod suites;
 
-use crate::server::AppContext;
+use crate::context::AppContext;
 use poem::web::{Data, Json};
 use poem::{get, handler, EndpointExt, Route};
 use state::ValidatorState;

@@ -1,0 +1,76 @@
+//! What every service is built from: the configuration, the store, the data directory,
+//! the listeners' real URLs and the daemon's shutdown signal.
+//!
+//! This is a leaf on purpose: `server` assembles services from an [`AppContext`], and the
+//! services only ever see this module, never `server` itself, so the dependency arrows
+//! point one way (cli → server → services → context and the libraries).
+
+use crate::config::Config;
+use crate::store::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Base URLs of the listeners that are enabled (the real bound addresses).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    pub relay: Option<String>,
+    pub sidecar: Option<String>,
+    pub pool: Option<String>,
+}
+
+/// What every service gets to build itself.
+#[derive(Clone)]
+pub struct AppContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub data_dir: PathBuf,
+    pub endpoints: Endpoints,
+    pub started_at: Instant,
+    /// Cancelled when the daemon shuts down; background workers watch it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppContext {
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.data_dir.join("datasets")
+    }
+    pub fn metrics_dir(&self) -> PathBuf {
+        self.data_dir.join("metrics")
+    }
+    /// The relay other components should talk to: `configured`, or the embedded one.
+    pub fn relay_url_or_embedded(&self, configured: &str) -> Option<String> {
+        if configured.is_empty() {
+            self.endpoints.relay.clone()
+        } else {
+            Some(configured.trim_end_matches('/').to_string())
+        }
+    }
+}
+
+/// The subdirectories of the data directory.
+pub const DATA_SUBDIRS: &[&str] = &["store", "keys", "datasets", "metrics", "logs"];
+
+/// A data directory that cannot be laid out.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create {path}: {reason}")]
+pub struct DataDirError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Create the data directory layout (appliance.md §3).
+pub fn prepare_data_dir(dir: &Path) -> Result<(), DataDirError> {
+    for sub in DATA_SUBDIRS {
+        let path = dir.join(sub);
+        std::fs::create_dir_all(&path).map_err(|e| DataDirError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
