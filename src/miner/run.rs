@@ -9,7 +9,7 @@ use super::settings::MinerSettings;
 use super::Live;
 use crate::engine::{parse_program, Program};
 use crate::keys::Keypair;
-use crate::sidecar::rules::{self, Event};
+use crate::protocol::run_events::{self, Event};
 use crate::sidecar::SidecarStore;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -314,7 +314,8 @@ impl Runner {
         let score = match verifier.verify(&found.dsl) {
             Ok(Some(s)) => s,
             Ok(None) => {
-                let line = rules::candidate_line(&found.worker.to_string(), found.children, None);
+                let line =
+                    run_events::candidate_line(&found.worker.to_string(), found.children, None);
                 self.emit(log(format!("{line} (diverges on the validator suite)")));
                 return;
             }

@@ -2,7 +2,7 @@
 //! shells that parse input (every malformed input is a 400 with a reason, never a 500)
 //! and call [`SidecarStore`] or the miner [`Supervisor`].
 
-use super::rules::{self, Stream};
+use super::rules::Stream;
 use super::store::{now_s, SidecarError, SidecarStore};
 use crate::context::AppContext;
 use crate::miner::{MinerError, StartRequest, Supervisor};
@@ -246,7 +246,8 @@ async fn submission_result(Data(s): Shared<'_>, body: Body) -> Response {
 async fn ingest_batch(Data(s): Shared<'_>, body: Body) -> Response {
     let r = async {
         let m = object(body).await?;
-        let (run_id, events) = rules::parse_ingest(&Value::Object(m)).map_err(bad)?;
+        let (run_id, events) =
+            crate::protocol::run_events::parse_ingest(&Value::Object(m)).map_err(bad)?;
         let n = s.store.ingest(&run_id, &events)?;
         Ok(json!({ "status": "ok", "received": n }))
     };

@@ -5,7 +5,8 @@
 //! Every write goes through one mutex: counters, caps and queue moves stay consistent
 //! without multi-tree transactions, and writes are short (no I/O but sled's own).
 
-use super::rules::{self, Event, JobStatus, Stream, MAX_JOBS, QUEUE_MIDDLE};
+use super::rules::{self, JobStatus, Stream, MAX_JOBS, QUEUE_MIDDLE};
+use crate::protocol::run_events::{self, Event};
 use crate::store::{Store, StoreError, TypedTree};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -216,7 +217,7 @@ impl SidecarStore {
     pub fn resolve(&self, run_id: Option<&str>) -> Result<Option<String>, SidecarError> {
         match run_id {
             Some(r) => Ok(Some(
-                rules::check_run_id(r).map_err(SidecarError::BadInput)?,
+                run_events::check_run_id(r).map_err(SidecarError::BadInput)?,
             )),
             None => self.current_run(),
         }
@@ -256,7 +257,7 @@ impl SidecarStore {
         let _w = self.write.lock();
         let now = now_s();
         let id = match run_id {
-            Some(r) => rules::check_run_id(r).map_err(SidecarError::BadInput)?,
+            Some(r) => run_events::check_run_id(r).map_err(SidecarError::BadInput)?,
             None => new_run_id(),
         };
         let run = match self.runs.get(&id)? {
@@ -380,8 +381,13 @@ impl SidecarStore {
                     Some(w) => *w = stat,
                     None => run.workers.push(stat),
                 }
-                let line =
-                    rules::progress_line(worker_id, *iteration, *engine_best, *pop_best, *rate);
+                let line = run_events::progress_line(
+                    worker_id,
+                    *iteration,
+                    *engine_best,
+                    *pop_best,
+                    *rate,
+                );
                 self.push_log(run, now, "info", Some(worker_id), line)?;
             }
             Event::Candidate {
@@ -396,7 +402,7 @@ impl SidecarStore {
                         Some(run.best_candidate_score.map_or(score, |b| b.max(score)));
                 }
                 self.push(run, Stream::Candidates, now, body.clone())?;
-                let line = rules::candidate_line(worker_id, *iteration, *verified);
+                let line = run_events::candidate_line(worker_id, *iteration, *verified);
                 self.push_log(run, now, "info", Some(worker_id), line)?;
             }
             Event::Population { body } => {
@@ -568,7 +574,7 @@ impl SidecarStore {
         let now = now_s();
         let mut run = self.run_for_write(run_id, now)?;
         let job_id = match job_id {
-            Some(j) => rules::check_run_id(j).map_err(|_| {
+            Some(j) => run_events::check_run_id(j).map_err(|_| {
                 SidecarError::BadInput("job_id must be 1 to 128 printable characters".into())
             })?,
             None => uuid::Uuid::new_v4().to_string(),
