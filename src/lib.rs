@@ -8,6 +8,7 @@
 //! whose module docs carry the proof; the lint below refuses it everywhere else.
 #![deny(unsafe_code)]
 
+pub mod appliance;
 pub mod cli;
 pub mod config;
 pub mod context;

@@ -1,16 +1,15 @@
 //! One mining run on its own thread (sidecar-miner.md §2): the search runs on worker
-//! threads; this thread receives their events, batches progress into the sidecar store,
+//! threads; this thread receives their events, batches progress into its event sink,
 //! verifies candidates on the validator suite at the configured cadence, and submits the
 //! ones that meet the rules to the relay.
 
 use super::relay::{RelayClient, SubmitOutcome};
 use super::search::{self, SearchEvent, Verifier};
 use super::settings::MinerSettings;
-use super::Live;
+use super::{Live, RunSink};
 use crate::engine::{parse_program, Program};
 use crate::keys::Keypair;
 use crate::protocol::run_events::{self, Event};
-use crate::sidecar::SidecarStore;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,7 +136,8 @@ impl Policy {
 pub struct RunJob {
     pub run_id: String,
     pub settings: MinerSettings,
-    pub sidecar: Arc<SidecarStore>,
+    /// Where the run's events go.
+    pub sink: Arc<dyn RunSink>,
     pub stop: Arc<AtomicBool>,
     pub live: Arc<Live>,
     /// The relay to submit to (none: verify only).
@@ -191,7 +191,7 @@ impl Runner {
         if self.batch.is_empty() {
             return;
         }
-        if let Err(e) = self.job.sidecar.ingest(&self.job.run_id, &self.batch) {
+        if let Err(e) = self.job.sink.ingest(&self.job.run_id, &self.batch) {
             tracing::warn!(run = %self.job.run_id, error = %e, "miner: cannot write events");
         }
         self.batch.clear();
@@ -214,11 +214,7 @@ impl Runner {
                 self.sota_failing = false;
                 self.policy.global_sota = Some(sota);
                 self.next_sota = now + Duration::from_secs(self.job.settings.sota_refresh_s);
-                if let Err(e) = self
-                    .job
-                    .sidecar
-                    .set_global_sota(Some(&self.job.run_id), sota)
-                {
+                if let Err(e) = self.job.sink.set_global_sota(&self.job.run_id, sota) {
                     tracing::warn!(error = %e, "miner: cannot record the global SOTA");
                 }
             }
@@ -404,8 +400,8 @@ impl Runner {
         self.flush();
         if let Err(e) = self
             .job
-            .sidecar
-            .submission_result(Some(&self.job.run_id), v.score, status)
+            .sink
+            .submission_result(&self.job.run_id, v.score, status)
         {
             tracing::warn!(error = %e, "miner: cannot record a submission result");
         }
@@ -489,12 +485,7 @@ pub fn mine(job: RunJob) {
         },
         None => None,
     };
-    let local_best = job
-        .sidecar
-        .run(&job.run_id)
-        .ok()
-        .flatten()
-        .and_then(|r| r.local_sota);
+    let local_best = job.sink.local_sota(&job.run_id);
     let mut runner = Runner {
         policy: Policy::new(
             s.validate_every,

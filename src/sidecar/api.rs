@@ -4,8 +4,8 @@
 
 use super::rules::Stream;
 use super::store::{now_s, SidecarError, SidecarStore};
+use crate::appliance::{MinerError, StartRequest, Supervisor};
 use crate::context::AppContext;
-use crate::miner::{MinerError, StartRequest, Supervisor};
 use poem::http::StatusCode;
 use poem::web::{Data, Json, Path, Query};
 use poem::{get, handler, post, Body, EndpointExt, IntoResponse, Response, Route};

@@ -11,8 +11,8 @@ pub mod store;
 
 pub use store::{SidecarError, SidecarStore};
 
+use crate::appliance::Supervisor;
 use crate::context::AppContext;
-use crate::miner::Supervisor;
 use poem::Route;
 use std::sync::Arc;
 
