@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod engine;
 pub mod http;
+pub mod jobs;
 pub mod keys;
 pub mod miner;
 pub mod pool;

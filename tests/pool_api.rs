@@ -454,10 +454,10 @@ fn monitor_token_and_expired_tasks() {
 fn coordinator_settings(
     d: &Daemon,
     run_id: &str,
-    mode: bitsota::pool::PoolMode,
+    mode: bitsota::miner::pool::PoolMode,
     seed: u64,
-) -> bitsota::pool::coordinator::CoordinatorSettings {
-    bitsota::pool::coordinator::CoordinatorSettings {
+) -> bitsota::miner::pool::coordinator::CoordinatorSettings {
+    bitsota::miner::pool::coordinator::CoordinatorSettings {
         pool_url: d.pool.clone(),
         sidecar_url: d.sidecar.clone(),
         keypair: Keypair::generate(),
@@ -498,7 +498,7 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
             coordinator_settings(
                 &d,
                 &format!("pool-run-{i}"),
-                bitsota::pool::PoolMode::Tasks,
+                bitsota::miner::pool::PoolMode::Tasks,
                 i,
             )
         })
@@ -506,7 +506,7 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
     let hotkeys: Vec<String> = settings.iter().map(|s| s.keypair.ss58()).collect();
     let handles: Vec<_> = settings
         .into_iter()
-        .map(|s| bitsota::pool::coordinator::spawn(s, 1, stop.clone()))
+        .map(|s| bitsota::miner::pool::coordinator::spawn(s, 1, stop.clone()))
         .collect();
 
     // A fifth miner evaluates by hand: honestly once, then dishonestly.
@@ -517,7 +517,7 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
             let (s, t) = liar.post("/api/v1/tasks/request", json!({"task_type": "evaluate"}));
             if s == 200 {
                 let payload = json!({"suite": t["suite"], "algorithms": t["algorithms"]});
-                let honest = bitsota::pool::jobs::execute_job(
+                let honest = bitsota::jobs::execute_job(
                     "evaluate",
                     &payload,
                     &std::sync::atomic::AtomicBool::new(false),
@@ -644,8 +644,8 @@ fn lease_coordinator_drops_a_late_submission_and_recovers() {
     let stop = Arc::new(AtomicBool::new(false));
     let run = "lease-run";
     // No in-process workers: the lease job waits in the queue past the lease's timeout.
-    let h = bitsota::pool::coordinator::spawn(
-        coordinator_settings(&d, run, bitsota::pool::PoolMode::Lease, 1),
+    let h = bitsota::miner::pool::coordinator::spawn(
+        coordinator_settings(&d, run, bitsota::miner::pool::PoolMode::Lease, 1),
         0,
         stop.clone(),
     );
@@ -757,7 +757,7 @@ fn the_pool_seeds_from_the_relay_sota() {
     let (s, v) =
         send(rb.json(&json!({"miner_hotkey": miner.ss58(), "score": 0.3, "seen_block": 5})));
     assert_eq!((s, v["status"].as_str()), (200, Some("finalized")), "{v}");
-    let canonical = bitsota::pool::jobs::canonical_dsl(learner).unwrap();
+    let canonical = bitsota::jobs::canonical_dsl(learner).unwrap();
     let m = Miner::new(&d.pool);
     let parents = poll_until(60, Duration::from_millis(500), || {
         let (s, t) = m.post("/api/v1/tasks/request", json!({"task_type": "evolve"}));

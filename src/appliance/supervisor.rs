@@ -1,5 +1,5 @@
 //! The miner supervisor: starts, stops and reports the daemon's one mining run, local
-//! (the engine, [`crate::miner::run`]) or pool mining ([`crate::pool::coordinator`]).
+//! (the engine, [`crate::miner::run`]) or pool mining ([`crate::miner::pool`]).
 //! It owns the bridge from the miner's [`RunSink`] to the sidecar store.
 
 use crate::context::AppContext;
@@ -91,7 +91,7 @@ fn start_pool_mining(
     run_id: &str,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, MinerError> {
-    use crate::pool::coordinator::{spawn_coordinator, PoolMode};
+    use crate::miner::pool::{spawn_coordinator, PoolMode};
     let mode = PoolMode::from_task_type(&settings.task_type).ok_or_else(|| {
         MinerError::Settings(format!("{} is not a pool task", settings.task_type))
     })?;

@@ -3,7 +3,7 @@
 //! their results, so many machines can compute for one pool coordinator.
 
 use super::UsageError;
-use crate::pool::worker::{run_worker, SidecarClient};
+use crate::miner::pool::worker::{run_worker, SidecarClient};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.log.file = false;
     let _guard = super::init_logging(&config, true)?;
     if let Some(dir) = &args.data_dir {
-        crate::pool::jobs::set_data_dir(dir.clone());
+        crate::jobs::set_data_dir(dir.clone());
     }
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())

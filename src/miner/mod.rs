@@ -8,6 +8,7 @@
 //! search), [`run`] is the run loop and its rules,
 //! [`relay`] the relay client, [`search`] the one adapter to the engine and task suites.
 
+pub mod pool;
 pub mod recipe;
 pub mod relay;
 pub mod run;

@@ -1,12 +1,12 @@
 //! The pool's HTTP API (pool.md §1–2): thin handlers that authenticate, parse, call
 //! [`PoolState`] on a blocking thread and render JSON. Errors are `{"detail": …}`.
 
-use super::jobs;
 use super::rules;
 use super::state::{
     unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState,
     Refusal, TaskKind,
 };
+use crate::jobs;
 use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,

@@ -16,10 +16,10 @@
 //! work from the first second and evolution gets verified parents.
 
 use super::api::Pool;
-use super::jobs::{self, AlgorithmRef};
 use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, TaskKind};
 use super::PoolError;
 use crate::context::AppContext;
+use crate::jobs::{self, AlgorithmRef};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

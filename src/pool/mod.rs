@@ -4,28 +4,19 @@
 //! - [`state`]: the stored state (sled trees `pool.*`) and the operations on it, one
 //!   transaction each; [`audit`]: the invariants that relate its trees.
 //! - [`api`]: the HTTP API on the pool listener.
-//! - [`jobs`]: sidecar job payloads/results and [`jobs::execute_job`] (engine work).
 //! - [`relay_link`]: seeding from the relay's SOTA and forwarding the pool's best.
 //! - [`local_evaluators`]: the appliance's own evaluator identities and genesis work,
 //!   so one machine completes the pool cycle.
-//! - [`worker`]: the sidecar job-queue client and the worker loop (`bitsota worker`).
-//! - [`coordinator`]: pool mining — [`spawn_coordinator`]`(ctx, PoolMode::Tasks |
-//!   PoolMode::Lease, run_id, workers, stop) -> CoordinatorHandle` registers the miner
-//!   hotkey, requests tasks or leases from `miner.pool_endpoint` (or the embedded pool),
-//!   enqueues `evolve`/`evaluate`/`lease` jobs into the embedded sidecar under `run_id`,
-//!   runs `workers` worker threads on that queue and submits the results.
+//!
+//! The jobs it hands out and their execution are [`crate::jobs`]; the miner's side of
+//! pool mining is [`crate::miner::pool`].
 
 pub mod api;
 pub mod audit;
-pub mod coordinator;
-pub mod jobs;
 pub mod local_evaluators;
 pub mod relay_link;
 pub mod rules;
 pub mod state;
-pub mod worker;
-
-pub use coordinator::{spawn_coordinator, CoordinatorHandle, PoolMode};
 
 use crate::context::AppContext;
 use poem::Route;
@@ -63,13 +54,13 @@ pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
         .parse()
         .unwrap_or(crate::tasks::TaskType::ScalarLinear);
     state.add_seed(
-        &jobs::empty_program_dsl(task_type),
+        &crate::jobs::empty_program_dsl(task_type),
         None,
         "empty",
         unix_now(),
     )?;
-    jobs::set_data_dir(ctx.data_dir.clone());
-    jobs::set_budget(ctx.config.budget.clone());
+    crate::jobs::set_data_dir(ctx.data_dir.clone());
+    crate::jobs::set_budget(ctx.config.budget.clone());
     let link = match ctx.relay_url_or_embedded(&cfg.relay_url) {
         Some(url) if cfg.forward_to_relay || cfg.seed_from_relay => {
             let kp = crate::keys::identity::load_or_create(&ctx.data_dir, "pool")?;

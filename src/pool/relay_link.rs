@@ -3,10 +3,10 @@
 //! the pool's own hotkey, when it beats the relay's SOTA. Blocking; run off the async
 //! threads.
 
-use super::jobs::canonical_dsl;
 use super::state::PoolState;
-use super::worker::{read_response, ClientError};
+use crate::jobs::canonical_dsl;
 use crate::keys::{relay_miner_headers, relay_validator_headers, Keypair};
+use crate::miner::pool::worker::{read_response, ClientError};
 use serde_json::{json, Value};
 use std::time::Duration;
 

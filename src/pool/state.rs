@@ -47,10 +47,7 @@ pub enum OpError {
     Store(#[from] StoreError),
 }
 
-pub const NO_ACTIVE_LEASE: &str = "Active lease assignment not found";
-pub const LEASE_ALREADY_ISSUED: &str =
-    "Lease already issued for this window. Wait for next window.";
-pub const ACTIVE_TASK: &str = "Miner already has active task";
+pub use crate::protocol::pool::{ACTIVE_TASK, LEASE_ALREADY_ISSUED, NO_ACTIVE_LEASE};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Miner {

@@ -3,4 +3,5 @@
 //!
 //! A leaf: it may use `keys` and `score_json`, never a service.
 
+pub mod pool;
 pub mod run_events;

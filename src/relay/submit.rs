@@ -6,7 +6,7 @@ use crate::config::BudgetConfig;
 use crate::engine::{cost, parse_program};
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::TaskType;
-use crate::validator::suites::MAX_INPUT_DIM;
+use crate::tasks::MAX_INPUT_DIM;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};

@@ -18,6 +18,11 @@ pub mod prepare;
 pub mod scalar_linear;
 pub mod suite;
 
+/// Largest `input_dim` a submission may ask for. Each distinct dimension costs a whole
+/// prepared suite (for images: 128 tasks × 2000 rows × `input_dim` floats), so a miner
+/// must not be able to make validators allocate without bound.
+pub const MAX_INPUT_DIM: usize = 64;
+
 pub use error::TaskError;
 pub use prepare::{prepare_suite, DataConfig};
 

@@ -7,15 +7,12 @@ use crate::engine::{cost, parse_program, score_on_suite, score_on_suite_within, 
 use crate::engine::{Halted, OverBudget, Stop};
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::suite::SuiteSpec;
+use crate::tasks::MAX_INPUT_DIM;
 use crate::tasks::{prepare_suite, DataConfig, Task, TaskType};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Largest `input_dim` a submission may ask for. Each distinct dimension costs a whole
-/// prepared suite (for images: 128 tasks × 2000 rows × `input_dim` floats), so a miner
-/// must not be able to make validators allocate without bound.
-pub const MAX_INPUT_DIM: usize = 64;
 /// Prepared suites kept in memory (distinct task type / input dimension pairs).
 const SUITES_KEPT: usize = 4;
 

@@ -2,7 +2,7 @@
 //! worker loop (`GET /jobs/next` → [`execute_job`] → `POST /jobs/{id}/result`) that the
 //! coordinator's threads and `bitsota worker` share.
 
-use super::jobs::execute_job;
+use crate::jobs::execute_job;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

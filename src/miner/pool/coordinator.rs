@@ -5,10 +5,11 @@
 //! Log lines follow the reference (`[pool] Registered with pool`, `[pool] Enqueued job
 //! kind=…`, `[pool] submit_evolution ok=…`, …) and also go to the run's sidecar log.
 
-use super::jobs::{AlgorithmRef, EvaluatePayload, EvolvePayload, LeasePayload, SuiteRef};
 use super::worker::{pause, read_response, run_worker, ClientError, SidecarClient, RETRY};
-use super::PoolError;
+use super::PoolMiningError;
+use crate::jobs::{AlgorithmRef, EvaluatePayload, EvolvePayload, LeasePayload, SuiteRef};
 use crate::keys::{pool_headers, Keypair};
+use crate::protocol::pool::{ACTIVE_TASK, LEASE_ALREADY_ISSUED};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -105,7 +106,7 @@ pub fn spawn_coordinator(
     run_id: &str,
     workers: usize,
     stop: Arc<AtomicBool>,
-) -> Result<CoordinatorHandle, PoolError> {
+) -> Result<CoordinatorHandle, PoolMiningError> {
     let cfg = &ctx.config;
     let pool_url = if cfg.miner.pool_endpoint.is_empty() {
         ctx.endpoints.pool.clone()
@@ -113,14 +114,14 @@ pub fn spawn_coordinator(
         Some(cfg.miner.pool_endpoint.clone())
     }
     .ok_or_else(|| {
-        PoolError::Config("pool mining needs miner.pool_endpoint or the embedded pool".into())
+        PoolMiningError::Config("pool mining needs miner.pool_endpoint or the embedded pool".into())
     })?;
     let sidecar_url = ctx.endpoints.sidecar.clone().ok_or_else(|| {
-        PoolError::Config("pool mining needs the sidecar (sidecar.enabled)".into())
+        PoolMiningError::Config("pool mining needs the sidecar (sidecar.enabled)".into())
     })?;
     let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, "miner")?;
-    super::jobs::set_data_dir(ctx.data_dir.clone());
-    super::jobs::set_budget(ctx.config.budget.clone());
+    crate::jobs::set_data_dir(ctx.data_dir.clone());
+    crate::jobs::set_budget(ctx.config.budget.clone());
     let settings = CoordinatorSettings {
         pool_url: pool_url.trim_end_matches('/').to_string(),
         sidecar_url,
@@ -182,7 +183,7 @@ struct PoolClient {
 }
 
 fn unix_now() -> u64 {
-    super::state::unix_now() as u64
+    crate::pool::state::unix_now() as u64
 }
 
 impl PoolClient {
@@ -336,7 +337,7 @@ impl Coordinator {
                     }
                     continue;
                 }
-                Err(e) if detail_is(&e, super::state::ACTIVE_TASK) => {
+                Err(e) if detail_is(&e, ACTIVE_TASK) => {
                     self.log("[pool] Miner already has active task; backing off 5s".into());
                     pause(ACTIVE_TASK_BACKOFF, &self.stop);
                     continue;
@@ -419,7 +420,7 @@ impl Coordinator {
         while self.live() {
             let lease = match self.pool.post("/api/v1/tasks/lease", &json!({})) {
                 Ok(l) => l,
-                Err(e) if detail_is(&e, super::state::LEASE_ALREADY_ISSUED) => {
+                Err(e) if detail_is(&e, LEASE_ALREADY_ISSUED) => {
                     let wait = self
                         .pool
                         .health()
