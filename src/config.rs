@@ -817,10 +817,8 @@ impl Config {
                 self.miner.engine
             )));
         }
-        // The search keys are checked with the recipe they complete.
-        crate::miner::settings::MinerSettings::from_config(self)
-            .validate()
-            .map_err(|e| err(format!("config: miner: {e}")))?;
+        // The miner's search keys are checked with the recipe they complete, by
+        // `miner::settings::check_config` where mining can start (config knows no miner).
         if self
             .pool
             .task_type

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+mod layering;
 pub mod miner;
 pub mod pool;
 pub mod protocol;

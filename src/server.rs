@@ -105,6 +105,7 @@ impl Daemon {
     /// Prepare the data directory, open the store, bind the listeners and start every
     /// enabled service.
     pub async fn start(config: Config) -> Result<Daemon, ServerError> {
+        crate::miner::settings::check_config(&config)?;
         let data_dir = config.data_dir.clone();
         prepare_data_dir(&data_dir)?;
         let store = Store::open(&data_dir.join("store"), config.relay.durability)?;

@@ -29,7 +29,9 @@ impl ConfigArgs {
             Some(path) => (path.clone(), true),
             None => (PathBuf::from("appliance.toml"), false),
         };
-        crate::config::load_from_env(&file, required, &extra)
+        let config = crate::config::load_from_env(&file, required, &extra)?;
+        crate::miner::settings::check_config(&config)?;
+        Ok(config)
     }
 }
 

@@ -78,6 +78,15 @@ pub const TASK_TYPES: [&str; 5] = [
 ];
 pub const ENGINES: [&str; 2] = ["baseline", "archive"];
 
+/// Check the configuration's miner search keys against the recipe they complete: the
+/// part of the configuration that only the miner can judge. Called where a daemon or a
+/// mining command starts, next to `Config::validate`.
+pub fn check_config(config: &Config) -> Result<(), crate::config::ConfigError> {
+    MinerSettings::from_config(config)
+        .validate()
+        .map_err(|e| crate::config::ConfigError(format!("config: miner: {e}")))
+}
+
 impl MinerSettings {
     /// `[miner]` of the appliance configuration (a missing seed comes from the clock).
     pub fn from_config(config: &Config) -> Self {

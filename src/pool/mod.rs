@@ -9,7 +9,7 @@
 //!   so one machine completes the pool cycle.
 //!
 //! The jobs it hands out and their execution are [`crate::jobs`]; the miner's side of
-//! pool mining is [`crate::miner::pool`].
+//! pool mining is `miner::pool` (over HTTP only: the pool does not import it).
 
 pub mod api;
 pub mod audit;
