@@ -5,3 +5,4 @@
 
 pub mod pool;
 pub mod run_events;
+pub mod wire;
