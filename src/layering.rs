@@ -40,7 +40,7 @@ const FOUNDATION_ARROWS: &[(&str, &[&str])] = &[
     ("tasks", &["engine", "rng"]),
     ("jobs", &["config", "engine", "rng", "score_json", "tasks"]),
     ("protocol", &["keys", "score_json"]),
-    ("http", &[]),
+    ("http", &["store"]),
     ("keys", &[]),
     ("rng", &[]),
     ("score_json", &[]),

@@ -1,4 +1,4 @@
-//! The protection every listener (relay, sidecar, pool) puts around its routes, so that no
+//! The guard every listener (relay, sidecar, pool) puts around its routes, so that no
 //! request can get a non-JSON answer, take the process down with a panic, or make a
 //! handler buffer an unbounded body:
 //!
@@ -8,9 +8,10 @@
 //! - a body over the listener's limit answers `413` — at once when `Content-Length` says
 //!   so, else as soon as a handler reads past the limit of a streamed body.
 //!
-//! Services apply [`harden`] in their own route builders (the relay inside its request
+//! [`super::Api::into_route`] applies it to every listener (the relay inside its request
 //! metrics, so its counters see these answers too).
 
+use super::ApiError;
 use parking_lot::Mutex;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{header, StatusCode};
@@ -29,31 +30,13 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// still sending when the connection closes sees a broken pipe, not the answer).
 const DRAIN_MAX: u64 = 64 * 1024 * 1024;
 
-/// Whether a presented token (admin token, dashboard password, monitor token) equals the
-/// configured one, in time independent of where they differ and of their lengths: both
-/// are hashed, and the digests compared with `subtle`.
-pub fn token_eq(given: &str, expected: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    use subtle::ConstantTimeEq;
-    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.as_slice().ct_eq(b.as_slice()).into()
-}
-
-/// `{"detail": detail}` with `status`.
-pub fn error_response(status: StatusCode, detail: impl Into<String>) -> Response {
-    let body = serde_json::json!({ "detail": detail.into() });
-    Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .body(body.to_string())
-}
-
 /// The 413 answer for `limit`.
-pub fn too_large(limit: usize) -> Response {
-    error_response(
+fn too_large(limit: usize) -> Response {
+    ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body larger than {limit} bytes"),
     )
+    .into_response()
 }
 
 /// Read and discard (at most [`DRAIN_MAX`] of) a body nobody will use, so the client can
@@ -66,10 +49,7 @@ async fn drain(reader: impl AsyncRead + Unpin) {
 pub fn harden<E: Endpoint + 'static>(inner: E, max_body_bytes: usize) -> BoxEndpoint<'static> {
     let inner = inner.with(poem::middleware::CatchPanic::new().with_handler(|_| {
         tracing::error!("a request handler panicked");
-        error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error (handler panicked)",
-        )
+        ApiError::internal("internal error (handler panicked)").into_response()
     }));
     Guard {
         inner,
@@ -137,7 +117,7 @@ fn framework_error(e: poem::Error) -> Response {
     if is_json {
         resp
     } else {
-        error_response(status, detail)
+        ApiError::new(status, detail).into_response()
     }
 }
 
@@ -212,15 +192,6 @@ mod tests {
                 .at("/n/:id", get(boom)),
             10,
         )
-    }
-
-    #[test]
-    fn tokens_compare_by_value_only() {
-        assert!(token_eq("sesame", "sesame"));
-        assert!(token_eq("", ""));
-        assert!(!token_eq("sesame", "sesamf"));
-        assert!(!token_eq("sesame", "sesame "));
-        assert!(!token_eq("", "sesame"));
     }
 
     #[tokio::test]

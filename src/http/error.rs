@@ -1,0 +1,94 @@
+//! The one error answer of every listener: a status and `{"detail": "<reason>"}`, the
+//! shape FastAPI gives the reference services and their clients read.
+
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An HTTP error answer. Services turn their domain errors into it (`From` impls in
+/// their HTTP modules); nothing below the HTTP shells knows a status code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{detail}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+    /// A `WWW-Authenticate` challenge to send with a 401 (a browser then asks for HTTP
+    /// Basic credentials).
+    pub challenge: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            detail: detail.into(),
+            challenge: None,
+        }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, detail)
+    }
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, detail)
+    }
+
+    /// The same error, asking the client for credentials with `challenge`.
+    pub fn with_challenge(self, challenge: &'static str) -> ApiError {
+        ApiError {
+            challenge: Some(challenge),
+            ..self
+        }
+    }
+}
+
+/// A storage fault is the server's, not the client's: logged, and a 500.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error");
+        ApiError::internal(format!("store error: {e}"))
+    }
+}
+
+/// `body` as JSON with `status`.
+fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(bytes)
+}
+
+/// A 200 answer with `body` as JSON.
+pub fn ok<T: Serialize + ?Sized>(body: &T) -> Result<Response, ApiError> {
+    Ok(json_response(StatusCode::OK, body))
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        let mut resp = json_response(self.status, &serde_json::json!({ "detail": self.detail }));
+        if let Some(c) = self.challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        poem::error::ResponseError::as_response(&self)
+    }
+}
