@@ -59,7 +59,7 @@ impl Category {
             Category::Validator
         } else if matches!(
             path,
-            "/health" | "/version.json" | "/sota_threshold" | "/sota-events"
+            "/health" | "/version.json" | "/sota_threshold" | "/sota-events" | "/docs"
         ) || starts("/openapi")
         {
             Category::Public
@@ -263,6 +263,7 @@ mod tests {
             ("/sota-events", Category::Public),
             ("/version.json", Category::Public),
             ("/openapi.json", Category::Public),
+            ("/docs", Category::Public),
             ("/invitation_code/generate/3", Category::Other),
             ("/nope", Category::Other),
         ];

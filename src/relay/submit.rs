@@ -1,9 +1,10 @@
-//! The submission pipeline (relay.md §3) as pure functions: body shape, the ordered
-//! checks over facts the caller gathered, the duplicate/hourly tracker, result ids.
+//! The submission pipeline (relay.md §3) as pure functions: the score rule, the ordered
+//! checks over facts the caller gathered, the duplicate/hourly tracker, result ids. The
+//! body's shape is [`crate::protocol::wire::SubmitSolution`]'s.
 
-use super::ApiError;
 use crate::config::BudgetConfig;
 use crate::engine::{cost, parse_program};
+use crate::protocol::wire::SubmitSolution;
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::TaskType;
 use crate::tasks::MAX_INPUT_DIM;
@@ -11,83 +12,50 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 
-/// A parsed `POST /submit_solution` (or `/test/submit_solution`) body.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Submission {
-    pub task_id: String,
-    pub algorithm_result: Map<String, Value>,
-    pub score: Option<f64>,
+/// Why a submission is refused, in the order the checks run.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("score is required")]
+    ScoreRequired,
+    #[error("score must be finite with |score| < {MAX_ABS_SCORE}, got {0}")]
+    ScoreOutOfRange(f64),
+    #[error("Please register your invitation code first")]
+    NotInvited,
+    #[error("Miner is blacklisted")]
+    Blacklisted,
+    #[error("Duplicate solution submitted within {0} seconds")]
+    Duplicate(u64),
+    #[error("Rate limit exceeded. Max {0} submissions per hour")]
+    RateLimited(u32),
+    #[error("Score {score} is below the SOTA threshold of {sota}")]
+    BelowSota { score: f64, sota: f64 },
+    /// Step 7: what is wrong with `algorithm_result` (see [`check_algorithm`]).
+    #[error("{0}")]
+    Content(String),
 }
 
-impl Submission {
-    /// The stored form of `algorithm_result`: a JSON string holding the object.
-    pub fn algorithm_result_text(&self) -> String {
-        Value::Object(self.algorithm_result.clone()).to_string()
-    }
+/// The stored form of `algorithm_result`: a JSON string holding the object.
+pub fn algorithm_result_text(sub: &SubmitSolution) -> String {
+    Value::Object(sub.algorithm_result.clone()).to_string()
+}
 
-    /// Hash of the canonical JSON of `algorithm_result` (keys sorted at every level:
-    /// serde_json's map is ordered by key), for the duplicate window.
-    pub fn result_hash(&self) -> [u8; 32] {
-        let canonical = Value::Object(self.algorithm_result.clone()).to_string();
-        Sha256::digest(canonical.as_bytes()).into()
-    }
+/// Hash of the canonical JSON of `algorithm_result` (keys sorted at every level:
+/// serde_json's map is ordered by key), for the duplicate window.
+pub fn result_hash(sub: &SubmitSolution) -> [u8; 32] {
+    Sha256::digest(algorithm_result_text(sub).as_bytes()).into()
 }
 
 /// Largest |score| accepted: `score × 1e18` must fit an i64.
 pub const MAX_ABS_SCORE: f64 = 9.0;
 
-/// Step 1–2: parse and shape-check a body. `score_required` is false for test submissions.
-pub fn parse_submission(body: &[u8], score_required: bool) -> Result<Submission, ApiError> {
-    let value = parse_json_object(body)?;
-    let task_id = match value.get("task_id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::unprocessable("task_id must be a string")),
-        None => return Err(ApiError::unprocessable("task_id is required")),
-    };
-    let algorithm_result = match value.get("algorithm_result") {
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(ApiError::unprocessable(
-                "algorithm_result must be a JSON object",
-            ))
-        }
-        None => return Err(ApiError::unprocessable("algorithm_result is required")),
-    };
-    let score = match value.get("score") {
-        None | Some(Value::Null) if score_required => {
-            return Err(ApiError::bad_request("score is required"))
-        }
-        None | Some(Value::Null) => None,
-        Some(v) => Some(finite_score(v)?),
-    };
-    Ok(Submission {
-        task_id,
-        algorithm_result,
-        score,
-    })
-}
-
-/// A score field: a number, finite, |score| < 9.
-pub fn finite_score(v: &Value) -> Result<f64, ApiError> {
-    let s = v
-        .as_f64()
-        .ok_or_else(|| ApiError::unprocessable("score must be a number"))?;
-    if !s.is_finite() || s.abs() >= MAX_ABS_SCORE {
-        return Err(ApiError::bad_request(format!(
-            "score must be finite with |score| < {MAX_ABS_SCORE}, got {s}"
-        )));
-    }
-    Ok(s)
-}
-
-/// A request body that must be a JSON object.
-pub fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::unprocessable(
-            "request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(format!("malformed JSON body: {e}"))),
+/// Step 2: the submission's score — required unless `score_required` is false (test
+/// submissions) — finite with |score| < [`MAX_ABS_SCORE`].
+pub fn score(sub: &SubmitSolution, score_required: bool) -> Result<Option<f64>, Refusal> {
+    match sub.score {
+        None if score_required => Err(Refusal::ScoreRequired),
+        None => Ok(None),
+        Some(s) if !s.is_finite() || s.abs() >= MAX_ABS_SCORE => Err(Refusal::ScoreOutOfRange(s)),
+        Some(s) => Ok(Some(s)),
     }
 }
 
@@ -109,37 +77,26 @@ pub struct Facts {
 }
 
 /// Steps 3–7 in order; the first failing check answers.
-pub fn check(score: f64, f: &Facts) -> Result<(), ApiError> {
+pub fn check(score: f64, f: &Facts) -> Result<(), Refusal> {
     if !f.test_mode && !f.invited {
-        return Err(ApiError::forbidden(
-            "Please register your invitation code first",
-        ));
+        return Err(Refusal::NotInvited);
     }
     if f.blacklist_votes >= f.blacklist_threshold.max(1) {
-        return Err(ApiError::forbidden("Miner is blacklisted"));
+        return Err(Refusal::Blacklisted);
     }
     if f.duplicate {
-        return Err(ApiError::bad_request(format!(
-            "Duplicate solution submitted within {} seconds",
-            f.duplicate_window_s
-        )));
+        return Err(Refusal::Duplicate(f.duplicate_window_s));
     }
     if f.max_per_hour > 0 && f.submissions_last_hour >= f.max_per_hour {
-        return Err(ApiError::new(
-            poem::http::StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Rate limit exceeded. Max {} submissions per hour",
-                f.max_per_hour
-            ),
-        ));
+        return Err(Refusal::RateLimited(f.max_per_hour));
     }
     if score < f.sota {
-        return Err(ApiError::bad_request(format!(
-            "Score {score} is below the SOTA threshold of {}",
-            f.sota
-        )));
+        return Err(Refusal::BelowSota {
+            score,
+            sota: f.sota,
+        });
     }
-    f.content.clone().map_err(ApiError::bad_request)
+    f.content.clone().map_err(Refusal::Content)
 }
 
 /// Step 7: `task_type`, when present, is known; `input_dim`, when present, is an integer
@@ -263,7 +220,6 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use poem::http::StatusCode;
 
     fn facts() -> Facts {
         Facts {
@@ -280,57 +236,31 @@ mod tests {
         }
     }
 
+    fn submission(body: &str) -> SubmitSolution {
+        serde_json::from_str(body).unwrap()
+    }
+
     #[test]
-    fn body_shapes() {
-        let ok = parse_submission(
-            br#"{"task_id":"t","algorithm_result":{"b":1,"a":[1,2]},"score":0.7}"#,
-            true,
-        )
-        .unwrap();
-        assert_eq!(ok.score, Some(0.7));
-        assert_eq!(ok.algorithm_result_text(), r#"{"a":[1,2],"b":1}"#);
-        let status = |b: &[u8], req| parse_submission(b, req).unwrap_err().status;
-        assert_eq!(status(b"{", true), StatusCode::BAD_REQUEST);
-        assert_eq!(status(b"[1]", true), StatusCode::UNPROCESSABLE_ENTITY);
+    fn scores() {
+        let sub = |score: &str| {
+            submission(&format!(
+                r#"{{"task_id":"t","algorithm_result":{{"b":1,"a":[1,2]}}{score}}}"#
+            ))
+        };
+        let ok = sub(r#","score":0.7"#);
+        assert_eq!(score(&ok, true), Ok(Some(0.7)));
+        assert_eq!(algorithm_result_text(&ok), r#"{"a":[1,2],"b":1}"#);
+        assert_eq!(score(&sub(""), true), Err(Refusal::ScoreRequired));
         assert_eq!(
-            status(br#"{"task_id":1,"algorithm_result":{},"score":1}"#, true),
-            StatusCode::UNPROCESSABLE_ENTITY
+            score(&sub(r#","score":null"#), true),
+            Err(Refusal::ScoreRequired)
         );
+        assert_eq!(score(&sub(""), false), Ok(None));
         assert_eq!(
-            status(br#"{"task_id":"t","algorithm_result":"x","score":1}"#, true),
-            StatusCode::UNPROCESSABLE_ENTITY
+            score(&sub(r#","score":9.0"#), true),
+            Err(Refusal::ScoreOutOfRange(9.0))
         );
-        assert_eq!(
-            status(br#"{"task_id":"t","score":1}"#, true),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        let e = parse_submission(br#"{"task_id":"t","algorithm_result":{}}"#, true).unwrap_err();
-        assert_eq!(
-            (e.status, e.detail.as_str()),
-            (StatusCode::BAD_REQUEST, "score is required")
-        );
-        assert!(parse_submission(br#"{"task_id":"t","algorithm_result":{}}"#, false).is_ok());
-        assert_eq!(
-            status(
-                br#"{"task_id":"t","algorithm_result":{},"score":"1"}"#,
-                true
-            ),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            status(
-                br#"{"task_id":"t","algorithm_result":{},"score":9.0}"#,
-                true
-            ),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            status(
-                br#"{"task_id":"t","algorithm_result":{},"score":1e400}"#,
-                true
-            ),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(score(&sub(r#","score":-8.5"#), true), Ok(Some(-8.5)));
     }
 
     #[test]
@@ -339,22 +269,22 @@ mod tests {
         let mut f = facts();
         f.invited = false;
         f.blacklist_votes = 5;
-        assert_eq!(err(&f, 0.9).status, StatusCode::FORBIDDEN);
-        assert!(err(&f, 0.9).detail.contains("invitation"));
+        assert_eq!(err(&f, 0.9), Refusal::NotInvited);
+        assert!(err(&f, 0.9).to_string().contains("invitation"));
         f.test_mode = true;
-        assert!(err(&f, 0.9).detail.contains("blacklisted"));
+        assert!(err(&f, 0.9).to_string().contains("blacklisted"));
         f.blacklist_votes = 1;
         f.duplicate = true;
         f.max_per_hour = 1;
         f.submissions_last_hour = 1;
-        assert!(err(&f, 0.9).detail.contains("Duplicate"));
+        assert!(err(&f, 0.9).to_string().contains("Duplicate"));
         f.duplicate = false;
-        assert_eq!(err(&f, 0.9).status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err(&f, 0.9), Refusal::RateLimited(1));
         f.max_per_hour = 0;
         f.content = Err("bad dsl".into());
-        assert!(err(&f, 0.4).detail.contains("below the SOTA"));
+        assert!(err(&f, 0.4).to_string().contains("below the SOTA"));
         assert_eq!(
-            err(&f, 0.5).detail,
+            err(&f, 0.5).to_string(),
             "bad dsl",
             "equal to SOTA passes step 6"
         );
@@ -406,17 +336,11 @@ mod tests {
 
     #[test]
     fn hash_ignores_key_order_and_ids_are_stable() {
-        let a = parse_submission(
-            br#"{"task_id":"t","algorithm_result":{"x":{"q":1,"p":2},"a":1},"score":1}"#,
-            true,
-        )
-        .unwrap();
-        let b = parse_submission(
-            br#"{"score":1,"algorithm_result":{"a":1,"x":{"p":2,"q":1}},"task_id":"u"}"#,
-            true,
-        )
-        .unwrap();
-        assert_eq!(a.result_hash(), b.result_hash());
+        let a =
+            submission(r#"{"task_id":"t","algorithm_result":{"x":{"q":1,"p":2},"a":1},"score":1}"#);
+        let b =
+            submission(r#"{"score":1,"algorithm_result":{"a":1,"x":{"p":2,"q":1}},"task_id":"u"}"#);
+        assert_eq!(result_hash(&a), result_hash(&b));
         let id = result_id("5abc", "t", 1_700_000_000);
         assert_eq!(id.len(), 16);
         assert_eq!(id, result_id("5abc", "t", 1_700_000_000));
