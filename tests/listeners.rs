@@ -112,3 +112,41 @@ fn every_listener_answers_json_404_405_and_413() {
     );
     assert_eq!(s, 400, "{v}");
 }
+
+/// Each listener's `/openapi.json` describes what it serves: every documented method and
+/// path reaches a handler (whatever the handler then makes of a request without
+/// credentials or with a malformed body, it is not the router's 404/405), and a method
+/// the document does not list on a path is the router's 405. `/docs` is the page.
+#[test]
+fn every_listener_documents_exactly_the_routes_it_serves() {
+    let d = Daemon::start(Opts::default());
+    for base in [&d.relay, &d.sidecar, &d.pool] {
+        let (s, doc) = json_of(http().get(format!("{base}/openapi.json")).send().unwrap());
+        assert_eq!(s, 200, "{base}");
+        let listed = bitsota::http::documented(&doc);
+        assert!(listed.len() > 10, "{base}: {listed:?}");
+        for (method, path) in &listed {
+            let url = format!("{base}{}", bitsota::http::sample_path(path, "1"));
+            let req = match method.as_str() {
+                "get" => http().get(&url),
+                // A body that is not JSON: the route is reached, nothing is changed.
+                "post" => http().post(&url).body("{"),
+                other => panic!("{base}: unexpected method {other} {path}"),
+            };
+            let resp = req.send().unwrap();
+            let status = resp.status();
+            let text = resp.text().unwrap_or_default();
+            let detail = serde_json::from_str::<Value>(&text).ok();
+            let detail = detail.as_ref().and_then(|v| v["detail"].as_str());
+            assert!(
+                !bitsota::http::is_unrouted(status, detail),
+                "{base}: {method} {path} is documented but answered {status} {text}"
+            );
+            let other = http().delete(&url).send().unwrap().status();
+            assert_eq!(other, 405, "{base}: DELETE {path}");
+        }
+        let page = http().get(format!("{base}/docs")).send().unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().unwrap().contains("openapi.json"), "{base}");
+    }
+}

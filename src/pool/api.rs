@@ -1,26 +1,29 @@
-//! The pool's HTTP API (pool.md §1–2): thin handlers that authenticate, parse, call
-//! [`PoolState`] on a blocking thread and render JSON. Errors are `{"detail": …}`.
+//! The pool's HTTP API (pool.md §1–2): thin handlers that take a signed, typed request
+//! ([`Signed`], [`SignedBody`]), call [`PoolState`] on a blocking thread and render
+//! JSON. Errors are `{"detail": …}`; the route table builds the router and the document.
 
 use super::rules;
 use super::state::{
     unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState,
-    Refusal, TaskKind,
+    Refusal, RefusalKind, TaskKind,
+};
+use crate::http::{
+    array, from_value, ok, path_int, path_param, query, query_int, Api, ApiError, Dialect, Json,
+    Op, Params,
 };
 use crate::jobs;
 use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
 };
+use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
-use poem::web::{Data, Path, Query};
-use poem::{get, handler, post, Body, EndpointExt, Request, Response, Route};
+use poem::web::{Data, Path};
+use poem::{handler, FromRequest, Request, RequestBody, Response};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Largest request body the pool reads (a lease submission carries many programs).
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The pool service: state plus the listener's replay memory.
 pub struct Pool {
@@ -56,25 +59,27 @@ impl Pool {
     }
 }
 
-/// An HTTP error answer.
-#[derive(Debug)]
-struct ApiError {
-    status: u16,
-    detail: String,
+/// The pool answers malformed input with 400, as its clients expect.
+pub struct PoolDialect;
+
+impl Dialect for PoolDialect {
+    const SHAPE: StatusCode = StatusCode::BAD_REQUEST;
+    const NOT_JSON: &'static str = "Invalid JSON";
+    const NOT_JSON_REASON: bool = true;
+    const NOT_OBJECT: &'static str = "Request body must be a JSON object";
+    const EMPTY_IS_OBJECT: bool = true;
 }
 
-impl ApiError {
-    fn new(status: u16, detail: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            detail: detail.into(),
-        }
-    }
-}
+type Reply = Result<Response, ApiError>;
+type Shared<'a> = Data<&'a Arc<Pool>>;
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError::new(r.status, r.detail)
+        let status = match r.kind {
+            RefusalKind::Invalid => StatusCode::BAD_REQUEST,
+            RefusalKind::NotFound => StatusCode::NOT_FOUND,
+        };
+        ApiError::new(status, r.detail)
     }
 }
 
@@ -84,39 +89,17 @@ impl From<OpError> for ApiError {
             OpError::Refused(r) => r.into(),
             OpError::Store(e) => {
                 tracing::error!(error = %e, "pool store failure");
-                ApiError::new(500, "Internal pool error")
+                ApiError::internal("Internal pool error")
             }
         }
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        OpError::Store(e).into()
-    }
-}
-
-type ApiResult = Result<Value, ApiError>;
-
-fn respond(r: ApiResult) -> Response {
-    let (status, body) = match r {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            json!({ "detail": e.detail }),
-        ),
-    };
-    Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .body(body.to_string())
-}
-
 /// Run store work off the async threads (a sync-durability commit waits for the disk).
-async fn blocking(f: impl FnOnce() -> ApiResult + Send + 'static) -> Response {
+async fn blocking(f: impl FnOnce() -> Result<Value, ApiError> + Send + 'static) -> Reply {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => respond(r),
-        Err(e) => respond(Err(ApiError::new(500, format!("pool worker failed: {e}")))),
+        Ok(r) => ok(&r?),
+        Err(e) => Err(ApiError::internal(format!("pool worker failed: {e}"))),
     }
 }
 
@@ -129,6 +112,11 @@ pub fn iso(t: f64) -> String {
         .unwrap_or_default()
 }
 
+fn pool_of(req: &Request) -> Result<&Arc<Pool>, ApiError> {
+    req.data::<Arc<Pool>>()
+        .ok_or_else(|| ApiError::internal("pool state is not attached"))
+}
+
 /// Check the signed headers (§1): signature, 300 s window, replay.
 fn authenticate(pool: &Pool, req: &Request) -> Result<VerifiedSigner, ApiError> {
     pool.guard
@@ -139,34 +127,38 @@ fn authenticate(pool: &Pool, req: &Request) -> Result<VerifiedSigner, ApiError> 
             AuthStyle::Pool,
             unix_now() as u64,
         )
-        .map_err(|e| ApiError::new(401, e.to_string()))
+        .map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
-/// Read a JSON object body (empty = `{}`).
-async fn read_json(body: Body) -> Result<Value, ApiError> {
-    let bytes = body
-        .into_bytes_limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|e| ApiError::new(413, format!("Request body unreadable: {e}")))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
+/// A signed request: the signer, checked before anything else is read.
+struct Signed(VerifiedSigner);
+
+impl<'a> FromRequest<'a> for Signed {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Signed(authenticate(pool_of(req)?, req)?))
     }
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(400, format!("Invalid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::new(400, "Request body must be a JSON object"));
+}
+
+/// A signed request with a JSON body of type `T`: authenticated first, then the body's
+/// optional envelope checked against the headers, then the body deserialised.
+struct SignedBody<T>(VerifiedSigner, T);
+
+impl<'a, T: DeserializeOwned> FromRequest<'a> for SignedBody<T> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let Signed(signer) = Signed::from_request(req, body).await?;
+        let Json(v, _) = Json::<Value, PoolDialect>::from_request(req, body).await?;
+        check_envelope(&v, &signer, req)?;
+        Ok(SignedBody(signer, from_value::<T, PoolDialect>(v)?))
     }
-    Ok(v)
 }
 
 /// The optional body envelope (`public_address`, `signature`, `message`) must repeat
 /// the headers exactly when present.
 fn check_envelope(body: &Value, signer: &VerifiedSigner, req: &Request) -> Result<(), ApiError> {
     let mismatch = |field: &str| {
-        ApiError::new(
-            401,
-            format!("Body {field} does not match the signed request headers"),
-        )
+        ApiError::unauthorized(format!(
+            "Body {field} does not match the signed request headers"
+        ))
     };
     if let Some(v) = body.get("public_address").filter(|v| !v.is_null()) {
         let same = v
@@ -192,35 +184,9 @@ fn check_envelope(body: &Value, signer: &VerifiedSigner, req: &Request) -> Resul
     Ok(())
 }
 
-/// Authenticate, read the body, check the envelope, then deserialise it into `T`.
-async fn signed_body<T: serde::de::DeserializeOwned>(
-    pool: &Pool,
-    req: &Request,
-    body: Body,
-) -> Result<(VerifiedSigner, T), ApiError> {
-    let signer = authenticate(pool, req)?;
-    let v = read_json(body).await?;
-    check_envelope(&v, &signer, req)?;
-    let t = serde_json::from_value(v)
-        .map_err(|e| ApiError::new(400, format!("Invalid request body: {e}")))?;
-    Ok((signer, t))
-}
-
+/// An integer path parameter.
 fn path_id(raw: &str, what: &str) -> Result<u64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::new(400, format!("Invalid {what} '{raw}': expected an integer")))
-}
-
-fn query_num<T: std::str::FromStr>(
-    q: &HashMap<String, String>,
-    key: &str,
-) -> Result<Option<T>, ApiError> {
-    q.get(key)
-        .map(|v| {
-            v.parse()
-                .map_err(|_| ApiError::new(400, format!("Invalid {key} '{v}'")))
-        })
-        .transpose()
+    path_int::<u64, PoolDialect>(raw, what)
 }
 
 /// The wire form of a score ([`crate::score_json`]): a number, or `null` — with
@@ -277,29 +243,25 @@ fn miner_json(m: &Miner) -> Value {
 
 /// Canonical DSL or a 400 naming the line.
 fn parse_dsl(text: &str, what: &str) -> Result<String, ApiError> {
-    jobs::canonical_dsl(text).map_err(|e| ApiError::new(400, format!("Invalid {what}: {e}")))
+    jobs::canonical_dsl(text).map_err(|e| ApiError::bad_request(format!("Invalid {what}: {e}")))
 }
 
 // ---- handlers ----
 
 #[handler]
-fn health(pool: Data<&Arc<Pool>>) -> Response {
+fn health(pool: Shared<'_>) -> Reply {
     let now = unix_now();
     let w = pool.state.config().window_s;
-    respond(Ok(json!({
+    ok(&json!({
         "status": "healthy",
         "window_number": rules::window_number(now, w),
         "time_remaining_s": rules::window_remaining(now, w),
-    })))
+    }))
 }
 
 #[handler]
-async fn register(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Response {
+async fn register(SignedBody(signer, _): SignedBody<Value>, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let (signer, _): (_, Value) = match signed_body(&pool, req, body).await {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
-    };
     blocking(move || {
         Ok(miner_json(
             &pool.state.register(&signer.hotkey, unix_now())?,
@@ -309,12 +271,8 @@ async fn register(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Response
 }
 
 #[handler]
-async fn stats(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
+async fn stats(Signed(signer): Signed, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let signer = match authenticate(&pool, req) {
-        Ok(s) => s,
-        Err(e) => return respond(Err(e)),
-    };
     blocking(move || {
         let now = unix_now();
         let m = pool.state.register(&signer.hotkey, now)?;
@@ -357,12 +315,12 @@ async fn stats(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
 }
 
 #[handler]
-async fn leaderboard(q: Query<HashMap<String, String>>, pool: Data<&Arc<Pool>>) -> Response {
+async fn leaderboard(q: Params, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let limit = match query_num::<usize>(&q, "limit") {
-        Ok(l) => l.unwrap_or(50).clamp(1, 1000),
-        Err(e) => return respond(Err(e)),
-    };
+    let limit = q
+        .parse::<usize, PoolDialect>("limit")?
+        .unwrap_or(50)
+        .clamp(1, 1000);
     blocking(move || {
         let rows = pool.state.leaderboard(limit)?;
         Ok(Value::Array(
@@ -389,19 +347,14 @@ struct TaskRequest {
 }
 
 #[handler]
-async fn request_task(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Response {
+async fn request_task(SignedBody(signer, r): SignedBody<TaskRequest>, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let (signer, r): (_, TaskRequest) = match signed_body(&pool, req, body).await {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
-    };
     let kind = match r.task_type.as_str() {
         "evolve" => TaskKind::Evolve,
         "evaluate" => TaskKind::Evaluate,
         other => {
-            return respond(Err(ApiError::new(
-                400,
-                format!("Invalid task_type '{other}': expected 'evolve' or 'evaluate'"),
+            return Err(ApiError::bad_request(format!(
+                "Invalid task_type '{other}': expected 'evolve' or 'evaluate'"
             )))
         }
     };
@@ -432,26 +385,15 @@ struct EvolutionBody {
 
 #[handler]
 async fn submit_evolution(
-    req: &Request,
     Path(batch): Path<String>,
-    body: Body,
-    pool: Data<&Arc<Pool>>,
-) -> Response {
+    SignedBody(signer, b): SignedBody<EvolutionBody>,
+    pool: Shared<'_>,
+) -> Reply {
     let pool = pool.0.clone();
-    let parsed = async {
-        let batch_id = path_id(&batch, "batch_id")?;
-        let (signer, b): (_, EvolutionBody) = signed_body(&pool, req, body).await?;
-        let dsl = parse_dsl(&b.evolved_function, "evolved_function")?;
-        let evo = EvolutionIn {
-            parent_ids: b.parent_functions.iter().map(|p| p.id).collect(),
-            dsl,
-        };
-        Ok::<_, ApiError>((batch_id, signer, evo))
-    }
-    .await;
-    let (batch_id, signer, evo) = match parsed {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
+    let batch_id = path_id(&batch, "batch_id")?;
+    let evo = EvolutionIn {
+        parent_ids: b.parent_functions.iter().map(|p| p.id).collect(),
+        dsl: parse_dsl(&b.evolved_function, "evolved_function")?,
     };
     blocking(move || {
         let out = pool
@@ -498,22 +440,12 @@ fn outcome_json(o: &super::state::SubmitOutcome) -> Value {
 
 #[handler]
 async fn submit_evaluation(
-    req: &Request,
     Path(batch): Path<String>,
-    body: Body,
-    pool: Data<&Arc<Pool>>,
-) -> Response {
+    SignedBody(signer, b): SignedBody<EvaluationBody>,
+    pool: Shared<'_>,
+) -> Reply {
     let pool = pool.0.clone();
-    let parsed = async {
-        let batch_id = path_id(&batch, "batch_id")?;
-        let (signer, b): (_, EvaluationBody) = signed_body(&pool, req, body).await?;
-        Ok::<_, ApiError>((batch_id, signer, b))
-    }
-    .await;
-    let (batch_id, signer, b) = match parsed {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
-    };
+    let batch_id = path_id(&batch, "batch_id")?;
     blocking(move || {
         let evals: Vec<EvaluationIn> = b.evaluations.iter().map(Into::into).collect();
         let out = pool
@@ -532,12 +464,8 @@ struct LeaseBody {
 }
 
 #[handler]
-async fn issue_lease(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Response {
+async fn issue_lease(SignedBody(signer, b): SignedBody<LeaseBody>, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let (signer, b): (_, LeaseBody) = match signed_body(&pool, req, body).await {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
-    };
     blocking(move || {
         let cfg = pool.state.config();
         let evals = b
@@ -583,33 +511,23 @@ struct SubmitLeaseBody {
 
 #[handler]
 async fn submit_lease(
-    req: &Request,
     Path(lease): Path<String>,
-    body: Body,
-    pool: Data<&Arc<Pool>>,
-) -> Response {
+    SignedBody(signer, b): SignedBody<SubmitLeaseBody>,
+    pool: Shared<'_>,
+) -> Reply {
     let pool = pool.0.clone();
-    let parsed = async {
-        let lease_id = path_id(&lease, "lease_id")?;
-        let (signer, b): (_, SubmitLeaseBody) = signed_body(&pool, req, body).await?;
-        let evolutions = b
-            .evolutions
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                Ok(EvolutionIn {
-                    parent_ids: e.parent_algorithm_ids.clone(),
-                    dsl: parse_dsl(&e.algorithm_dsl, &format!("evolutions[{i}].algorithm_dsl"))?,
-                })
+    let lease_id = path_id(&lease, "lease_id")?;
+    let evolutions = b
+        .evolutions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok(EvolutionIn {
+                parent_ids: e.parent_algorithm_ids.clone(),
+                dsl: parse_dsl(&e.algorithm_dsl, &format!("evolutions[{i}].algorithm_dsl"))?,
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok::<_, ApiError>((lease_id, signer, b, evolutions))
-    }
-    .await;
-    let (lease_id, signer, b, evolutions) = match parsed {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
-    };
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     blocking(move || {
         let evals: Vec<EvaluationIn> = b.evaluations.iter().map(Into::into).collect();
         let out = pool.state.submit_lease(
@@ -628,38 +546,28 @@ async fn submit_lease(
 }
 
 #[handler]
-async fn sota(q: Query<HashMap<String, String>>, pool: Data<&Arc<Pool>>) -> Response {
+async fn sota(q: Params, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let task_type = q.get("task_type").cloned();
+    let task_type = q.get("task_type").map(str::to_string);
     blocking(move || {
         let best = pool.state.verified(task_type.as_deref(), None, 1)?;
         let a = best
             .first()
-            .ok_or_else(|| ApiError::new(404, "No consensus-verified algorithm yet"))?;
+            .ok_or_else(|| ApiError::not_found("No consensus-verified algorithm yet"))?;
         Ok(result_json(a))
     })
     .await
 }
 
 #[handler]
-async fn results(
-    req: &Request,
-    q: Query<HashMap<String, String>>,
-    pool: Data<&Arc<Pool>>,
-) -> Response {
+async fn results(_: Signed, q: Params, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let parsed = (|| {
-        authenticate(&pool, req)?;
-        let limit = query_num::<usize>(&q, "limit")?
-            .unwrap_or(100)
-            .clamp(1, 1000);
-        let min_score = query_num::<f64>(&q, "min_score")?;
-        Ok::<_, ApiError>((limit, min_score, q.get("task_type").cloned()))
-    })();
-    let (limit, min_score, task_type) = match parsed {
-        Ok(x) => x,
-        Err(e) => return respond(Err(e)),
-    };
+    let limit = q
+        .parse::<usize, PoolDialect>("limit")?
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let min_score = q.parse::<f64, PoolDialect>("min_score")?;
+    let task_type = q.get("task_type").map(str::to_string);
     blocking(move || {
         let rows = pool
             .state
@@ -670,7 +578,7 @@ async fn results(
 }
 
 #[handler]
-async fn monitor(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
+async fn monitor(req: &Request, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
     // Header forms only: a token in the query string ends up in access logs and
     // browser history.
@@ -680,7 +588,7 @@ async fn monitor(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
                 .and_then(|h| h.strip_prefix("Bearer "))
         });
         if !given.is_some_and(|g| crate::http::token_eq(g, token)) {
-            return respond(Err(ApiError::new(401, "Invalid or missing monitor token")));
+            return Err(ApiError::unauthorized("Invalid or missing monitor token"));
         }
     }
     blocking(move || {
@@ -757,12 +665,12 @@ fn ledger_json(l: &super::state::EpochLedger, with_proofs: bool) -> Value {
 }
 
 #[handler]
-async fn list_epochs(q: Query<HashMap<String, String>>, pool: Data<&Arc<Pool>>) -> Response {
+async fn list_epochs(q: Params, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let limit = match query_num::<usize>(&q, "limit") {
-        Ok(l) => l.unwrap_or(50).clamp(1, 1000),
-        Err(e) => return respond(Err(e)),
-    };
+    let limit = q
+        .parse::<usize, PoolDialect>("limit")?
+        .unwrap_or(50)
+        .clamp(1, 1000);
     blocking(move || {
         let now = unix_now();
         let cfg = pool.state.config();
@@ -777,12 +685,9 @@ async fn list_epochs(q: Query<HashMap<String, String>>, pool: Data<&Arc<Pool>>) 
 }
 
 #[handler]
-async fn get_epoch(Path(n): Path<String>, pool: Data<&Arc<Pool>>) -> Response {
+async fn get_epoch(Path(n): Path<String>, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    let n = match path_id(&n, "epoch") {
-        Ok(n) => n,
-        Err(e) => return respond(Err(e)),
-    };
+    let n = path_id(&n, "epoch")?;
     blocking(move || {
         if let Some(l) = pool.state.epoch(n)? {
             return Ok(ledger_json(&l, true));
@@ -799,31 +704,147 @@ async fn get_epoch(Path(n): Path<String>, pool: Data<&Arc<Pool>>) -> Response {
                 "reputation": earned.iter().map(|(h, r)| json!({"hotkey": h, "reputation": r})).collect::<Vec<_>>(),
             }));
         }
-        Err(ApiError::new(404, format!("Epoch {n} not found")))
+        Err(ApiError::not_found(format!("Epoch {n} not found")))
     })
     .await
 }
 
-/// The route table (shared [`Pool`] attached as data).
-pub fn route(pool: Arc<Pool>) -> Route {
-    let api = Route::new()
-        .at("/health", get(health))
-        .at("/api/v1/miners/register", post(register))
-        .at("/api/v1/miners/stats", get(stats))
-        .at("/api/v1/miners/leaderboard", get(leaderboard))
-        .at("/api/v1/tasks/request", post(request_task))
-        .at("/api/v1/tasks/lease", post(issue_lease))
-        .at("/api/v1/tasks/:id/submit_evolution", post(submit_evolution))
-        .at(
-            "/api/v1/tasks/:id/submit_evaluation",
-            post(submit_evaluation),
-        )
-        .at("/api/v1/tasks/:id/submit_lease", post(submit_lease))
-        .at("/api/v1/results/sota", get(sota))
-        .at("/api/v1/results", get(results))
-        .at("/api/v1/results/", get(results))
-        .at("/api/v1/monitor/summary", get(monitor))
-        .at("/api/v1/epochs", get(list_epochs))
-        .at("/api/v1/epochs/:n", get(get_epoch));
-    Route::new().nest("/", crate::http::harden(api.data(pool), MAX_BODY_BYTES))
+fn signed() -> Value {
+    json!([{"Key": [], "Timestamp": [], "Signature": []}])
+}
+
+fn object() -> Value {
+    json!({"type": "object"})
+}
+
+fn id_param(name: &str) -> Value {
+    path_param(name, json!({"type": "integer", "minimum": 0}))
+}
+
+/// The pool's route table: its router and its `/openapi.json` (shared [`Pool`]
+/// attached as data).
+fn table() -> Api {
+    let signed_op = |summary: &str| Op::new(summary).security("signed", signed());
+    let limit = |default| query_int("limit", default, 1, 1000);
+    let text = |name: &str| query(name, json!({"type": "string"}));
+    let results_op = signed_op("Consensus-verified results")
+        .params(vec![
+            limit(100),
+            text("task_type"),
+            query("min_score", json!({"type": "number"})),
+        ])
+        .ok(array(object()))
+        .errors(&[400, 401]);
+    Api::new(
+        "BitSota pool",
+        "Jobs and leases, evaluation consensus, reputation, epochs. Every error is {\"detail\": str}; signed requests carry X-Key, X-Timestamp (unix s) and X-Signature over auth:<X-Timestamp>, which submit bodies may repeat as public_address, message and signature.",
+    )
+    .components(json!({"securitySchemes": {
+        "Key": {"type": "apiKey", "in": "header", "name": "X-Key"},
+        "Timestamp": {"type": "apiKey", "in": "header", "name": "X-Timestamp"},
+        "Signature": {"type": "apiKey", "in": "header", "name": "X-Signature"},
+        "MonitorToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
+    }, "schemas": {}}))
+    .get("/health", Op::new("Liveness and the current window").ok(object()), health)
+    .post(
+        "/api/v1/miners/register",
+        signed_op("Register the signer (idempotent)").body(object()).ok(object()).errors(&[400, 401, 413]),
+        register,
+    )
+    .get(
+        "/api/v1/miners/stats",
+        signed_op("The signer's counters and the pool summary").ok(object()).errors(&[401]),
+        stats,
+    )
+    .get(
+        "/api/v1/miners/leaderboard",
+        Op::new("Miners by reputation").params(vec![limit(50)]).ok(array(object())).errors(&[400]),
+        leaderboard,
+    )
+    .post(
+        "/api/v1/tasks/request",
+        signed_op("Take an evolve or evaluate task")
+            .body(json!({"type": "object", "required": ["task_type"], "properties": {"task_type": {"type": "string", "enum": ["evolve", "evaluate"]}}}))
+            .ok(object())
+            .errors(&[400, 401, 404, 413]),
+        request_task,
+    )
+    .post(
+        "/api/v1/tasks/lease",
+        signed_op("Take this window's lease")
+            .body(json!({"type": "object", "properties": {"eval_batch_size": {"type": "integer"}, "seed_batch_size": {"type": "integer"}}}))
+            .ok(object())
+            .errors(&[400, 401, 404, 413]),
+        issue_lease,
+    )
+    .post(
+        "/api/v1/tasks/{batch_id}/submit_evolution",
+        signed_op("Submit an evolved program for a task")
+            .params(vec![id_param("batch_id")])
+            .body(json!({"type": "object", "required": ["evolved_function"], "properties": {"evolved_function": {"type": "string"}, "parent_functions": array(json!({"type": "object", "properties": {"id": {"type": "integer"}}}))}}))
+            .ok(object())
+            .errors(&[400, 401, 404, 413]),
+        submit_evolution,
+    )
+    .post(
+        "/api/v1/tasks/{batch_id}/submit_evaluation",
+        signed_op("Submit a task's evaluations")
+            .params(vec![id_param("batch_id")])
+            .body(json!({"type": "object", "required": ["evaluations"], "properties": {"evaluations": array(json!({"type": "object", "properties": {"algorithm_id": {"type": "integer"}, "score": {"type": "number", "nullable": true}}}))}}))
+            .ok(object())
+            .errors(&[400, 401, 404, 413]),
+        submit_evaluation,
+    )
+    .post(
+        "/api/v1/tasks/{lease_id}/submit_lease",
+        signed_op("Submit a lease's evaluations and evolutions")
+            .params(vec![id_param("lease_id")])
+            .body(json!({"type": "object", "properties": {"evaluations": array(object()), "evolutions": array(json!({"type": "object", "properties": {"parent_algorithm_ids": array(json!({"type": "integer"})), "algorithm_dsl": {"type": "string"}}})), "iterations": {"type": "integer"}}}))
+            .ok(object())
+            .errors(&[400, 401, 404, 413]),
+        submit_lease,
+    )
+    .get(
+        "/api/v1/results/sota",
+        Op::new("The best consensus-verified algorithm").params(vec![text("task_type")]).ok(object()).errors(&[404]),
+        sota,
+    )
+    // The reference clients spell it with and without the trailing slash.
+    .get("/api/v1/results", results_op.clone(), results)
+    .get("/api/v1/results/", results_op, results)
+    .get(
+        "/api/v1/monitor/summary",
+        Op::new("Leases, backlog and alerts (monitor token when configured)")
+            .security("monitor", json!([{}, {"MonitorToken": []}]))
+            .ok(object())
+            .errors(&[401]),
+        monitor,
+    )
+    .get(
+        "/api/v1/epochs",
+        Op::new("Closed epoch ledgers, newest first").params(vec![limit(50)]).ok(object()).errors(&[400]),
+        list_epochs,
+    )
+    .get(
+        "/api/v1/epochs/{n}",
+        Op::new("One epoch: its ledger with Merkle proofs, or the open epoch's reputation")
+            .params(vec![id_param("n")])
+            .ok(object())
+            .errors(&[400, 404]),
+        get_epoch,
+    )
+}
+
+/// The pool listener's endpoint.
+pub fn route(pool: Arc<Pool>) -> BoxEndpoint<'static> {
+    table().into_endpoint(pool, crate::http::DEFAULT_MAX_BODY_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_lists_every_route_once() {
+        let listed = crate::http::documented(&super::table().document());
+        assert_eq!(listed.len(), 17, "{listed:?}");
+    }
 }

@@ -16,7 +16,7 @@
 //! work from the first second and evolution gets verified parents.
 
 use super::api::Pool;
-use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, TaskKind};
+use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, RefusalKind, TaskKind};
 use super::PoolError;
 use crate::context::AppContext;
 use crate::jobs::{self, AlgorithmRef};
@@ -79,7 +79,7 @@ impl LocalEvaluators {
                     .request_task(hotkey, TaskKind::Evaluate, unix_now())
                 {
                     Ok(t) => t,
-                    Err(OpError::Refused(r)) if r.status == 404 => continue,
+                    Err(OpError::Refused(r)) if r.kind == RefusalKind::NotFound => continue,
                     Err(e) => return Err(e),
                 };
             // Only evaluation is ever asked for; an evolve task cannot be held here.

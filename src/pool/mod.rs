@@ -19,7 +19,7 @@ pub mod rules;
 pub mod state;
 
 use crate::context::AppContext;
-use poem::Route;
+use poem::endpoint::BoxEndpoint;
 use state::{unix_now, PoolState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ const SEED_EVERY: Duration = Duration::from_secs(10);
 
 /// The pool's HTTP routes; also starts its background work (epoch closing, seeding
 /// from and forwarding to the relay), which stops with `ctx.shutdown`.
-pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
+pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, PoolError> {
     let cfg = &ctx.config.pool;
     let state = PoolState::open(ctx.store.clone(), cfg.clone())?;
     for problem in audit::audit(&state.snapshot()?) {

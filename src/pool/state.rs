@@ -15,24 +15,32 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-/// A request the pool refuses: HTTP status and the `detail` text.
+/// Why the pool refuses a request: the request itself is wrong, or what it names does
+/// not exist (any more). The HTTP shell gives each its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    Invalid,
+    NotFound,
+}
+
+/// A request the pool refuses: its kind and the `detail` text clients read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{detail}")]
 pub struct Refusal {
-    pub status: u16,
+    pub kind: RefusalKind,
     pub detail: String,
 }
 
 impl Refusal {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Refusal {
-            status: 400,
+            kind: RefusalKind::Invalid,
             detail: detail.into(),
         }
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
         Refusal {
-            status: 404,
+            kind: RefusalKind::NotFound,
             detail: detail.into(),
         }
     }
@@ -1276,7 +1284,7 @@ mod tests {
         let child = out.algorithm_ids[0];
         // The author cannot evaluate its own evolution.
         let err = p.request_task("A", TaskKind::Evaluate, now).unwrap_err();
-        assert!(matches!(err, OpError::Refused(r) if r.status == 404));
+        assert!(matches!(err, OpError::Refused(r) if r.kind == RefusalKind::NotFound));
         // An evaluation task handed back empty releases the work at once.
         let (t, _) = p.request_task("E", TaskKind::Evaluate, now).unwrap();
         p.submit_evaluation("E", t.batch_id, &[], now).unwrap();
@@ -1338,6 +1346,6 @@ mod tests {
         );
         assert!(p.request_task("C", TaskKind::Evolve, 23.0).is_ok());
         let gone = p.submit_evaluation("C", ct.batch_id, &[], 23.0);
-        assert!(matches!(gone, Err(OpError::Refused(r)) if r.status == 404));
+        assert!(matches!(gone, Err(OpError::Refused(r)) if r.kind == RefusalKind::NotFound));
     }
 }

@@ -1,16 +1,21 @@
 //! HTTP handlers of the sidecar (sidecar-miner.md §1.2) and the appliance API: thin
-//! shells that parse input (every malformed input is a 400 with a reason, never a 500)
-//! and call [`SidecarStore`] or the miner [`Supervisor`].
+//! shells that take typed input (every malformed input is a 400 with a reason, never a
+//! 500) and call [`SidecarStore`] or the miner [`Supervisor`]. The route table builds
+//! the router and the `/openapi.json` document.
 
 use super::rules::Stream;
 use super::store::{now_s, SidecarError, SidecarStore};
 use crate::appliance::{MinerError, StartRequest, Supervisor};
 use crate::context::AppContext;
+use crate::http::{
+    array, from_value, ok, query, query_int, Api, ApiError, Dialect, Json, Op, Params,
+};
+use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
-use poem::web::{Data, Json, Path, Query};
-use poem::{get, handler, post, Body, EndpointExt, IntoResponse, Response, Route};
+use poem::web::{Data, Path};
+use poem::{handler, IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Everything the handlers share.
@@ -31,17 +36,25 @@ impl Drop for Sidecar {
     }
 }
 
-type Shared<'a> = Data<&'a Arc<Sidecar>>;
-type Params = Query<BTreeMap<String, String>>;
+/// The reference sidecar answers every malformed input with a 400; an empty body is
+/// `{}` (its Python clients post none to `/runs/start`).
+pub struct SidecarDialect;
 
-/// `{"detail": reason}` with `status`.
-pub fn error(status: StatusCode, detail: impl Into<String>) -> Response {
-    (status, Json(json!({ "detail": detail.into() }))).into_response()
+impl Dialect for SidecarDialect {
+    const SHAPE: StatusCode = StatusCode::BAD_REQUEST;
+    const NOT_JSON: &'static str = "Invalid JSON";
+    const NOT_JSON_REASON: bool = false;
+    const NOT_OBJECT: &'static str = "body must be a JSON object";
+    const EMPTY_IS_OBJECT: bool = true;
 }
 
-impl IntoResponse for SidecarError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+type Shared<'a> = Data<&'a Arc<Sidecar>>;
+type Body<T> = Json<T, SidecarDialect>;
+type Reply = Result<Response, ApiError>;
+
+impl From<SidecarError> for ApiError {
+    fn from(e: SidecarError) -> ApiError {
+        let status = match &e {
             SidecarError::Store(e) => {
                 tracing::error!(error = %e, "sidecar store failure");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -52,328 +65,282 @@ impl IntoResponse for SidecarError {
             SidecarError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
             SidecarError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        error(status, self.to_string())
+        ApiError::new(status, e.to_string())
     }
 }
 
-impl IntoResponse for MinerError {
-    fn into_response(self) -> Response {
-        match self {
-            MinerError::Sidecar(e) => e.into_response(),
-            MinerError::AlreadyMining => error(StatusCode::CONFLICT, "already mining"),
-            MinerError::Settings(_) | MinerError::Pool(_) => {
-                error(StatusCode::BAD_REQUEST, self.to_string())
-            }
-            MinerError::Key(_) | MinerError::Thread(_) => {
-                error(StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
-            }
+impl From<MinerError> for ApiError {
+    fn from(e: MinerError) -> ApiError {
+        match e {
+            MinerError::Sidecar(e) => e.into(),
+            MinerError::AlreadyMining => ApiError::new(StatusCode::CONFLICT, "already mining"),
+            MinerError::Settings(_) | MinerError::Pool(_) => ApiError::bad_request(e.to_string()),
+            MinerError::Key(_) | MinerError::Thread(_) => ApiError::internal(e.to_string()),
         }
     }
 }
 
-fn reply(r: Result<Value, SidecarError>) -> Response {
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
 }
 
-fn bad(msg: impl Into<String>) -> SidecarError {
-    SidecarError::BadInput(msg.into())
+fn status_ok() -> Reply {
+    ok(&json!({ "status": "ok" }))
 }
 
-/// A JSON object body; an empty body is `{}`.
-async fn object(body: Body) -> Result<Map<String, Value>, SidecarError> {
-    let bytes = body
-        .into_vec()
-        .await
-        .map_err(|e| bad(format!("cannot read body: {e}")))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(bad("body must be a JSON object")),
-        Err(_) => Err(bad("Invalid JSON")),
-    }
-}
-
-/// An optional string field (`null` = absent).
-fn opt_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, SidecarError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(bad(format!("{key} must be a string"))),
-    }
-}
-
-fn req_f64(m: &Map<String, Value>, key: &str) -> Result<f64, SidecarError> {
-    match m.get(key) {
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .ok_or_else(|| bad(format!("{key} must be a finite number"))),
-        None | Some(Value::Null) => Err(bad(format!("{key} is required"))),
-        Some(_) => Err(bad(format!("{key} must be a number"))),
-    }
-}
-
-/// An optional unsigned integer field.
-fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, SidecarError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| bad(format!("{key} must be a non-negative integer"))),
-    }
-}
-
-/// An integer query parameter clamped into `min..=max`, as the reference does: clients
-/// send what it accepts (`cursor=-5`, `limit=100000`). Only a non-integer is refused.
-fn q_clamped(q: &Params, key: &str, default: u64, min: u64, max: u64) -> Result<u64, SidecarError> {
-    match q.get(key) {
-        None => Ok(default),
-        Some(s) => s
-            .trim()
-            .parse::<i128>()
-            .map(|v| v.clamp(min as i128, max as i128) as u64)
-            .map_err(|_| bad(format!("{key} must be an integer"))),
-    }
-}
-
+/// The `run_id` query parameter, if not empty.
 fn q_run(q: &Params) -> Option<&str> {
-    q.get("run_id")
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
+    q.text("run_id")
 }
 
 #[handler]
-fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "ts": now_s() }))
+fn health() -> Reply {
+    ok(&json!({ "status": "ok", "ts": now_s() }))
 }
 
-/// The mining fields of `POST /runs/start` / `POST /appliance/mine/start`.
-fn start_request(m: &Map<String, Value>) -> Result<StartRequest, SidecarError> {
-    let workers = opt_u64(m, "workers")?;
-    Ok(StartRequest {
-        run_id: opt_str(m, "run_id")?.map(str::to_string),
-        replace: match m.get("replace") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad("replace must be a boolean")),
-        },
-        task_type: opt_str(m, "task_type")?.map(str::to_string),
-        engine: opt_str(m, "engine")?.map(str::to_string),
-        workers: workers.map(|w| w as usize),
-        seed: opt_u64(m, "seed")?,
-        start_from_sota: match m.get("start_from_sota") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => return Err(bad("start_from_sota must be a boolean")),
-        },
-    })
+/// `POST /runs/start` and `POST /appliance/mine/start`: the run and, for mining, its
+/// settings (absent = the configuration's).
+#[derive(Deserialize)]
+struct StartBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    replace: Option<bool>,
+    #[serde(default)]
+    task_type: Option<String>,
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    workers: Option<u64>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    start_from_sota: Option<bool>,
 }
 
+impl From<StartBody> for StartRequest {
+    fn from(b: StartBody) -> StartRequest {
+        StartRequest {
+            run_id: b.run_id,
+            replace: b.replace.unwrap_or(true),
+            task_type: b.task_type,
+            engine: b.engine,
+            workers: b.workers.map(|w| w as usize),
+            seed: b.seed,
+            start_from_sota: b.start_from_sota,
+        }
+    }
+}
+
+/// A body that names any of these starts mining, not only a run.
 const MINING_FIELDS: [&str; 5] = ["task_type", "engine", "workers", "seed", "start_from_sota"];
 
 #[handler]
-async fn runs_start(Data(s): Shared<'_>, body: Body) -> Response {
-    let m = match object(body).await {
-        Ok(m) => m,
-        Err(e) => return e.into_response(),
-    };
-    let req = match start_request(&m) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    if MINING_FIELDS.iter().any(|k| m.contains_key(*k)) {
-        return match s.supervisor.start(req) {
-            Ok(run_id) => Json(json!({ "run_id": run_id })).into_response(),
-            Err(e) => e.into_response(),
-        };
+async fn runs_start(Data(s): Shared<'_>, Json(m, ..): Body<Map<String, Value>>) -> Reply {
+    let mining = MINING_FIELDS.iter().any(|k| m.contains_key(*k));
+    let req: StartRequest = from_value::<StartBody, SidecarDialect>(Value::Object(m))?.into();
+    if mining {
+        return ok(&json!({ "run_id": s.supervisor.start(req)? }));
     }
-    reply(
-        s.store
-            .start_run(req.run_id.as_deref(), req.replace)
-            .map(|r| json!({ "run_id": r.run_id })),
-    )
+    let run = s.store.start_run(req.run_id.as_deref(), req.replace)?;
+    ok(&json!({ "run_id": run.run_id }))
+}
+
+/// A body that may name its run.
+#[derive(Deserialize)]
+struct RunRef {
+    #[serde(default)]
+    run_id: Option<String>,
 }
 
 #[handler]
-async fn runs_stop(Data(s): Shared<'_>, body: Body) -> Response {
-    let r = async {
-        let m = object(body).await?;
-        let stopped = s.store.stop_run(opt_str(&m, "run_id")?)?;
-        if let Some(run_id) = stopped {
-            let sup = s.supervisor.clone();
-            let _ = tokio::task::spawn_blocking(move || sup.stop_run(&run_id)).await;
-        }
-        Ok(json!({ "status": "ok" }))
-    };
-    reply(r.await)
+async fn runs_stop(Data(s): Shared<'_>, Json(b, ..): Body<RunRef>) -> Reply {
+    if let Some(run_id) = s.store.stop_run(b.run_id.as_deref())? {
+        let sup = s.supervisor.clone();
+        let _ = tokio::task::spawn_blocking(move || sup.stop_run(&run_id)).await;
+    }
+    status_ok()
 }
 
 #[handler]
-fn state(Data(s): Shared<'_>, q: Params) -> Response {
-    reply(s.store.state(q_run(&q)))
+fn state(Data(s): Shared<'_>, q: Params) -> Reply {
+    ok(&s.store.state(q_run(&q))?)
+}
+
+#[derive(Deserialize)]
+struct GlobalSota {
+    #[serde(default)]
+    run_id: Option<String>,
+    value: f64,
 }
 
 #[handler]
-async fn set_global_sota(Data(s): Shared<'_>, body: Body) -> Response {
-    let r = async {
-        let m = object(body).await?;
-        s.store
-            .set_global_sota(opt_str(&m, "run_id")?, req_f64(&m, "value")?)?;
-        Ok(json!({ "status": "ok" }))
-    };
-    reply(r.await)
+async fn set_global_sota(Data(s): Shared<'_>, Json(b, ..): Body<GlobalSota>) -> Reply {
+    s.store.set_global_sota(b.run_id.as_deref(), b.value)?;
+    status_ok()
+}
+
+/// What became of a submission; `status` first, so that a body without it is refused
+/// for that before its score.
+#[derive(Deserialize)]
+struct SubmissionResult {
+    status: String,
+    score: f64,
+    #[serde(default)]
+    run_id: Option<String>,
 }
 
 #[handler]
-async fn submission_result(Data(s): Shared<'_>, body: Body) -> Response {
-    let r = async {
-        let m = object(body).await?;
-        let status = opt_str(&m, "status")?.ok_or_else(|| bad("status is required"))?;
-        s.store
-            .submission_result(opt_str(&m, "run_id")?, req_f64(&m, "score")?, status)?;
-        Ok(json!({ "status": "ok" }))
-    };
-    reply(r.await)
+async fn submission_result(Data(s): Shared<'_>, Json(b, ..): Body<SubmissionResult>) -> Reply {
+    s.store
+        .submission_result(b.run_id.as_deref(), b.score, &b.status)?;
+    status_ok()
 }
 
+/// The events keep their own parser ([`crate::protocol::run_events::parse_ingest`]):
+/// events that are not objects are skipped, not refused, as the reference does.
 #[handler]
-async fn ingest_batch(Data(s): Shared<'_>, body: Body) -> Response {
-    let r = async {
-        let m = object(body).await?;
-        let (run_id, events) =
-            crate::protocol::run_events::parse_ingest(&Value::Object(m)).map_err(bad)?;
-        let n = s.store.ingest(&run_id, &events)?;
-        Ok(json!({ "status": "ok", "received": n }))
-    };
-    reply(r.await)
+async fn ingest_batch(Data(s): Shared<'_>, Json(body, ..): Body<Value>) -> Reply {
+    let (run_id, events) = crate::protocol::run_events::parse_ingest(&body).map_err(bad)?;
+    let n = s.store.ingest(&run_id, &events)?;
+    ok(&json!({ "status": "ok", "received": n }))
 }
 
-fn stream_page(s: &Sidecar, q: &Params, stream: Stream) -> Result<Value, SidecarError> {
-    let cursor = q_clamped(q, "cursor", 0, 0, u64::MAX)?;
-    let limit = q_clamped(q, "limit", stream.default_limit(), 1, stream.max_limit())?;
+fn stream_page(s: &Sidecar, q: &Params, stream: Stream) -> Reply {
+    let cursor = q.int::<SidecarDialect>("cursor", 0, 0, u64::MAX as i128)? as u64;
+    let limit = q.int::<SidecarDialect>(
+        "limit",
+        stream.default_limit() as i128,
+        1,
+        stream.max_limit() as i128,
+    )? as u64;
     let (next, items) = s.store.page(q_run(q), stream, cursor, limit)?;
-    Ok(json!({ "cursor": next, "items": items }))
+    ok(&json!({ "cursor": next, "items": items }))
 }
 
 #[handler]
-fn logs(Data(s): Shared<'_>, q: Params) -> Response {
-    reply(stream_page(s, &q, Stream::Logs))
+fn logs(Data(s): Shared<'_>, q: Params) -> Reply {
+    stream_page(s, &q, Stream::Logs)
 }
 
 #[handler]
-fn candidates(Data(s): Shared<'_>, q: Params) -> Response {
-    reply(stream_page(s, &q, Stream::Candidates))
+fn candidates(Data(s): Shared<'_>, q: Params) -> Reply {
+    stream_page(s, &q, Stream::Candidates)
 }
 
 #[handler]
-fn populations(Data(s): Shared<'_>, q: Params) -> Response {
-    reply(stream_page(s, &q, Stream::Populations))
+fn populations(Data(s): Shared<'_>, q: Params) -> Reply {
+    stream_page(s, &q, Stream::Populations)
 }
 
 #[handler]
-fn job_results(Data(s): Shared<'_>, q: Params) -> Response {
-    reply(stream_page(s, &q, Stream::JobResults))
+fn job_results(Data(s): Shared<'_>, q: Params) -> Reply {
+    stream_page(s, &q, Stream::JobResults)
+}
+
+#[derive(Deserialize)]
+struct Enqueue {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    job_id: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    payload: Option<Map<String, Value>>,
 }
 
 #[handler]
-async fn jobs_enqueue(Data(s): Shared<'_>, body: Body) -> Response {
-    let r = async {
-        let m = object(body).await?;
-        let kind = opt_str(&m, "kind")?
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| bad("kind is required"))?;
-        let payload = match m.get("payload") {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => v.clone(),
-            Some(_) => return Err(bad("payload must be an object")),
-        };
-        s.store.enqueue(
-            opt_str(&m, "run_id")?,
-            opt_str(&m, "job_id")?,
-            kind,
-            &payload,
-        )
-    };
-    reply(r.await)
+async fn jobs_enqueue(Data(s): Shared<'_>, Json(b, ..): Body<Enqueue>) -> Reply {
+    let kind = b
+        .kind
+        .as_deref()
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| bad("kind is required"))?;
+    let payload = Value::Object(b.payload.unwrap_or_default());
+    ok(&s
+        .store
+        .enqueue(b.run_id.as_deref(), b.job_id.as_deref(), kind, &payload)?)
 }
 
 /// Longest lease a worker may take (a day): bounds a typo'd `lease_seconds`.
 const MAX_LEASE_S: f64 = 86_400.0;
 
 #[handler]
-fn jobs_next(Data(s): Shared<'_>, q: Params) -> Response {
-    let r = (|| {
-        // The reference's default when a worker does not name itself.
-        let worker = q
-            .get("worker_id")
-            .map(String::as_str)
-            .filter(|w| !w.is_empty())
-            .unwrap_or("worker");
-        let lease = match q.get("lease_seconds") {
-            None => 60.0,
-            Some(t) => match t.trim().parse::<f64>() {
-                Ok(v) if v > 0.0 && v <= MAX_LEASE_S => v,
-                _ => {
-                    return Err(bad(format!(
-                        "lease_seconds must be a number in (0, {MAX_LEASE_S}]"
-                    )))
-                }
-            },
-        };
-        let Some(run_id) = s.store.resolve(q_run(&q))? else {
-            return Ok(None);
-        };
-        s.store.next_job(&run_id, worker, lease, now_s())
-    })();
-    match r {
-        Ok(Some(job)) => {
-            let run_id = job["run_id"].clone();
-            Json(json!({ "run_id": run_id, "job": job })).into_response()
-        }
-        Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
+fn jobs_next(Data(s): Shared<'_>, q: Params) -> Reply {
+    // The reference's default when a worker does not name itself.
+    let worker = q.text("worker_id").unwrap_or("worker");
+    let lease = match q.get("lease_seconds") {
+        None => 60.0,
+        Some(t) => match t.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= MAX_LEASE_S => v,
+            _ => {
+                return Err(bad(format!(
+                    "lease_seconds must be a number in (0, {MAX_LEASE_S}]"
+                )))
+            }
+        },
+    };
+    let job = match s.store.resolve(q_run(&q))? {
+        Some(run_id) => s.store.next_job(&run_id, worker, lease, now_s())?,
+        None => None,
+    };
+    match job {
+        Some(job) => ok(&json!({ "run_id": job["run_id"].clone(), "job": job })),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
 
-#[handler]
-async fn jobs_result(Data(s): Shared<'_>, Path(job_id): Path<String>, body: Body) -> Response {
-    let r = async {
-        let m = object(body).await?;
-        let ok = match opt_str(&m, "status")? {
-            Some("ok") => true,
-            Some("error") => false,
-            Some(other) => {
-                return Err(bad(format!(
-                    "status must be \"ok\" or \"error\", not {other:?}"
-                )))
-            }
-            None => return Err(bad("status is required")),
-        };
-        let result = m.get("result").cloned().unwrap_or(json!({}));
-        s.store.job_result(
-            opt_str(&m, "run_id")?,
-            &job_id,
-            ok,
-            &result,
-            opt_str(&m, "error")?,
-        )?;
-        Ok(json!({ "status": "ok" }))
-    };
-    reply(r.await)
+/// A worker's word on a job.
+#[derive(Deserialize)]
+struct JobResult {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    /// Absent = `{}`.
+    #[serde(default = "empty_object")]
+    result: Value,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
 }
 
 #[handler]
-fn appliance_status(Data(s): Shared<'_>) -> Response {
+async fn jobs_result(
+    Data(s): Shared<'_>,
+    Path(job_id): Path<String>,
+    Json(b, ..): Body<JobResult>,
+) -> Reply {
+    let done = match b.status.as_deref() {
+        Some("ok") => true,
+        Some("error") => false,
+        Some(other) => {
+            return Err(bad(format!(
+                "status must be \"ok\" or \"error\", not {other:?}"
+            )))
+        }
+        None => return Err(bad("status is required")),
+    };
+    s.store.job_result(
+        b.run_id.as_deref(),
+        &job_id,
+        done,
+        &b.result,
+        b.error.as_deref(),
+    )?;
+    status_ok()
+}
+
+#[handler]
+fn appliance_status(Data(s): Shared<'_>) -> Reply {
     let cfg = &s.ctx.config;
     let e = &s.ctx.endpoints;
     let service = |enabled: bool, url: &Option<String>| json!({"enabled": enabled, "url": url});
-    Json(json!({
+    ok(&json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": s.ctx.started_at.elapsed().as_secs_f64(),
         "services": {
@@ -384,51 +351,166 @@ fn appliance_status(Data(s): Shared<'_>) -> Response {
         "miner": s.supervisor.status(),
         "validators": s.supervisor.validator_identities(),
     }))
-    .into_response()
 }
 
 #[handler]
-async fn appliance_mine_start(Data(s): Shared<'_>, body: Body) -> Response {
-    let req = match object(body).await.and_then(|m| start_request(&m)) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    match s.supervisor.start(req) {
-        Ok(run_id) => Json(json!({ "run_id": run_id, "status": "running" })).into_response(),
-        Err(e) => e.into_response(),
-    }
+async fn appliance_mine_start(Data(s): Shared<'_>, Json(b, ..): Body<StartBody>) -> Reply {
+    let run_id = s.supervisor.start(b.into())?;
+    ok(&json!({ "run_id": run_id, "status": "running" }))
 }
 
 #[handler]
-async fn appliance_mine_stop(Data(s): Shared<'_>) -> Response {
+async fn appliance_mine_stop(Data(s): Shared<'_>) -> Reply {
     let sup = s.supervisor.clone();
     match tokio::task::spawn_blocking(move || sup.stop()).await {
-        Ok(Ok(_)) => Json(json!({ "status": "stopped" })).into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(r) => {
+            r?;
+            ok(&json!({ "status": "stopped" }))
+        }
+        Err(e) => Err(ApiError::internal(e.to_string())),
     }
 }
 
-/// The routes of the sidecar listener.
-pub fn routes(sidecar: Arc<Sidecar>) -> Route {
-    let api = Route::new()
-        .at("/health", get(health))
-        .at("/runs/start", post(runs_start))
-        .at("/runs/stop", post(runs_stop))
-        .at("/state", get(state))
-        .at("/set_global_sota", post(set_global_sota))
-        .at("/submission_result", post(submission_result))
-        .at("/ingest_batch", post(ingest_batch))
-        .at("/logs", get(logs))
-        .at("/candidates", get(candidates))
-        .at("/populations", get(populations))
-        .at("/jobs/enqueue", post(jobs_enqueue))
-        .at("/jobs/next", get(jobs_next))
-        .at("/jobs/results", get(job_results))
-        .at("/jobs/:job_id/result", post(jobs_result))
-        .at("/appliance/status", get(appliance_status))
-        .at("/appliance/mine/start", post(appliance_mine_start))
-        .at("/appliance/mine/stop", post(appliance_mine_stop));
-    let hardened = crate::http::harden(api.data(sidecar), crate::http::DEFAULT_MAX_BODY_BYTES);
-    Route::new().nest("/", hardened)
+fn object() -> Value {
+    json!({"type": "object"})
+}
+
+fn body(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// The sidecar's route table: its router and its `/openapi.json`.
+fn table() -> Api {
+    let run_q = || query("run_id", json!({"type": "string"}));
+    let page_q = |max: i64| {
+        vec![
+            run_q(),
+            query_int("cursor", 0, 0, i64::MAX),
+            query_int("limit", 200.min(max), 1, max),
+        ]
+    };
+    let string = json!({"type": "string"});
+    let start = body(
+        &[],
+        json!({"run_id": string, "replace": {"type": "boolean", "default": true},
+            "task_type": string, "engine": string, "workers": {"type": "integer", "minimum": 0},
+            "seed": {"type": "integer", "minimum": 0}, "start_from_sota": {"type": "boolean"}}),
+    );
+    Api::new(
+        "BitSota sidecar",
+        "Run state, logs, candidates and the local job queue (wire-compatible with the reference sidecar), and the appliance API that starts and stops the embedded miner. Every error is {\"detail\": str}; no authentication (loopback).",
+    )
+    .get("/health", Op::new("Liveness").ok(object()), health)
+    .post(
+        "/runs/start",
+        Op::new("Start or resume a run; mining fields start the embedded miner on it")
+            .body(start.clone())
+            .ok(body(&["run_id"], json!({"run_id": string})))
+            .errors(&[400, 409, 413]),
+        runs_start,
+    )
+    .post(
+        "/runs/stop",
+        Op::new("Stop a run (and its miner)")
+            .body(body(&[], json!({"run_id": string})))
+            .ok(object())
+            .errors(&[400, 404, 413]),
+        runs_stop,
+    )
+    .get(
+        "/state",
+        Op::new("A run's state (idle shape for an unknown run)").params(vec![run_q()]).ok(object()),
+        state,
+    )
+    .post(
+        "/set_global_sota",
+        Op::new("Set the run's global SOTA")
+            .body(body(&["value"], json!({"run_id": string, "value": {"type": "number"}})))
+            .ok(object())
+            .errors(&[400, 413]),
+        set_global_sota,
+    )
+    .post(
+        "/submission_result",
+        Op::new("Record what became of a submission")
+            .body(body(&["score", "status"], json!({"run_id": string, "score": {"type": "number"}, "status": string})))
+            .ok(object())
+            .errors(&[400, 413]),
+        submission_result,
+    )
+    .post(
+        "/ingest_batch",
+        Op::new("Ingest a batch of run events")
+            .body(body(&["run_id", "events"], json!({"run_id": string, "events": array(object())})))
+            .ok(object())
+            .errors(&[400, 413]),
+        ingest_batch,
+    )
+    .get("/logs", Op::new("Log lines after a cursor").params(page_q(500)).ok(object()).errors(&[400]), logs)
+    .get(
+        "/candidates",
+        Op::new("Candidates after a cursor").params(page_q(500)).ok(object()).errors(&[400]),
+        candidates,
+    )
+    .get(
+        "/populations",
+        Op::new("Population snapshots after a cursor").params(page_q(50)).ok(object()).errors(&[400]),
+        populations,
+    )
+    .post(
+        "/jobs/enqueue",
+        Op::new("Queue a job")
+            .body(body(&["kind"], json!({"run_id": string, "job_id": string, "kind": string, "payload": object()})))
+            .ok(object())
+            .errors(&[400, 409, 413, 429]),
+        jobs_enqueue,
+    )
+    .get(
+        "/jobs/next",
+        Op::new("Lease the next job (204 when none)")
+            .params(vec![run_q(), query("worker_id", string.clone()), query("lease_seconds", json!({"type": "number", "default": 60}))])
+            .ok(object())
+            .response(204, json!({"description": "no job"}))
+            .errors(&[400]),
+        jobs_next,
+    )
+    .get(
+        "/jobs/results",
+        Op::new("Job results after a cursor").params(page_q(500)).ok(object()).errors(&[400]),
+        job_results,
+    )
+    .post(
+        "/jobs/{job_id}/result",
+        Op::new("A worker's result for a job")
+            .params(vec![crate::http::path_param("job_id", string.clone())])
+            .body(body(&["status"], json!({"run_id": string, "status": {"type": "string", "enum": ["ok", "error"]}, "result": object(), "error": string})))
+            .ok(object())
+            .errors(&[400, 404, 413]),
+        jobs_result,
+    )
+    .get("/appliance/status", Op::new("Services, miner and validators").ok(object()), appliance_status)
+    .post(
+        "/appliance/mine/start",
+        Op::new("Start the embedded miner").body(start).ok(object()).errors(&[400, 409, 413]),
+        appliance_mine_start,
+    )
+    .post(
+        "/appliance/mine/stop",
+        Op::new("Stop the embedded miner").ok(object()).errors(&[500]),
+        appliance_mine_stop,
+    )
+}
+
+/// The sidecar listener's endpoint.
+pub fn routes(sidecar: Arc<Sidecar>) -> BoxEndpoint<'static> {
+    table().into_endpoint(sidecar, crate::http::DEFAULT_MAX_BODY_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_lists_every_route_once() {
+        let listed = crate::http::documented(&super::table().document());
+        assert_eq!(listed.len(), 19, "{listed:?}");
+    }
 }
