@@ -67,8 +67,11 @@ fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Respons
         .body(bytes)
 }
 
+/// What every handler returns: its answer, or the error answer.
+pub type Reply = Result<Response, ApiError>;
+
 /// A 200 answer with `body` as JSON.
-pub fn ok<T: Serialize + ?Sized>(body: &T) -> Result<Response, ApiError> {
+pub fn ok<T: Serialize + ?Sized>(body: &T) -> Reply {
     Ok(json_response(StatusCode::OK, body))
 }
 

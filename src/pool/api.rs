@@ -9,7 +9,7 @@ use super::state::{
 };
 use crate::http::{
     array, from_value, ok, path_int, path_param, query, query_int, Api, ApiError, Dialect, Json,
-    Op, Params,
+    Op, Params, Reply,
 };
 use crate::jobs;
 use crate::keys::{
@@ -19,7 +19,7 @@ use crate::keys::{
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{handler, FromRequest, Request, RequestBody, Response};
+use poem::{handler, FromRequest, Request, RequestBody};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,7 +70,6 @@ impl Dialect for PoolDialect {
     const EMPTY_IS_OBJECT: bool = true;
 }
 
-type Reply = Result<Response, ApiError>;
 type Shared<'a> = Data<&'a Arc<Pool>>;
 
 impl From<Refusal> for ApiError {

@@ -8,12 +8,12 @@ use super::store::{now_s, SidecarError, SidecarStore};
 use crate::appliance::{MinerError, StartRequest, Supervisor};
 use crate::context::AppContext;
 use crate::http::{
-    array, from_value, ok, query, query_int, Api, ApiError, Dialect, Json, Op, Params,
+    array, from_value, ok, query, query_int, Api, ApiError, Dialect, Json, Op, Params, Reply,
 };
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{handler, IntoResponse, Response};
+use poem::{handler, IntoResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -50,7 +50,6 @@ impl Dialect for SidecarDialect {
 
 type Shared<'a> = Data<&'a Arc<Sidecar>>;
 type Body<T> = Json<T, SidecarDialect>;
-type Reply = Result<Response, ApiError>;
 
 impl From<SidecarError> for ApiError {
     fn from(e: SidecarError) -> ApiError {

@@ -29,7 +29,7 @@ use super::metrics::Category;
 use super::submit::Refusal;
 use super::RelayError;
 use crate::context::AppContext;
-use crate::http::{Api, ApiError, Dialect};
+use crate::http::{Api, ApiError, Dialect, Reply};
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
@@ -52,8 +52,6 @@ type Body<T> = crate::http::Json<T, RelayDialect>;
 
 /// The state every handler reads.
 type Shared<'a> = poem::web::Data<&'a Arc<Relay>>;
-
-type Reply = Result<Response, ApiError>;
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
