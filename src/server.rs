@@ -11,9 +11,8 @@
 //! before starting, so it has nothing half-written).
 
 use crate::config::{parse_listen, Config, ConfigError};
-use crate::context::{prepare_data_dir, AppContext, DataDirError, Endpoints};
+use crate::context::{prepare_data_dir, AppContext, Background, DataDirError, Endpoints, Service};
 use crate::store::{Store, StoreError};
-use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
 use poem::EndpointExt;
 use std::sync::Arc;
@@ -63,7 +62,8 @@ pub enum ServerError {
 pub struct Daemon {
     pub context: AppContext,
     servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
-    workers: Vec<JoinHandle<()>>,
+    /// Every service's background work, joined at shutdown before the store is flushed.
+    background: Background,
 }
 
 struct Bound {
@@ -140,7 +140,7 @@ impl Daemon {
         };
         write_endpoints_file(&context)?;
 
-        let (validators, workers) =
+        let (validators, mut background) =
             crate::validator::start(&context).map_err(|e| ServerError::Service {
                 service: "validator",
                 reason: e.to_string(),
@@ -149,7 +149,9 @@ impl Daemon {
         let mut validators = Some(validators);
         let mut servers = Vec::new();
         for b in bound {
-            let mut endpoint = build_service(b.name, &context)?;
+            let service = build_service(b.name, &context)?;
+            background.extend(service.background);
+            let mut endpoint = service.routes.boxed();
             if b.name == "sidecar" {
                 if let Some(v) = validators.take() {
                     let limit = crate::http::DEFAULT_MAX_BODY_BYTES;
@@ -179,7 +181,7 @@ impl Daemon {
         Ok(Daemon {
             context,
             servers,
-            workers,
+            background,
         })
     }
 
@@ -187,10 +189,11 @@ impl Daemon {
         &self.context.endpoints
     }
 
-    /// Stop accepting, finish in-flight requests, stop workers, flush the store. Listeners
-    /// and workers share one [`STOP_BUDGET`]; whatever has not stopped by then (a
-    /// validator in the middle of an evaluation) is left running and the store is flushed
-    /// anyway. Follow with [`stop_runtime`], which does not wait for such leftovers.
+    /// Stop accepting, finish in-flight requests, join every service's background work,
+    /// then flush the store. Listeners and background work share one [`STOP_BUDGET`]:
+    /// all of it watches the shutdown token (evaluations stop between examples), so it
+    /// ends well inside; a piece that does not is named in the log, and the store is
+    /// flushed regardless so that the exit stays bounded. Follow with [`stop_runtime`].
     pub async fn shutdown(self) -> Result<(), ServerError> {
         self.context.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + STOP_BUDGET;
@@ -204,16 +207,11 @@ impl Daemon {
                 Err(_) => tracing::warn!(service = name, "listener did not stop in time"),
             }
         }
-        let mut left = 0;
-        for handle in self.workers {
-            if tokio::time::timeout_at(deadline, handle).await.is_err() {
-                left += 1;
-            }
-        }
-        if left > 0 {
-            tracing::warn!(
-                workers = left,
-                "workers still busy (e.g. mid-evaluation); not waiting for them"
+        let late = self.background.join(deadline).await;
+        if !late.is_empty() {
+            tracing::error!(
+                ?late,
+                "background work did not stop in time; flushing anyway"
             );
         }
         self.context.store.flush()?;
@@ -243,11 +241,8 @@ fn write_endpoints_file(ctx: &AppContext) -> Result<(), ServerError> {
     })
 }
 
-/// Build the HTTP endpoint of one service, with the middleware every listener shares.
-fn build_service(
-    name: &'static str,
-    ctx: &AppContext,
-) -> Result<BoxEndpoint<'static>, ServerError> {
+/// Start one listener's service.
+fn build_service(name: &'static str, ctx: &AppContext) -> Result<Service, ServerError> {
     let service_err = |reason: String| ServerError::Service {
         service: name,
         reason,
@@ -262,10 +257,15 @@ fn build_service(
         store: ctx.store.with_durability(durability),
         ..ctx.clone()
     };
-    let route = match name {
-        "relay" => crate::relay::routes(ctx).map_err(|e| service_err(e.to_string()))?,
-        "sidecar" => crate::sidecar::routes(ctx).map_err(|e| service_err(e.to_string()))?,
-        _ => crate::pool::routes(ctx).map_err(|e| service_err(e.to_string()))?,
+    let only_routes = |routes| Service {
+        routes,
+        background: Background::default(),
     };
-    Ok(route.boxed())
+    Ok(match name {
+        "relay" => only_routes(crate::relay::routes(ctx).map_err(|e| service_err(e.to_string()))?),
+        "sidecar" => {
+            only_routes(crate::sidecar::routes(ctx).map_err(|e| service_err(e.to_string()))?)
+        }
+        _ => crate::pool::start(ctx).map_err(|e| service_err(e.to_string()))?,
+    })
 }

@@ -18,7 +18,7 @@
 use super::api::Pool;
 use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, TaskKind};
 use super::PoolError;
-use crate::context::AppContext;
+use crate::context::{AppContext, Background};
 use crate::jobs::{self, AlgorithmRef};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -155,10 +155,11 @@ fn add_genesis(pool: &Pool) -> Result<(), PoolError> {
 
 /// Add the genesis work and start the local evaluators (none when
 /// `local_evaluators = 0`); they stop with `ctx.shutdown`.
-pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<(), PoolError> {
+pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<Background, PoolError> {
     add_genesis(&pool)?;
+    let mut background = Background::default();
     if ctx.config.pool.local_evaluators == 0 {
-        return Ok(());
+        return Ok(background);
     }
     let evaluators = Arc::new(LocalEvaluators::new(ctx, pool)?);
     tracing::info!(
@@ -169,11 +170,12 @@ pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<(), PoolError> {
     let token = ctx.shutdown.clone();
     let stopping = evaluators.clone();
     let cancelled = token.clone();
-    tokio::spawn(async move {
+    // An evaluation in progress watches this flag, not the token.
+    background.spawn("local evaluators: stop flag", async move {
         cancelled.cancelled().await;
         stopping.stop.store(true, Ordering::Relaxed);
     });
-    tokio::spawn(async move {
+    background.spawn("local evaluators", async move {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -188,7 +190,7 @@ pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<(), PoolError> {
             }
         }
     });
-    Ok(())
+    Ok(background)
 }
 
 #[cfg(test)]
