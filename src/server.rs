@@ -194,7 +194,7 @@ impl Daemon {
     /// all of it watches the shutdown token (evaluations stop between examples), so it
     /// ends well inside; a piece that does not is named in the log, and the store is
     /// flushed regardless so that the exit stays bounded. Follow with [`stop_runtime`].
-    pub async fn shutdown(self) -> Result<(), ServerError> {
+    pub async fn shutdown(self) -> Result<Stopped, ServerError> {
         self.context.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + STOP_BUDGET;
         for (name, handle) in self.servers {
@@ -207,6 +207,7 @@ impl Daemon {
                 Err(_) => tracing::warn!(service = name, "listener did not stop in time"),
             }
         }
+        let joined = self.background.len();
         let late = self.background.join(deadline).await;
         if !late.is_empty() {
             tracing::error!(
@@ -215,9 +216,18 @@ impl Daemon {
             );
         }
         self.context.store.flush()?;
-        tracing::info!("store flushed; bye");
-        Ok(())
+        tracing::info!(background = joined, "store flushed; bye");
+        Ok(Stopped { joined, late })
     }
+}
+
+/// What [`Daemon::shutdown`] waited for.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Pieces of background work the services handed over.
+    pub joined: usize,
+    /// Those that had not ended within [`STOP_BUDGET`] (a shutdown bug; empty).
+    pub late: Vec<&'static str>,
 }
 
 /// Drop the runtime without waiting for blocking work that ignores shutdown (a validator
@@ -268,4 +278,39 @@ fn build_service(name: &'static str, ctx: &AppContext) -> Result<Service, Server
         }
         _ => crate::pool::start(ctx).map_err(|e| service_err(e.to_string()))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every service on, validators and pool evaluators busy: shutdown joins all the
+    /// background work they handed over, none late, and flushes.
+    #[test]
+    fn shutdown_joins_every_service_s_background_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.relay.listen = "127.0.0.1:0".into();
+        config.sidecar.listen = "127.0.0.1:0".into();
+        config.pool.listen = "127.0.0.1:0".into();
+        config.relay.test_mode = true;
+        config.validator.enabled = true;
+        config.validator.count = 2;
+        config.validator.task_count = 2;
+        config.pool.local_evaluators = 2;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let stopped = runtime.block_on(async move {
+            let daemon = Daemon::start(config).await.unwrap();
+            // Let the loops get going (a validator poll, a pool tick, a local round).
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            daemon.shutdown().await.unwrap()
+        });
+        stop_runtime(runtime);
+        // 2 validators + pool ticks + the local evaluators' loop and stop flag.
+        assert_eq!(stopped.joined, 5, "{stopped:?}");
+        assert!(stopped.late.is_empty(), "{stopped:?}");
+    }
 }
