@@ -7,7 +7,7 @@
 //!
 //! Each identity (`<data_dir>/keys/pool-evaluator-N`) is an ordinary pool miner: it takes
 //! evaluation tasks through the same [`PoolState`] operations the HTTP API calls, scores
-//! them on the pool's suite with [`jobs::evaluate`] (the validator rule, deterministic,
+//! them on the pool's suite with [`Jobs::evaluate`] (the validator rule, deterministic,
 //! so the local evaluators agree with every honest outside evaluator) and submits. They
 //! leave pending work `local_evaluator_grace_s` to outside evaluators first.
 //!
@@ -19,7 +19,7 @@ use super::api::Pool;
 use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, TaskKind};
 use super::PoolError;
 use crate::context::{AppContext, Background};
-use crate::jobs::{self, AlgorithmRef};
+use crate::jobs::{self, AlgorithmRef, Jobs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,8 @@ pub fn ripe(oldest_created_at: Option<f64>, now: f64, grace_s: f64) -> bool {
 /// The local evaluators of one pool.
 pub struct LocalEvaluators {
     pool: Arc<Pool>,
+    /// Runs their evaluations with the daemon's `[budget]`.
+    jobs: Jobs,
     hotkeys: Vec<String>,
     /// Set at shutdown: an evaluation in progress stops between examples.
     stop: AtomicBool,
@@ -56,6 +58,7 @@ impl LocalEvaluators {
         }
         Ok(LocalEvaluators {
             pool,
+            jobs: Jobs::new(Some(&ctx.data_dir), ctx.config.budget.clone()),
             hotkeys,
             stop: AtomicBool::new(false),
         })
@@ -97,7 +100,8 @@ impl LocalEvaluators {
                 .collect();
             // A program that cannot be scored is handed back (empty submission) so
             // others can try; it is never given a made-up score.
-            let evaluations: Vec<EvaluationIn> = match jobs::evaluate(&suite, &refs, &self.stop) {
+            let evaluations: Vec<EvaluationIn> = match self.jobs.evaluate(&suite, &refs, &self.stop)
+            {
                 Ok(e) => e
                     .into_iter()
                     .map(|e| EvaluationIn {

@@ -58,8 +58,6 @@ pub fn start(ctx: &AppContext) -> Result<Service, PoolError> {
         "empty",
         unix_now(),
     )?;
-    crate::jobs::set_data_dir(ctx.data_dir.clone());
-    crate::jobs::set_budget(ctx.config.budget.clone());
     let link = match ctx.relay_url_or_embedded(&cfg.relay_url) {
         Some(url) if cfg.forward_to_relay || cfg.seed_from_relay => {
             let kp = crate::keys::identity::load_or_create(&ctx.data_dir, "pool")?;
