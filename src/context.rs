@@ -74,3 +74,63 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), DataDirError> {
     }
     Ok(())
 }
+
+/// The background work a service started — tasks on the runtime and blocking work on
+/// its pool — handed back to the daemon instead of left detached, so that shutdown can
+/// cancel it (`AppContext::shutdown`) and wait for every piece before the store is
+/// flushed. Work added here must end soon after the shutdown token is cancelled.
+#[derive(Default)]
+pub struct Background {
+    handles: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+impl Background {
+    /// A task on the runtime.
+    pub fn spawn<F>(&mut self, name: &'static str, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.handles.push((name, tokio::spawn(work)));
+    }
+
+    /// Blocking work (an OS thread of the runtime's blocking pool).
+    pub fn spawn_blocking<F>(&mut self, name: &'static str, work: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.handles.push((name, tokio::task::spawn_blocking(work)));
+    }
+
+    pub fn extend(&mut self, other: Background) {
+        self.handles.extend(other.handles);
+    }
+
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Wait for every piece until `deadline`; returns the names of those that had not
+    /// ended by then (a bug in the work's shutdown handling: it is logged, and the
+    /// daemon's exit ends it).
+    pub async fn join(self, deadline: tokio::time::Instant) -> Vec<&'static str> {
+        let mut late = Vec::new();
+        for (name, handle) in self.handles {
+            match tokio::time::timeout_at(deadline, handle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(work = name, error = %e, "background work failed"),
+                Err(_) => late.push(name),
+            }
+        }
+        late
+    }
+}
+
+/// A started service: its routes (for its listener) and its background work.
+pub struct Service {
+    pub routes: poem::Route,
+    pub background: Background,
+}

@@ -1,7 +1,7 @@
 //! Pool jobs (pool.md §4, sidecar-miner.md §3): the JSON a coordinator enqueues into a
 //! sidecar (`POST /jobs/enqueue {"run_id","job_id","kind","payload"}`) and the result a
 //! worker posts back (`POST /jobs/{id}/result {"status":"ok","result":…}`), and
-//! [`execute_job`], which both the in-process worker threads and `bitsota worker` run.
+//! [`Jobs::execute`], which both the in-process worker threads and `bitsota worker` run.
 //!
 //! Kinds and shapes (all scores are numbers, or `null` when non-finite). The payloads are
 //! the reference driver's (`algorithms`, `evaluate_algorithms`, `seed_algorithms`,
@@ -32,9 +32,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Why a job could not run (posted back as the job's `error`).
@@ -236,18 +235,6 @@ pub fn empty_program_dsl(task_type: TaskType) -> String {
     engine::print_program(&Program::empty(profile.meta()))
 }
 
-static BUDGET: OnceLock<BudgetConfig> = OnceLock::new();
-
-/// The evaluation budget of `evaluate` jobs; set once per process by the daemon (its
-/// `[budget]`). Unset (`bitsota worker`), the default budget applies.
-pub fn set_budget(budget: BudgetConfig) {
-    let _ = BUDGET.set(budget);
-}
-
-fn budget() -> BudgetConfig {
-    BUDGET.get().cloned().unwrap_or_default()
-}
-
 /// `count` genesis programs of `task_type`'s profile: random programs drawn from seeds
 /// `0..count`, so every appliance starts from the same ones.
 pub fn genesis_dsl(task_type: TaskType, input_dim: usize, count: usize) -> Vec<String> {
@@ -263,36 +250,35 @@ pub fn genesis_dsl(task_type: TaskType, input_dim: usize, count: usize) -> Vec<S
         .collect()
 }
 
-static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
-
-/// The data directory whose `datasets/` (and prepared-task cache) image-task jobs use;
-/// set once per process by the daemon or `bitsota worker --data-dir`. Unset, synthetic
-/// tasks still work and nothing is cached on disk.
-pub fn set_data_dir(dir: PathBuf) {
-    let _ = DATA_DIR.set(dir);
-}
-
-fn data_config() -> DataConfig {
-    match DATA_DIR.get() {
-        Some(d) => DataConfig::for_data_dir(d),
-        None => DataConfig {
-            cache_dir: None,
-            ..DataConfig::default()
-        },
-    }
-}
-
 /// A suite's tasks and their evaluation seeds.
 struct BuiltSuite {
     tasks: Vec<Arc<Task>>,
     seeds: Vec<u64>,
 }
 
-/// Built suites by reference; a worker scores many jobs on the same few suites.
-type SuiteCache = Mutex<HashMap<SuiteRef, Arc<BuiltSuite>>>;
-static SUITES: OnceLock<SuiteCache> = OnceLock::new();
-/// Suites kept in memory per process.
+/// How many children per budgeted child an evolve job may make while most are copies
+/// of a parent.
+const DUPLICATE_ALLOWANCE: u64 = 20;
+
+/// Suites kept in memory per [`Jobs`].
 const SUITE_CACHE_ENTRIES: usize = 8;
+
+/// Runs jobs: the evaluation budget, where image datasets are, and the suites built so
+/// far (a worker scores many jobs on the same few suites). One per daemon or `bitsota
+/// worker`, shared by its worker threads.
+pub struct Jobs {
+    budget: BudgetConfig,
+    data: DataConfig,
+    suites: Mutex<HashMap<SuiteRef, Arc<BuiltSuite>>>,
+}
+
+impl Default for Jobs {
+    /// The default budget, no data directory: synthetic tasks work, image tasks need
+    /// their datasets, and nothing is cached on disk.
+    fn default() -> Self {
+        Jobs::new(None, BudgetConfig::default())
+    }
+}
 
 fn task_type(s: &SuiteRef) -> Result<TaskType, JobError> {
     s.task_type
@@ -300,62 +286,69 @@ fn task_type(s: &SuiteRef) -> Result<TaskType, JobError> {
         .map_err(|e: crate::tasks::UnknownTaskType| JobError::Task(e.to_string()))
 }
 
-/// The tasks and evaluation seeds of a suite.
-fn suite_tasks(s: &SuiteRef) -> Result<Arc<BuiltSuite>, JobError> {
-    let cache = SUITES.get_or_init(Default::default);
-    if let Some(hit) = cache.lock().get(s) {
-        return Ok(hit.clone());
+impl Jobs {
+    /// `data_dir`: whose `datasets/` and prepared-task cache image-task jobs use.
+    pub fn new(data_dir: Option<&std::path::Path>, budget: BudgetConfig) -> Jobs {
+        let data = match data_dir {
+            Some(d) => DataConfig::for_data_dir(d),
+            None => DataConfig {
+                cache_dir: None,
+                ..DataConfig::default()
+            },
+        };
+        Jobs {
+            budget,
+            data,
+            suites: Mutex::default(),
+        }
     }
-    let task_type = task_type(s)?;
-    if s.task_count == 0 || s.input_dim == 0 {
-        return Err(JobError::Task(
-            "a suite needs at least one task and input_dim ≥ 1".into(),
-        ));
+
+    /// The tasks and evaluation seeds of a suite.
+    fn suite_tasks(&self, s: &SuiteRef) -> Result<Arc<BuiltSuite>, JobError> {
+        let cache = &self.suites;
+        if let Some(hit) = cache.lock().get(s) {
+            return Ok(hit.clone());
+        }
+        let task_type = task_type(s)?;
+        if s.task_count == 0 || s.input_dim == 0 {
+            return Err(JobError::Task(
+                "a suite needs at least one task and input_dim ≥ 1".into(),
+            ));
+        }
+        let spec = SuiteSpec::new(task_type, s.input_dim, s.task_count, s.task_seed);
+        let tasks = prepare_suite(&spec, &self.data).map_err(|e| JobError::Task(e.to_string()))?;
+        let seeds = (0..spec.tasks.len()).map(|i| spec.eval_seed(i)).collect();
+        let built = Arc::new(BuiltSuite { tasks, seeds });
+        let mut c = cache.lock();
+        if c.len() >= SUITE_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(s.clone(), built.clone());
+        Ok(built)
     }
-    let spec = SuiteSpec::new(task_type, s.input_dim, s.task_count, s.task_seed);
-    let tasks = prepare_suite(&spec, &data_config()).map_err(|e| JobError::Task(e.to_string()))?;
-    let seeds = (0..spec.tasks.len()).map(|i| spec.eval_seed(i)).collect();
-    let built = Arc::new(BuiltSuite { tasks, seeds });
-    let mut c = cache.lock();
-    if c.len() >= SUITE_CACHE_ENTRIES {
-        c.clear();
-    }
-    c.insert(s.clone(), built.clone());
-    Ok(built)
-}
 
-fn parse(a: &AlgorithmRef) -> Result<Program, JobError> {
-    engine::parse_program(&a.algorithm_dsl).map_err(|e| JobError::Program {
-        id: a.id,
-        reason: e.to_string(),
-    })
-}
-
-fn finite(x: f32) -> Option<f64> {
-    x.is_finite().then_some(x as f64)
-}
-
-/// Score each algorithm on the suite (validator rule). A program over the budget, or
-/// whose evaluation passes the deadline, scores `null`; `cancel` stops the job between
-/// examples.
-pub fn evaluate(
-    suite: &SuiteRef,
-    algorithms: &[AlgorithmRef],
-    cancel: &AtomicBool,
-) -> Result<Vec<Evaluation>, JobError> {
-    let task_type = task_type(suite)?;
-    let built = suite_tasks(suite)?;
-    let (tasks, seeds) = (&built.tasks, &built.seeds);
-    let examples = tasks
-        .first()
-        .map_or(Examples { train: 0, val: 0 }, |t| Examples {
-            train: t.train_len(),
-            val: t.val_len(),
-        });
-    let budget = budget();
-    let limits = budget.limits(task_type);
-    let cancelled = || cancel.load(Ordering::Relaxed);
-    algorithms
+    /// Score each algorithm on the suite (validator rule). A program over the budget, or
+    /// whose evaluation passes the deadline, scores `null`; `cancel` stops the job between
+    /// examples.
+    pub fn evaluate(
+        &self,
+        suite: &SuiteRef,
+        algorithms: &[AlgorithmRef],
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Evaluation>, JobError> {
+        let task_type = task_type(suite)?;
+        let built = self.suite_tasks(suite)?;
+        let (tasks, seeds) = (&built.tasks, &built.seeds);
+        let examples = tasks
+            .first()
+            .map_or(Examples { train: 0, val: 0 }, |t| Examples {
+                train: t.train_len(),
+                val: t.val_len(),
+            });
+        let budget = &self.budget;
+        let limits = budget.limits(task_type);
+        let cancelled = || cancel.load(Ordering::Relaxed);
+        algorithms
         .iter()
         .map(|a| {
             let program = parse(a)?;
@@ -385,70 +378,68 @@ pub fn evaluate(
             }
         })
         .collect()
-}
-
-/// How many children per budgeted child an evolve job may make while most are copies
-/// of a parent.
-const DUPLICATE_ALLOWANCE: u64 = 20;
-
-/// Evolve from `parents` for `budget` children unlike every parent; the fittest of them.
-pub fn evolve(
-    suite: &SuiteRef,
-    parents: &[AlgorithmRef],
-    budget: u64,
-    seed: u64,
-    pop_size: usize,
-) -> Result<Option<EvolveResult>, JobError> {
-    let task_type = task_type(suite)?;
-    let built = suite_tasks(suite)?;
-    // Start from the parents at once: a population no larger than they fill.
-    let pop_size = parents.len().clamp(2, pop_size.max(2));
-    let config = EvolutionConfig {
-        profile: engine::ProfileChoice::Named(task_type.profile_name().into()),
-        pop_size,
-        tournament_size: pop_size.min(4),
-        seed,
-        ..EvolutionConfig::default()
-    };
-    let mut evolver = Evolver::new(config, built.tasks.clone(), built.seeds.clone())?;
-    let parent_programs: Vec<Program> = parents.iter().map(parse).collect::<Result<_, _>>()?;
-    let members: Vec<Member> = parent_programs
-        .iter()
-        .map(|p| Member {
-            fitness: evolver.evaluate(p),
-            program: p.clone(),
-        })
-        .collect();
-    evolver.receive(members);
-    // A child identical to a parent is not new work and does not count against the
-    // budget: from an empty seed most mutations are no-ops, and a short budget would
-    // otherwise end with nothing to report. The allowance bounds the job all the same.
-    let max_children = budget.saturating_mul(DUPLICATE_ALLOWANCE);
-    let (mut fresh, mut children) = (0u64, 0u64);
-    let mut best: Option<Member> = None;
-    while fresh < budget && children < max_children {
-        children += 1;
-        evolver.step();
-        let Some(child) = evolver.population().last() else {
-            continue;
-        };
-        if parent_programs.contains(&child.program) {
-            continue;
-        }
-        fresh += 1;
-        let better = best
-            .as_ref()
-            .map_or(true, |b| child.fitness > b.fitness || b.fitness.is_nan());
-        if better {
-            best = Some(child.clone());
-        }
     }
-    Ok(best.map(|m| EvolveResult {
-        evolved_function: engine::print_program(&m.program),
-        parent_ids: parents.iter().map(|p| p.id).collect(),
-        fitness: finite(m.fitness),
-        children: budget,
-    }))
+
+    /// Evolve from `parents` for `budget` children unlike every parent; the fittest of them.
+    pub fn evolve(
+        &self,
+        suite: &SuiteRef,
+        parents: &[AlgorithmRef],
+        budget: u64,
+        seed: u64,
+        pop_size: usize,
+    ) -> Result<Option<EvolveResult>, JobError> {
+        let task_type = task_type(suite)?;
+        let built = self.suite_tasks(suite)?;
+        // Start from the parents at once: a population no larger than they fill.
+        let pop_size = parents.len().clamp(2, pop_size.max(2));
+        let config = EvolutionConfig {
+            profile: engine::ProfileChoice::Named(task_type.profile_name().into()),
+            pop_size,
+            tournament_size: pop_size.min(4),
+            seed,
+            ..EvolutionConfig::default()
+        };
+        let mut evolver = Evolver::new(config, built.tasks.clone(), built.seeds.clone())?;
+        let parent_programs: Vec<Program> = parents.iter().map(parse).collect::<Result<_, _>>()?;
+        let members: Vec<Member> = parent_programs
+            .iter()
+            .map(|p| Member {
+                fitness: evolver.evaluate(p),
+                program: p.clone(),
+            })
+            .collect();
+        evolver.receive(members);
+        // A child identical to a parent is not new work and does not count against the
+        // budget: from an empty seed most mutations are no-ops, and a short budget would
+        // otherwise end with nothing to report. The allowance bounds the job all the same.
+        let max_children = budget.saturating_mul(DUPLICATE_ALLOWANCE);
+        let (mut fresh, mut children) = (0u64, 0u64);
+        let mut best: Option<Member> = None;
+        while fresh < budget && children < max_children {
+            children += 1;
+            evolver.step();
+            let Some(child) = evolver.population().last() else {
+                continue;
+            };
+            if parent_programs.contains(&child.program) {
+                continue;
+            }
+            fresh += 1;
+            let better = best
+                .as_ref()
+                .map_or(true, |b| child.fitness > b.fitness || b.fitness.is_nan());
+            if better {
+                best = Some(child.clone());
+            }
+        }
+        Ok(best.map(|m| EvolveResult {
+            evolved_function: engine::print_program(&m.program),
+            parent_ids: parents.iter().map(|p| p.id).collect(),
+            fitness: finite(m.fitness),
+            children: budget,
+        }))
+    }
 }
 
 fn payload<T: serde::de::DeserializeOwned>(kind: &str, v: &Value) -> Result<T, JobError> {
@@ -462,80 +453,103 @@ fn to_value<T: Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
-/// Run one sidecar job; the `Ok` value is the job's `result` object. `cancel` (the
-/// worker's stop flag) ends an evaluation between examples.
-pub fn execute_job(
-    kind: &str,
-    payload_json: &Value,
-    cancel: &AtomicBool,
-) -> Result<Value, JobError> {
-    match kind {
-        "evaluate" => {
-            let p: EvaluatePayload = payload(kind, payload_json)?;
-            let suite = SuiteRef::or_default(&p.suite, &p.algorithms, None, default_eval_suite());
-            let evaluations = evaluate(&suite, &p.algorithms, cancel)?;
-            Ok(to_value(&EvaluateResult { evaluations }))
-        }
-        "evolve" => {
-            let p: EvolvePayload = payload(kind, payload_json)?;
-            let suite =
-                SuiteRef::or_default(&p.suite, &p.algorithms, p.input_dim, default_evolve_suite());
-            let seed = p.seed.unwrap_or_else(rand::random);
-            match evolve(&suite, &p.algorithms, p.budget, seed, p.pop_size)? {
-                Some(r) => Ok(to_value(&r)),
-                None => Err(JobError::Task(
-                    "evolution produced no child different from its parents".into(),
-                )),
+impl Jobs {
+    /// Run one sidecar job; the `Ok` value is the job's `result` object. `cancel` (the
+    /// worker's stop flag) ends an evaluation between examples.
+    pub fn execute(
+        &self,
+        kind: &str,
+        payload_json: &Value,
+        cancel: &AtomicBool,
+    ) -> Result<Value, JobError> {
+        match kind {
+            "evaluate" => {
+                let p: EvaluatePayload = payload(kind, payload_json)?;
+                let suite =
+                    SuiteRef::or_default(&p.suite, &p.algorithms, None, default_eval_suite());
+                let evaluations = self.evaluate(&suite, &p.algorithms, cancel)?;
+                Ok(to_value(&EvaluateResult { evaluations }))
             }
-        }
-        "lease" => {
-            let p: LeasePayload = payload(kind, payload_json)?;
-            let eval_suite = SuiteRef::or_default(
-                &p.eval_suite,
-                &p.evaluate_algorithms,
-                p.input_dim,
-                default_eval_suite(),
-            );
-            let evaluations = evaluate(&eval_suite, &p.evaluate_algorithms, cancel)?;
-            let evolved = if p.seed_algorithms.is_empty() || p.evolve_budget == 0 {
-                None
-            } else {
+            "evolve" => {
+                let p: EvolvePayload = payload(kind, payload_json)?;
                 let suite = SuiteRef::or_default(
-                    &p.evolve_suite,
-                    &p.seed_algorithms,
+                    &p.suite,
+                    &p.algorithms,
                     p.input_dim,
                     default_evolve_suite(),
                 );
                 let seed = p.seed.unwrap_or_else(rand::random);
-                evolve(
-                    &suite,
-                    &p.seed_algorithms,
-                    p.evolve_budget,
-                    seed,
-                    p.pop_size,
-                )?
-            };
-            let evolutions = evolved
-                .into_iter()
-                .map(|r| LeaseEvolution {
-                    parent_algorithm_ids: r.parent_ids,
-                    algorithm_dsl: r.evolved_function,
-                })
-                .collect();
-            Ok(to_value(&LeaseResult {
-                evaluations,
-                evolutions,
-                iterations: p.evolve_budget,
-            }))
+                match self.evolve(&suite, &p.algorithms, p.budget, seed, p.pop_size)? {
+                    Some(r) => Ok(to_value(&r)),
+                    None => Err(JobError::Task(
+                        "evolution produced no child different from its parents".into(),
+                    )),
+                }
+            }
+            "lease" => {
+                let p: LeasePayload = payload(kind, payload_json)?;
+                let eval_suite = SuiteRef::or_default(
+                    &p.eval_suite,
+                    &p.evaluate_algorithms,
+                    p.input_dim,
+                    default_eval_suite(),
+                );
+                let evaluations = self.evaluate(&eval_suite, &p.evaluate_algorithms, cancel)?;
+                let evolved = if p.seed_algorithms.is_empty() || p.evolve_budget == 0 {
+                    None
+                } else {
+                    let suite = SuiteRef::or_default(
+                        &p.evolve_suite,
+                        &p.seed_algorithms,
+                        p.input_dim,
+                        default_evolve_suite(),
+                    );
+                    let seed = p.seed.unwrap_or_else(rand::random);
+                    self.evolve(
+                        &suite,
+                        &p.seed_algorithms,
+                        p.evolve_budget,
+                        seed,
+                        p.pop_size,
+                    )?
+                };
+                let evolutions = evolved
+                    .into_iter()
+                    .map(|r| LeaseEvolution {
+                        parent_algorithm_ids: r.parent_ids,
+                        algorithm_dsl: r.evolved_function,
+                    })
+                    .collect();
+                Ok(to_value(&LeaseResult {
+                    evaluations,
+                    evolutions,
+                    iterations: p.evolve_budget,
+                }))
+            }
+            other => Err(JobError::UnknownKind(other.to_string())),
         }
-        other => Err(JobError::UnknownKind(other.to_string())),
     }
+}
+
+fn parse(a: &AlgorithmRef) -> Result<Program, JobError> {
+    engine::parse_program(&a.algorithm_dsl).map_err(|e| JobError::Program {
+        id: a.id,
+        reason: e.to_string(),
+    })
+}
+
+fn finite(x: f32) -> Option<f64> {
+    x.is_finite().then_some(x as f64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn jobs() -> Jobs {
+        Jobs::default()
+    }
 
     fn suite(count: usize) -> Value {
         json!({"task_type": "scalar_linear", "input_dim": 4, "task_count": count, "task_seed": 7})
@@ -548,10 +562,14 @@ mod tests {
         let empty = empty_program_dsl(TaskType::ScalarLinear);
         let payload = json!({"suite": suite(3), "algorithms": [
             {"id": 1, "algorithm_dsl": empty}, {"id": 2, "algorithm_dsl": LEARNER}]});
-        let a = execute_job("evaluate", &payload, &AtomicBool::new(false)).unwrap();
+        let a = jobs()
+            .execute("evaluate", &payload, &AtomicBool::new(false))
+            .unwrap();
         assert_eq!(
             a,
-            execute_job("evaluate", &payload, &AtomicBool::new(false)).unwrap()
+            jobs()
+                .execute("evaluate", &payload, &AtomicBool::new(false))
+                .unwrap()
         );
         let r: EvaluateResult = serde_json::from_value(a).unwrap();
         let (s_empty, s_learner) = (
@@ -561,7 +579,7 @@ mod tests {
         assert!(s_learner > s_empty, "{s_learner} vs {s_empty}");
         // The same number the engine gives on the same suite.
         let spec = SuiteSpec::new(TaskType::ScalarLinear, 4, 3, 7);
-        let tasks = prepare_suite(&spec, &data_config()).unwrap();
+        let tasks = prepare_suite(&spec, &jobs().data).unwrap();
         let seeds: Vec<u64> = (0..3).map(|i| spec.eval_seed(i)).collect();
         let p = engine::parse_program(LEARNER).unwrap();
         assert_eq!(
@@ -576,22 +594,29 @@ mod tests {
         let payload = json!({"suite": suite(2), "parents": [{"id": 5, "algorithm_dsl": empty}],
             "budget": 20, "seed": 3});
         let r: EvolveResult = serde_json::from_value(
-            execute_job("evolve", &payload, &AtomicBool::new(false)).unwrap(),
+            jobs()
+                .execute("evolve", &payload, &AtomicBool::new(false))
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(r.parent_ids, vec![5]);
         assert_ne!(canonical_dsl(&r.evolved_function).unwrap(), empty);
         assert_eq!(
-            execute_job("evolve", &payload, &AtomicBool::new(false)).unwrap(),
+            jobs()
+                .execute("evolve", &payload, &AtomicBool::new(false))
+                .unwrap(),
             serde_json::to_value(&r).unwrap(),
             "same seed, same child"
         );
         let lease = json!({"lease_id": 1, "eval_suite": suite(2), "evolve_suite": suite(2),
             "evaluate": [{"id": 9, "algorithm_dsl": LEARNER}],
             "seeds": [{"id": 5, "algorithm_dsl": empty}], "evolve_budget": 10, "seed": 1});
-        let l: LeaseResult =
-            serde_json::from_value(execute_job("lease", &lease, &AtomicBool::new(false)).unwrap())
-                .unwrap();
+        let l: LeaseResult = serde_json::from_value(
+            jobs()
+                .execute("lease", &lease, &AtomicBool::new(false))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(l.evaluations.len(), 1);
         assert_eq!(l.evolutions.len(), 1);
         assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
@@ -609,7 +634,9 @@ mod tests {
             {"id": 1, "algorithm_dsl": wide}, {"id": 2, "algorithm_dsl": LEARNER},
             {"id": 3, "algorithm_dsl": heavy}]});
         let r: EvaluateResult = serde_json::from_value(
-            execute_job("evaluate", &payload, &AtomicBool::new(false)).unwrap(),
+            jobs()
+                .execute("evaluate", &payload, &AtomicBool::new(false))
+                .unwrap(),
         )
         .unwrap();
         let scores: Vec<Option<f64>> = r.evaluations.iter().map(|e| e.score).collect();
@@ -618,7 +645,7 @@ mod tests {
         assert!(scores[2].is_some(), "two 4×4 products fit the budget");
         // A stopping worker abandons the job.
         assert!(matches!(
-            execute_job("evaluate", &payload, &AtomicBool::new(true)),
+            jobs().execute("evaluate", &payload, &AtomicBool::new(true)),
             Err(JobError::Cancelled)
         ));
     }
@@ -632,7 +659,9 @@ mod tests {
             "input_dim": 4, "status": "seed", "score": null});
         let evolve = json!({"batch_id": "3", "algorithms": [algo], "input_dim": 4});
         let r: EvolveResult = serde_json::from_value(
-            execute_job("evolve", &evolve, &AtomicBool::new(false)).unwrap(),
+            jobs()
+                .execute("evolve", &evolve, &AtomicBool::new(false))
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(r.parent_ids, vec![5]);
@@ -641,7 +670,9 @@ mod tests {
             "input_dim": 4});
         let evaluate = json!({"batch_id": "4", "algorithms": [learner], "input_dim": 4});
         let e: EvaluateResult = serde_json::from_value(
-            execute_job("evaluate", &evaluate, &AtomicBool::new(false)).unwrap(),
+            jobs()
+                .execute("evaluate", &evaluate, &AtomicBool::new(false))
+                .unwrap(),
         )
         .unwrap();
         // Scored on the default pool suite, as an evaluator naming that suite would.
@@ -649,16 +680,21 @@ mod tests {
         let named = json!({"suite": {"task_type": "scalar_linear", "input_dim": 4,
             "task_count": count, "task_seed": seed}, "algorithms": [learner]});
         assert_eq!(
-            execute_job("evaluate", &named, &AtomicBool::new(false)).unwrap(),
+            jobs()
+                .execute("evaluate", &named, &AtomicBool::new(false))
+                .unwrap(),
             serde_json::to_value(&e).unwrap()
         );
         // PoolLeaseCoordinator's lease job.
         let lease = json!({"lease_id": "7", "window_number": 1, "evaluate_algorithms": [learner],
             "seed_algorithms": [algo], "evolve_budget": 10, "lease_timeout_at_s": 1e10,
             "input_dim": 4});
-        let l: LeaseResult =
-            serde_json::from_value(execute_job("lease", &lease, &AtomicBool::new(false)).unwrap())
-                .unwrap();
+        let l: LeaseResult = serde_json::from_value(
+            jobs()
+                .execute("lease", &lease, &AtomicBool::new(false))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!((l.evaluations.len(), l.evolutions.len()), (1, 1));
         assert_eq!(l.evolutions[0].parent_algorithm_ids, vec![5]);
     }
@@ -666,23 +702,24 @@ mod tests {
     #[test]
     fn bad_jobs_are_errors() {
         assert!(matches!(
-            execute_job("dance", &json!({}), &AtomicBool::new(false)),
+            jobs().execute("dance", &json!({}), &AtomicBool::new(false)),
             Err(JobError::UnknownKind(_))
         ));
         assert!(matches!(
-            execute_job("evaluate", &json!({"suite": 1}), &AtomicBool::new(false)),
+            jobs().execute("evaluate", &json!({"suite": 1}), &AtomicBool::new(false)),
             Err(JobError::Payload { .. })
         ));
         let bad =
             json!({"suite": suite(1), "algorithms": [{"id": 3, "algorithm_dsl": "s0 = nope(v0)"}]});
-        let e = execute_job("evaluate", &bad, &AtomicBool::new(false))
+        let e = jobs()
+            .execute("evaluate", &bad, &AtomicBool::new(false))
             .unwrap_err()
             .to_string();
         assert!(e.contains("algorithm 3") && e.contains("line 1"), "{e}");
         let unknown = json!({"suite": {"task_type": "chess", "input_dim": 4, "task_count": 1, "task_seed": 0},
             "algorithms": []});
         assert!(matches!(
-            execute_job("evaluate", &unknown, &AtomicBool::new(false)),
+            jobs().execute("evaluate", &unknown, &AtomicBool::new(false)),
             Err(JobError::Task(_))
         ));
         assert!(canonical_dsl("s0 = = 1").unwrap_err().contains("line 1"));

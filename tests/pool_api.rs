@@ -450,6 +450,11 @@ fn monitor_token_and_expired_tasks() {
     assert_eq!(s, 200);
 }
 
+/// What an in-process coordinator's workers run jobs with.
+fn jobs() -> std::sync::Arc<bitsota::jobs::Jobs> {
+    std::sync::Arc::new(bitsota::jobs::Jobs::default())
+}
+
 /// Settings of an in-test coordinator with its own fresh hotkey.
 fn coordinator_settings(
     d: &Daemon,
@@ -506,7 +511,7 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
     let hotkeys: Vec<String> = settings.iter().map(|s| s.keypair.ss58()).collect();
     let handles: Vec<_> = settings
         .into_iter()
-        .map(|s| bitsota::miner::pool::coordinator::spawn(s, 1, stop.clone()))
+        .map(|s| bitsota::miner::pool::coordinator::spawn(s, jobs(), 1, stop.clone()))
         .collect();
 
     // A fifth miner evaluates by hand: honestly once, then dishonestly.
@@ -517,12 +522,13 @@ fn four_coordinators_reach_consensus_and_an_epoch_pays_out() {
             let (s, t) = liar.post("/api/v1/tasks/request", json!({"task_type": "evaluate"}));
             if s == 200 {
                 let payload = json!({"suite": t["suite"], "algorithms": t["algorithms"]});
-                let honest = bitsota::jobs::execute_job(
-                    "evaluate",
-                    &payload,
-                    &std::sync::atomic::AtomicBool::new(false),
-                )
-                .unwrap();
+                let honest = bitsota::jobs::Jobs::default()
+                    .execute(
+                        "evaluate",
+                        &payload,
+                        &std::sync::atomic::AtomicBool::new(false),
+                    )
+                    .unwrap();
                 let mut evals = honest["evaluations"].clone();
                 if liar_rounds.len() == 1 {
                     for e in evals.as_array_mut().unwrap() {
@@ -646,6 +652,7 @@ fn lease_coordinator_drops_a_late_submission_and_recovers() {
     // No in-process workers: the lease job waits in the queue past the lease's timeout.
     let h = bitsota::miner::pool::coordinator::spawn(
         coordinator_settings(&d, run, bitsota::miner::pool::PoolMode::Lease, 1),
+        jobs(),
         0,
         stop.clone(),
     );

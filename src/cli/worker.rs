@@ -45,9 +45,11 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.log.level = args.log_level.clone();
     config.log.file = false;
     let _guard = super::init_logging(&config, true)?;
-    if let Some(dir) = &args.data_dir {
-        crate::jobs::set_data_dir(dir.clone());
-    }
+    // The default evaluation budget: a stand-alone worker has no `[budget]` of its own.
+    let jobs = Arc::new(crate::jobs::Jobs::new(
+        args.data_dir.as_deref(),
+        crate::config::BudgetConfig::default(),
+    ));
     let workers = if args.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -68,8 +70,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let threads: Vec<_> = (0..workers)
         .map(|i| {
             let (client, run_id, stop) = (client.clone(), args.run_id.clone(), stop.clone());
-            let id = format!("{prefix}-{i}");
-            std::thread::spawn(move || run_worker(&client, &run_id, &id, &stop))
+            let (jobs, id) = (jobs.clone(), format!("{prefix}-{i}"));
+            std::thread::spawn(move || run_worker(&client, &jobs, &run_id, &id, &stop))
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -16,10 +16,9 @@ use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
 };
-use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{handler, FromRequest, Request, RequestBody};
+use poem::{handler, FromRequest, Request, RequestBody, Route};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -834,9 +833,12 @@ fn table() -> Api {
     )
 }
 
-/// The pool listener's endpoint.
-pub fn route(pool: Arc<Pool>) -> BoxEndpoint<'static> {
-    table().into_endpoint(pool, crate::http::DEFAULT_MAX_BODY_BYTES)
+/// The pool listener's routes.
+pub fn route(pool: Arc<Pool>) -> Route {
+    Route::new().nest(
+        "/",
+        table().into_endpoint(pool, crate::http::DEFAULT_MAX_BODY_BYTES),
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //!
 //! Each identity (`<data_dir>/keys/pool-evaluator-N`) is an ordinary pool miner: it takes
 //! evaluation tasks through the same [`PoolState`] operations the HTTP API calls, scores
-//! them on the pool's suite with [`jobs::evaluate`] (the validator rule, deterministic,
+//! them on the pool's suite with [`Jobs::evaluate`] (the validator rule, deterministic,
 //! so the local evaluators agree with every honest outside evaluator) and submits. They
 //! leave pending work `local_evaluator_grace_s` to outside evaluators first.
 //!
@@ -18,8 +18,8 @@
 use super::api::Pool;
 use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, RefusalKind, TaskKind};
 use super::PoolError;
-use crate::context::AppContext;
-use crate::jobs::{self, AlgorithmRef};
+use crate::context::{AppContext, Background};
+use crate::jobs::{self, AlgorithmRef, Jobs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,8 @@ pub fn ripe(oldest_created_at: Option<f64>, now: f64, grace_s: f64) -> bool {
 /// The local evaluators of one pool.
 pub struct LocalEvaluators {
     pool: Arc<Pool>,
+    /// Runs their evaluations with the daemon's `[budget]`.
+    jobs: Jobs,
     hotkeys: Vec<String>,
     /// Set at shutdown: an evaluation in progress stops between examples.
     stop: AtomicBool,
@@ -56,6 +58,7 @@ impl LocalEvaluators {
         }
         Ok(LocalEvaluators {
             pool,
+            jobs: Jobs::new(Some(&ctx.data_dir), ctx.config.budget.clone()),
             hotkeys,
             stop: AtomicBool::new(false),
         })
@@ -97,7 +100,8 @@ impl LocalEvaluators {
                 .collect();
             // A program that cannot be scored is handed back (empty submission) so
             // others can try; it is never given a made-up score.
-            let evaluations: Vec<EvaluationIn> = match jobs::evaluate(&suite, &refs, &self.stop) {
+            let evaluations: Vec<EvaluationIn> = match self.jobs.evaluate(&suite, &refs, &self.stop)
+            {
                 Ok(e) => e
                     .into_iter()
                     .map(|e| EvaluationIn {
@@ -155,10 +159,11 @@ fn add_genesis(pool: &Pool) -> Result<(), PoolError> {
 
 /// Add the genesis work and start the local evaluators (none when
 /// `local_evaluators = 0`); they stop with `ctx.shutdown`.
-pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<(), PoolError> {
+pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<Background, PoolError> {
     add_genesis(&pool)?;
+    let mut background = Background::default();
     if ctx.config.pool.local_evaluators == 0 {
-        return Ok(());
+        return Ok(background);
     }
     let evaluators = Arc::new(LocalEvaluators::new(ctx, pool)?);
     tracing::info!(
@@ -169,11 +174,12 @@ pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<(), PoolError> {
     let token = ctx.shutdown.clone();
     let stopping = evaluators.clone();
     let cancelled = token.clone();
-    tokio::spawn(async move {
+    // An evaluation in progress watches this flag, not the token.
+    background.spawn("local evaluators: stop flag", async move {
         cancelled.cancelled().await;
         stopping.stop.store(true, Ordering::Relaxed);
     });
-    tokio::spawn(async move {
+    background.spawn("local evaluators", async move {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -188,7 +194,7 @@ pub fn start(ctx: &AppContext, pool: Arc<Pool>) -> Result<(), PoolError> {
             }
         }
     });
-    Ok(())
+    Ok(background)
 }
 
 #[cfg(test)]

@@ -18,8 +18,7 @@ pub mod relay_link;
 pub mod rules;
 pub mod state;
 
-use crate::context::AppContext;
-use poem::endpoint::BoxEndpoint;
+use crate::context::{AppContext, Service};
 use state::{unix_now, PoolState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,9 +39,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often the pool looks for a new relay SOTA to seed from.
 const SEED_EVERY: Duration = Duration::from_secs(10);
 
-/// The pool's HTTP routes; also starts its background work (epoch closing, seeding
-/// from and forwarding to the relay), which stops with `ctx.shutdown`.
-pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, PoolError> {
+/// Open the pool: its HTTP routes and its background work (epoch closing, seeding from
+/// and forwarding to the relay, the local evaluators), which stops with `ctx.shutdown`.
+pub fn start(ctx: &AppContext) -> Result<Service, PoolError> {
     let cfg = &ctx.config.pool;
     let state = PoolState::open(ctx.store.clone(), cfg.clone())?;
     for problem in audit::audit(&state.snapshot()?) {
@@ -59,8 +58,6 @@ pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, PoolError> {
         "empty",
         unix_now(),
     )?;
-    crate::jobs::set_data_dir(ctx.data_dir.clone());
-    crate::jobs::set_budget(ctx.config.budget.clone());
     let link = match ctx.relay_url_or_embedded(&cfg.relay_url) {
         Some(url) if cfg.forward_to_relay || cfg.seed_from_relay => {
             let kp = crate::keys::identity::load_or_create(&ctx.data_dir, "pool")?;
@@ -69,9 +66,12 @@ pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, PoolError> {
         _ => None,
     };
     let pool = Arc::new(api::Pool::new(state, ctx.config.validator.task_seed));
-    local_evaluators::start(ctx, pool.clone())?;
-    spawn_background(ctx, pool.clone(), link);
-    Ok(api::route(pool))
+    let mut background = local_evaluators::start(ctx, pool.clone())?;
+    background.spawn("pool ticks", ticks(ctx, pool.clone(), link));
+    Ok(Service {
+        routes: api::route(pool),
+        background,
+    })
 }
 
 /// One round of background work (blocking).
@@ -111,13 +111,14 @@ fn background_round(pool: &api::Pool, link: Option<&relay_link::RelayLink>, seed
     }
 }
 
-fn spawn_background(
+/// Every [`TICK`]: a [`background_round`] off the async threads, until shutdown.
+fn ticks(
     ctx: &AppContext,
     pool: Arc<api::Pool>,
     link: Option<Arc<relay_link::RelayLink>>,
-) {
+) -> impl std::future::Future<Output = ()> {
     let token = ctx.shutdown.clone();
-    tokio::spawn(async move {
+    async move {
         let mut tick = tokio::time::interval(TICK);
         let mut last_seed: Option<std::time::Instant> = None;
         loop {
@@ -138,5 +139,5 @@ fn spawn_background(
         }
         // The link's blocking HTTP client must not be dropped on an async thread.
         let _ = tokio::task::spawn_blocking(move || drop(link)).await;
-    });
+    }
 }

@@ -16,7 +16,7 @@ pub mod store;
 pub mod submit;
 
 use crate::context::AppContext;
-use poem::endpoint::BoxEndpoint;
+use poem::Route;
 
 /// Why the relay could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,6 @@ pub enum RelayError {
 }
 
 /// The relay's HTTP routes.
-pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, RelayError> {
+pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
     http::routes(ctx)
 }

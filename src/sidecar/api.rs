@@ -10,10 +10,9 @@ use crate::context::AppContext;
 use crate::http::{
     array, from_value, ok, query, query_int, Api, ApiError, Dialect, Json, Op, Params, Reply,
 };
-use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{handler, IntoResponse};
+use poem::{handler, IntoResponse, Route};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -500,9 +499,12 @@ fn table() -> Api {
     )
 }
 
-/// The sidecar listener's endpoint.
-pub fn routes(sidecar: Arc<Sidecar>) -> BoxEndpoint<'static> {
-    table().into_endpoint(sidecar, crate::http::DEFAULT_MAX_BODY_BYTES)
+/// The sidecar listener's routes.
+pub fn routes(sidecar: Arc<Sidecar>) -> Route {
+    Route::new().nest(
+        "/",
+        table().into_endpoint(sidecar, crate::http::DEFAULT_MAX_BODY_BYTES),
+    )
 }
 
 #[cfg(test)]

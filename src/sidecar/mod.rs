@@ -13,12 +13,12 @@ pub use store::{SidecarError, SidecarStore};
 
 use crate::appliance::Supervisor;
 use crate::context::AppContext;
-use poem::endpoint::BoxEndpoint;
+use poem::Route;
 use std::sync::Arc;
 
 /// Build the sidecar's routes, the miner supervisor, and start mining when
 /// `[miner] autostart` says so.
-pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, SidecarError> {
+pub fn routes(ctx: &AppContext) -> Result<Route, SidecarError> {
     let store = Arc::new(SidecarStore::open(ctx.store.clone())?);
     let supervisor = Supervisor::new(ctx.clone(), store.clone());
     supervisor.stop_on_shutdown();

@@ -18,7 +18,7 @@ pub mod seen;
 pub mod state;
 pub mod suites;
 
-use crate::context::AppContext;
+use crate::context::{AppContext, Background};
 use poem::web::{Data, Json};
 use poem::{get, handler, EndpointExt, Route};
 use state::ValidatorState;
@@ -55,14 +55,13 @@ pub fn route(states: Vec<Arc<ValidatorState>>) -> Route {
 /// Start the daemon's embedded validators: identities `validator-1..=count` in the data
 /// directory, each polling `[validator] relay_url` (default the embedded relay) on its
 /// own blocking thread until `ctx.shutdown`. Returns the `/appliance/validators` route
-/// (for the sidecar listener) and the loops' handles. Disabled validators give the route
-/// with an empty list.
-pub fn start(
-    ctx: &AppContext,
-) -> Result<(Route, Vec<tokio::task::JoinHandle<()>>), ValidatorError> {
+/// (for the sidecar listener) and the loops. Disabled validators give the route with an
+/// empty list.
+pub fn start(ctx: &AppContext) -> Result<(Route, Background), ValidatorError> {
     let cfg = &ctx.config.validator;
+    let mut background = Background::default();
     if !cfg.enabled || cfg.count == 0 {
-        return Ok((route(Vec::new()), Vec::new()));
+        return Ok((route(Vec::new()), background));
     }
     let relay_url = ctx.relay_url_or_embedded(&cfg.relay_url).ok_or_else(|| {
         ValidatorError::Config(
@@ -72,7 +71,6 @@ pub fn start(
     let suites = suites::Suites::from_config(cfg, &ctx.data_dir).map_err(ValidatorError::Config)?;
     let suites = Arc::new(suites.with_budget(ctx.config.budget.clone()));
     let mut states = Vec::new();
-    let mut handles = Vec::new();
     for i in 1..=cfg.count {
         let name = format!("validator-{i}");
         let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, &name)?;
@@ -88,7 +86,7 @@ pub fn start(
         )?;
         states.push(lp.state());
         let stop = ctx.shutdown.clone();
-        handles.push(tokio::task::spawn_blocking(move || lp.run(&stop, 0)));
+        background.spawn_blocking("validator", move || lp.run(&stop, 0));
     }
-    Ok((route(states), handles))
+    Ok((route(states), background))
 }

@@ -7,7 +7,7 @@
 
 use super::worker::{pause, read_response, run_worker, ClientError, SidecarClient, RETRY};
 use super::PoolMiningError;
-use crate::jobs::{AlgorithmRef, EvaluatePayload, EvolvePayload, LeasePayload, SuiteRef};
+use crate::jobs::{AlgorithmRef, EvaluatePayload, EvolvePayload, Jobs, LeasePayload, SuiteRef};
 use crate::keys::{pool_headers, Keypair};
 use crate::protocol::pool::{ACTIVE_TASK, LEASE_ALREADY_ISSUED};
 use serde_json::{json, Value};
@@ -120,8 +120,6 @@ pub fn spawn_coordinator(
         PoolMiningError::Config("pool mining needs the sidecar (sidecar.enabled)".into())
     })?;
     let keypair = crate::keys::identity::load_or_create(&ctx.data_dir, "miner")?;
-    crate::jobs::set_data_dir(ctx.data_dir.clone());
-    crate::jobs::set_budget(ctx.config.budget.clone());
     let settings = CoordinatorSettings {
         pool_url: pool_url.trim_end_matches('/').to_string(),
         sidecar_url,
@@ -139,13 +137,15 @@ pub fn spawn_coordinator(
             .seed
             .unwrap_or_else(|| rand::random::<u32>() as u64),
     };
-    Ok(spawn(settings, workers, stop))
+    let jobs = Jobs::new(Some(&ctx.data_dir), ctx.config.budget.clone());
+    Ok(spawn(settings, Arc::new(jobs), workers, stop))
 }
 
 /// Start a coordinator with explicit settings (several may run in one process, each
 /// with its own key and run).
 pub fn spawn(
     settings: CoordinatorSettings,
+    jobs: Arc<Jobs>,
     workers: usize,
     stop: Arc<AtomicBool>,
 ) -> CoordinatorHandle {
@@ -154,13 +154,15 @@ pub fn spawn(
     // Blocking HTTP clients are built inside the threads: the caller may be on an async
     // runtime thread, where building or dropping one is not allowed.
     for w in 0..workers {
-        let (url, run_id, stop) = (
+        let (url, run_id, stop, jobs) = (
             settings.sidecar_url.clone(),
             settings.run_id.clone(),
             stop.clone(),
+            jobs.clone(),
         );
         threads.push(std::thread::spawn(move || {
-            run_worker(&SidecarClient::new(&url), &run_id, &format!("w{w}"), &stop)
+            let client = SidecarClient::new(&url);
+            run_worker(&client, &jobs, &run_id, &format!("w{w}"), &stop)
         }));
     }
     let (st, stop2) = (stats.clone(), stop.clone());

@@ -1,8 +1,8 @@
 //! The sidecar job queue from the client side: a small blocking HTTP client and the
-//! worker loop (`GET /jobs/next` → [`execute_job`] → `POST /jobs/{id}/result`) that the
+//! worker loop (`GET /jobs/next` → [`Jobs::execute`] → `POST /jobs/{id}/result`) that the
 //! coordinator's threads and `bitsota worker` share.
 
-use crate::jobs::execute_job;
+use crate::jobs::Jobs;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -200,7 +200,13 @@ pub fn pause(d: Duration, stop: &AtomicBool) -> bool {
 
 /// Pull and run jobs of `run_id` until `stop`. Results are posted back with retries
 /// every [`RETRY`] while the failure is transient.
-pub fn run_worker(client: &SidecarClient, run_id: &str, worker_id: &str, stop: &AtomicBool) {
+pub fn run_worker(
+    client: &SidecarClient,
+    jobs: &Jobs,
+    run_id: &str,
+    worker_id: &str,
+    stop: &AtomicBool,
+) {
     while !stop.load(Ordering::Relaxed) {
         let job = match client.next_job(run_id, worker_id) {
             Ok(Some(job)) => job,
@@ -215,7 +221,9 @@ pub fn run_worker(client: &SidecarClient, run_id: &str, worker_id: &str, stop: &
             }
         };
         let started = std::time::Instant::now();
-        let outcome = execute_job(&job.kind, &job.payload, stop).map_err(|e| e.to_string());
+        let outcome = jobs
+            .execute(&job.kind, &job.payload, stop)
+            .map_err(|e| e.to_string());
         tracing::info!(
             worker = worker_id,
             job_id = %job.job_id,

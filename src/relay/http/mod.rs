@@ -30,9 +30,8 @@ use super::submit::Refusal;
 use super::RelayError;
 use crate::context::AppContext;
 use crate::http::{Api, ApiError, Dialect, Reply};
-use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderValue, StatusCode};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{Endpoint, IntoResponse, Request, Response, Route};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -143,7 +142,7 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
 }
 
 /// Build the relay: state, routes, middleware.
-pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, RelayError> {
+pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
     let relay = Arc::new(Relay::new(ctx)?);
     tracing::info!(
         test_mode = relay.cfg.test_mode,
@@ -152,7 +151,7 @@ pub fn routes(ctx: &AppContext) -> Result<BoxEndpoint<'static>, RelayError> {
         sota = relay.sota().value,
         "relay ready"
     );
-    Ok(with_middleware(table(), relay).boxed())
+    Ok(with_middleware(table(), relay))
 }
 
 /// The table's router with the relay's state, inside the shared guard and [`Middleware`].
