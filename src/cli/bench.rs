@@ -34,6 +34,9 @@ pub enum BenchKind {
     /// Mine a task from the default start; score the best program on the validators'
     /// suite every 30 s, then hand-written learners (see `bench_quality`).
     Quality,
+    /// The daemon's miner against the bare engine on the same settings and seed
+    /// (see `bench_miner`).
+    Miner,
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +75,8 @@ pub struct BenchArgs {
     pub json: bool,
     #[command(flatten)]
     pub quality: super::bench_quality::QualityArgs,
+    #[command(flatten)]
+    pub miner: super::bench_miner::MinerBenchArgs,
 }
 
 /// CPU time of this process so far (user + system): a steadier denominator than wall
@@ -386,6 +391,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.bench == BenchKind::Quality {
         return super::bench_quality::run(&args, &args.quality);
     }
+    if args.bench == BenchKind::Miner {
+        return print_summary(&args, &super::bench_miner::run(&args, &args.miner)?);
+    }
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()).into());
     }
@@ -393,7 +401,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Demo | BenchKind::Validator => 10.0,
         BenchKind::Cifar => 180.0,
         BenchKind::Discover => 300.0,
-        BenchKind::Quality => unreachable!("handled above"),
+        BenchKind::Quality | BenchKind::Miner => unreachable!("handled above"),
     });
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(UsageError("--seconds must be positive".into()).into());
@@ -471,7 +479,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "exact_cache": !args.no_exact_cache,
             })
         }
-        BenchKind::Quality => unreachable!("handled above"),
+        BenchKind::Quality | BenchKind::Miner => unreachable!("handled above"),
         BenchKind::Validator => {
             let (tasks, seeds) = cifar_tasks(128, 1000, 1000, &args)?;
             let profile = Profile::builtin("cifar").expect("built in");
@@ -515,10 +523,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             })
         }
     };
+    print_summary(&args, &summary)
+}
+
+/// The summary on stdout: one JSON line with `--json`, else pretty-printed.
+fn print_summary(args: &BenchArgs, summary: &serde_json::Value) -> anyhow::Result<()> {
     if args.json {
         println!("{summary}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(summary)?);
     }
     Ok(())
 }

@@ -1,10 +1,14 @@
 //! The pool's rules (pool.md §3) as pure functions over plain data: windows and epochs,
-//! evaluation consensus and accuracy, reputation, evaluator eligibility, capped
-//! proportional payouts and the Merkle tree that makes each closed epoch provable.
-//! Storage and HTTP live elsewhere ([`super::state`], [`super::api`]).
+//! task and lease expiry, evaluation assignment, parent choice, evaluation consensus
+//! and accuracy, reputation, evaluator eligibility, capped proportional payouts and the
+//! Merkle tree that makes each closed epoch provable. Storage and HTTP live elsewhere
+//! ([`super::state`] applies these inside one transaction per operation, [`super::api`]).
 
-use super::state::{EpochLedger, Payout};
+use super::state::{
+    Algorithm, Assignment, EpochLedger, Lease, Payout, Refusal, TaskBatch, TaskKind, WorkStatus,
+};
 use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
 
 /// Lease window containing `now` (unix seconds).
 pub fn window_number(now: f64, window_s: u64) -> u64 {
@@ -113,6 +117,138 @@ pub fn accepts_evaluation(
         && author != Some(hotkey)
         && !evaluated_by.contains(&hotkey)
         && evaluated_by.len() < required
+}
+
+/// What becomes of a miner's active task when the miner is next seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskFate {
+    /// Active and in time: the miner still holds it.
+    Held,
+    /// Active but its time is up (`expires_at <= now`): it is marked expired and the
+    /// miner is free.
+    Expires,
+    /// Already completed or expired, or gone: the miner is free.
+    Released,
+}
+
+/// The fate of a miner's active task `task` at `now`.
+pub fn task_fate(task: Option<&TaskBatch>, now: f64) -> TaskFate {
+    match task {
+        Some(t) if t.status == WorkStatus::Active && t.expires_at <= now => TaskFate::Expires,
+        Some(t) if t.status == WorkStatus::Active => TaskFate::Held,
+        _ => TaskFate::Released,
+    }
+}
+
+/// The task `hotkey` submits `kind` work for at `now`, if it may: it must be the
+/// miner's own task, still active and in time, and of that kind.
+pub fn check_task_submission(
+    task: Option<TaskBatch>,
+    hotkey: &str,
+    kind: TaskKind,
+    now: f64,
+) -> Result<TaskBatch, Refusal> {
+    let Some(t) = task.filter(|t| t.hotkey == hotkey) else {
+        return Err(Refusal::not_found("Task not found"));
+    };
+    if t.status != WorkStatus::Active || t.expires_at <= now {
+        return Err(Refusal::not_found("Task is no longer active"));
+    }
+    if t.kind != kind {
+        return Err(Refusal::bad_request(format!(
+            "Task {} is an {} task",
+            t.batch_id,
+            t.kind.as_str()
+        )));
+    }
+    Ok(t)
+}
+
+/// A lease issued at `now`: the window it counts against (a miner gets one lease per
+/// window) and its deadline, a full window after issue, so a lease taken late in a
+/// window still gets a window's time.
+pub fn lease_terms(now: f64, window_s: u64) -> (u64, f64) {
+    (window_number(now, window_s), now + window_s as f64)
+}
+
+/// Where a lease stands when `hotkey` submits it at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseStanding {
+    /// No active lease of that id held by `hotkey`.
+    Unknown,
+    /// Active, but its deadline passed: it is marked expired (and that is kept).
+    TimedOut,
+    /// Active and in time: the submission is taken.
+    Live,
+}
+
+/// The standing of `lease` for a submission by `hotkey` at `now`.
+pub fn lease_standing(lease: Option<&Lease>, hotkey: &str, now: f64) -> LeaseStanding {
+    match lease {
+        Some(l) if l.hotkey == hotkey && l.status == WorkStatus::Active => {
+            if l.timeout_at <= now {
+                LeaseStanding::TimedOut
+            } else {
+                LeaseStanding::Live
+            }
+        }
+        _ => LeaseStanding::Unknown,
+    }
+}
+
+/// Assign `a` to `hotkey` for evaluation until `expires_at`, if [`can_evaluate`] allows
+/// it given the evaluations done and the assignments still live at `now` (an
+/// assignment lapses at its `expires_at`); lapsed assignments are dropped. Returns
+/// whether it was assigned; `a` is unchanged when not.
+pub fn assign_evaluation(
+    a: &mut Algorithm,
+    hotkey: &str,
+    required: usize,
+    now: f64,
+    expires_at: f64,
+) -> bool {
+    let evaluated: Vec<&str> = a.evaluations.iter().map(|e| e.hotkey.as_str()).collect();
+    let assigned: Vec<&str> = a
+        .assignments
+        .iter()
+        .filter(|x| x.expires_at > now)
+        .map(|x| x.hotkey.as_str())
+        .collect();
+    if !can_evaluate(a.author.as_deref(), &evaluated, &assigned, required, hotkey) {
+        return false;
+    }
+    a.assignments.retain(|x| x.expires_at > now);
+    a.assignments.push(Assignment {
+        hotkey: hotkey.to_string(),
+        expires_at,
+    });
+    true
+}
+
+/// Best first: the higher score (none counts as -inf), then the older (lower) id.
+pub fn best_first(a: &Algorithm, b: &Algorithm) -> Ordering {
+    let sa = a.score.unwrap_or(f64::NEG_INFINITY);
+    let sb = b.score.unwrap_or(f64::NEG_INFINITY);
+    sb.total_cmp(&sa).then(a.id.cmp(&b.id))
+}
+
+/// Parents handed out for evolving: `verified` (the best verified algorithms, already
+/// best first), then `seeds` best first, up to `limit` in all (at least one, so an
+/// empty pool still hands out a seed).
+pub fn choose_parents(
+    verified: Vec<Algorithm>,
+    mut seeds: Vec<Algorithm>,
+    limit: usize,
+) -> Vec<Algorithm> {
+    let mut out = verified;
+    seeds.sort_by(best_first);
+    for s in seeds {
+        if out.len() >= limit.max(1) {
+            break;
+        }
+        out.push(s);
+    }
+    out
 }
 
 /// What a complete set of evaluations decides about an evolution.
@@ -362,6 +498,173 @@ pub fn verify_proof(leaf: [u8; 32], proof: &[ProofStep], root: &[u8; 32]) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::state::{AlgorithmStatus, EvaluationRecord};
+
+    fn task(status: WorkStatus, expires_at: f64) -> TaskBatch {
+        TaskBatch {
+            batch_id: 7,
+            hotkey: "A".into(),
+            kind: TaskKind::Evaluate,
+            algorithm_ids: vec![1],
+            issued_at: 0.0,
+            expires_at,
+            status,
+        }
+    }
+
+    #[test]
+    fn a_task_is_held_until_its_time_is_up() {
+        let active = task(WorkStatus::Active, 100.0);
+        assert_eq!(task_fate(Some(&active), 99.9), TaskFate::Held);
+        assert_eq!(task_fate(Some(&active), 100.0), TaskFate::Expires);
+        let done = task(WorkStatus::Completed, 100.0);
+        assert_eq!(task_fate(Some(&done), 50.0), TaskFate::Released);
+        let expired = task(WorkStatus::Expired, 100.0);
+        assert_eq!(task_fate(Some(&expired), 50.0), TaskFate::Released);
+        assert_eq!(task_fate(None, 50.0), TaskFate::Released);
+    }
+
+    #[test]
+    fn only_the_holder_submits_a_live_task_of_its_kind() {
+        let t = || Some(task(WorkStatus::Active, 100.0));
+        let ok = check_task_submission(t(), "A", TaskKind::Evaluate, 50.0);
+        assert_eq!(ok.map(|t| t.batch_id), Ok(7));
+        let detail = |r: Result<TaskBatch, Refusal>| r.map(|_| ()).unwrap_err();
+        let not_found = Refusal::not_found("Task not found");
+        assert_eq!(
+            detail(check_task_submission(t(), "B", TaskKind::Evaluate, 50.0)),
+            not_found
+        );
+        assert_eq!(
+            detail(check_task_submission(None, "A", TaskKind::Evaluate, 50.0)),
+            not_found
+        );
+        let gone = Refusal::not_found("Task is no longer active");
+        assert_eq!(
+            detail(check_task_submission(t(), "A", TaskKind::Evaluate, 100.0)),
+            gone
+        );
+        let done = Some(task(WorkStatus::Completed, 100.0));
+        assert_eq!(
+            detail(check_task_submission(done, "A", TaskKind::Evaluate, 50.0)),
+            gone
+        );
+        assert_eq!(
+            detail(check_task_submission(t(), "A", TaskKind::Evolve, 50.0)),
+            Refusal::bad_request("Task 7 is an evaluate task")
+        );
+    }
+
+    #[test]
+    fn a_lease_counts_against_its_window_and_lasts_a_window() {
+        assert_eq!(lease_terms(3590.0, 3600), (0, 7190.0));
+        assert_eq!(lease_terms(3600.0, 3600), (1, 7200.0));
+        let lease = |status| Lease {
+            lease_id: 1,
+            hotkey: "A".into(),
+            window_number: 0,
+            issued_at: 0.0,
+            timeout_at: 100.0,
+            evolve_budget: 1,
+            evaluate_ids: vec![],
+            seed_ids: vec![],
+            status,
+            completed_at: None,
+            iterations: 0,
+        };
+        let active = lease(WorkStatus::Active);
+        assert_eq!(
+            lease_standing(Some(&active), "A", 99.0),
+            LeaseStanding::Live
+        );
+        assert_eq!(
+            lease_standing(Some(&active), "A", 100.0),
+            LeaseStanding::TimedOut
+        );
+        assert_eq!(
+            lease_standing(Some(&active), "B", 50.0),
+            LeaseStanding::Unknown
+        );
+        let done = lease(WorkStatus::Completed);
+        assert_eq!(
+            lease_standing(Some(&done), "A", 50.0),
+            LeaseStanding::Unknown
+        );
+        assert_eq!(lease_standing(None, "A", 50.0), LeaseStanding::Unknown);
+    }
+
+    fn algorithm(id: u64, score: Option<f64>) -> Algorithm {
+        Algorithm {
+            id,
+            dsl: String::new(),
+            task_type: "scalar_linear".into(),
+            input_dim: 4,
+            author: Some("A".into()),
+            parent_ids: vec![],
+            created_at: 0.0,
+            status: AlgorithmStatus::Pending,
+            score,
+            verified_at: None,
+            evaluations: vec![],
+            assignments: vec![],
+            reward: 0.0,
+            origin: String::new(),
+        }
+    }
+
+    #[test]
+    fn lapsed_assignments_free_their_place() {
+        let mut a = algorithm(1, None);
+        a.evaluations.push(EvaluationRecord {
+            hotkey: "B".into(),
+            score: Some(0.5),
+            submitted_at: 0.0,
+            accurate: None,
+        });
+        assert!(assign_evaluation(&mut a, "C", 3, 0.0, 10.0));
+        // Two places taken (B evaluated, C assigned): D gets the last one.
+        assert!(assign_evaluation(&mut a, "D", 3, 0.0, 20.0));
+        let before = a.clone();
+        assert!(!assign_evaluation(&mut a, "E", 3, 5.0, 30.0), "full");
+        assert!(!assign_evaluation(&mut a, "A", 3, 50.0, 60.0), "author");
+        assert!(!assign_evaluation(&mut a, "B", 3, 50.0, 60.0), "evaluated");
+        assert_eq!(a, before, "refusals change nothing");
+        // At 10 C's assignment lapsed: E takes its place, and C's record is dropped.
+        assert!(assign_evaluation(&mut a, "E", 3, 10.0, 30.0));
+        let held: Vec<(&str, f64)> = a
+            .assignments
+            .iter()
+            .map(|x| (x.hotkey.as_str(), x.expires_at))
+            .collect();
+        assert_eq!(held, [("D", 20.0), ("E", 30.0)]);
+        // At 30 both lapsed: D may take it again, alone on the list.
+        assert!(assign_evaluation(&mut a, "D", 3, 30.0, 40.0));
+        assert_eq!(a.assignments.len(), 1);
+    }
+
+    #[test]
+    fn parents_are_the_best_verified_then_the_best_seeds() {
+        let ids = |v: Vec<Algorithm>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        let seeds = || {
+            vec![
+                algorithm(5, None),
+                algorithm(4, Some(0.1)),
+                algorithm(3, None),
+            ]
+        };
+        let verified = vec![algorithm(9, Some(0.9)), algorithm(8, Some(0.2))];
+        assert_eq!(ids(choose_parents(verified.clone(), seeds(), 2)), [9, 8]);
+        assert_eq!(ids(choose_parents(verified, seeds(), 4)), [9, 8, 4, 3]);
+        // An empty pool still hands out one seed, even for a limit of 0.
+        assert_eq!(ids(choose_parents(vec![], seeds(), 0)), [4]);
+        let mut tied = vec![
+            algorithm(2, Some(0.5)),
+            algorithm(1, Some(0.5)),
+            algorithm(0, None),
+        ];
+        tied.sort_by(best_first);
+        assert_eq!(ids(tied), [1, 2, 0]);
+    }
 
     #[test]
     fn evaluations_are_taken_once_per_evaluator_until_decided() {

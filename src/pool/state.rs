@@ -149,13 +149,6 @@ pub struct Algorithm {
 }
 
 impl Algorithm {
-    fn live_assignees(&self, now: f64) -> Vec<&str> {
-        self.assignments
-            .iter()
-            .filter(|a| a.expires_at > now)
-            .map(|a| a.hotkey.as_str())
-            .collect()
-    }
     fn evaluators(&self) -> Vec<&str> {
         self.evaluations.iter().map(|e| e.hotkey.as_str()).collect()
     }
@@ -559,35 +552,20 @@ impl PoolState {
             .filter(|a| task_type.map_or(true, |t| a.task_type == t))
             .filter(|a| min_score.map_or(true, |m| a.score.is_some_and(|s| s >= m)))
             .collect();
-        v.sort_by(|a, b| {
-            let sa = a.score.unwrap_or(f64::NEG_INFINITY);
-            let sb = b.score.unwrap_or(f64::NEG_INFINITY);
-            sb.total_cmp(&sa).then(a.id.cmp(&b.id))
-        });
+        v.sort_by(rules::best_first);
         v.truncate(limit);
         Ok(v)
     }
 
     /// Parents handed out for evolving: the best verified algorithms, then seeds.
     fn parents(&self, limit: usize) -> Result<Vec<Algorithm>, StoreError> {
-        let mut out = self.verified(Some(&self.cfg.task_type), None, limit)?;
-        let mut seeds: Vec<Algorithm> = self
+        let verified = self.verified(Some(&self.cfg.task_type), None, limit)?;
+        let seeds: Vec<Algorithm> = self
             .all_algorithms()?
             .into_iter()
             .filter(|a| a.status == AlgorithmStatus::Seed)
             .collect();
-        seeds.sort_by(|a, b| {
-            let sa = a.score.unwrap_or(f64::NEG_INFINITY);
-            let sb = b.score.unwrap_or(f64::NEG_INFINITY);
-            sb.total_cmp(&sa).then(a.id.cmp(&b.id))
-        });
-        for s in seeds {
-            if out.len() >= limit.max(1) {
-                break;
-            }
-            out.push(s);
-        }
-        Ok(out)
+        Ok(rules::choose_parents(verified, seeds, limit))
     }
 
     // ---- tasks ----
@@ -708,11 +686,10 @@ impl PoolState {
         now: f64,
     ) -> Result<IssuedLease, OpError> {
         let _g = self.lock.lock();
-        let window = rules::window_number(now, self.cfg.window_s);
+        let (window, timeout_at) = rules::lease_terms(now, self.cfg.window_s);
         let index = lease_index_key(hotkey, window);
         let seeds = self.parents(seed_batch_size)?;
         let pending = self.pending_ids()?;
-        let timeout_at = now + self.cfg.window_s as f64;
         self.transact(|tx| {
             if tx.lease_index.contains_key(&index)? {
                 return refuse(Refusal::bad_request(LEASE_ALREADY_ISSUED));
@@ -758,18 +735,16 @@ impl PoolState {
         let _g = self.lock.lock();
         // A lease found timed out is marked expired, and that is kept.
         let submitted = self.transact(|tx| {
-            let Some(mut lease) = tx
-                .leases
-                .get(u64_key(lease_id))?
-                .filter(|l| l.hotkey == hotkey && l.status == WorkStatus::Active)
-            else {
-                return refuse(Refusal::not_found(NO_ACTIVE_LEASE));
+            let lease = tx.leases.get(u64_key(lease_id))?;
+            let mut lease = match (rules::lease_standing(lease.as_ref(), hotkey, now), lease) {
+                (rules::LeaseStanding::Live, Some(lease)) => lease,
+                (rules::LeaseStanding::TimedOut, Some(mut lease)) => {
+                    lease.status = WorkStatus::Expired;
+                    tx.leases.insert(u64_key(lease_id), &lease)?;
+                    return Ok(Err(Refusal::not_found(NO_ACTIVE_LEASE)));
+                }
+                _ => return refuse(Refusal::not_found(NO_ACTIVE_LEASE)),
             };
-            if lease.timeout_at <= now {
-                lease.status = WorkStatus::Expired;
-                tx.leases.insert(u64_key(lease_id), &lease)?;
-                return Ok(Err(Refusal::not_found(NO_ACTIVE_LEASE)));
-            }
             if let Err(r) = check_evaluated_ids(evaluations, &lease.evaluate_ids) {
                 return refuse(r);
             }
@@ -971,16 +946,9 @@ impl Tx<'_> {
             let Some(mut a) = self.algorithms.get(u64_key(id))? else {
                 continue;
             };
-            let evaluated = a.evaluators();
-            let assigned = a.live_assignees(now);
-            if !rules::can_evaluate(a.author.as_deref(), &evaluated, &assigned, required, hotkey) {
+            if !rules::assign_evaluation(&mut a, hotkey, required, now, expires_at) {
                 continue;
             }
-            a.assignments.retain(|x| x.expires_at > now);
-            a.assignments.push(Assignment {
-                hotkey: hotkey.to_string(),
-                expires_at,
-            });
             self.algorithms.insert(u64_key(id), &a)?;
             out.push(a);
         }
@@ -989,17 +957,18 @@ impl Tx<'_> {
 
     /// Mark the miner's active task expired when its time is up.
     fn expire_task(&self, m: &mut Miner, now: f64) -> TxResult<()> {
-        if let Some(id) = m.active_task {
-            match self.tasks.get(u64_key(id))? {
-                Some(mut t) if t.status == WorkStatus::Active && t.expires_at <= now => {
-                    t.status = WorkStatus::Expired;
-                    self.tasks.insert(u64_key(id), &t)?;
-                    m.active_task = None;
-                }
-                Some(t) if t.status != WorkStatus::Active => m.active_task = None,
-                None => m.active_task = None,
-                Some(_) => {}
+        let Some(id) = m.active_task else {
+            return Ok(());
+        };
+        let task = self.tasks.get(u64_key(id))?;
+        match (rules::task_fate(task.as_ref(), now), task) {
+            (rules::TaskFate::Held, _) => {}
+            (rules::TaskFate::Expires, Some(mut t)) => {
+                t.status = WorkStatus::Expired;
+                self.tasks.insert(u64_key(id), &t)?;
+                m.active_task = None;
             }
+            _ => m.active_task = None,
         }
         Ok(())
     }
@@ -1011,23 +980,11 @@ impl Tx<'_> {
         kind: TaskKind,
         now: f64,
     ) -> TxResult<TaskBatch> {
-        let Some(t) = self
-            .tasks
-            .get(u64_key(batch_id))?
-            .filter(|t| t.hotkey == hotkey)
-        else {
-            return refuse(Refusal::not_found("Task not found"));
-        };
-        if t.status != WorkStatus::Active || t.expires_at <= now {
-            return refuse(Refusal::not_found("Task is no longer active"));
+        let task = self.tasks.get(u64_key(batch_id))?;
+        match rules::check_task_submission(task, hotkey, kind, now) {
+            Ok(t) => Ok(t),
+            Err(r) => refuse(r),
         }
-        if t.kind != kind {
-            return refuse(Refusal::bad_request(format!(
-                "Task {batch_id} is an {} task",
-                t.kind.as_str()
-            )));
-        }
-        Ok(t)
     }
 
     fn finish_task(&self, mut t: TaskBatch, hotkey: &str, now: f64) -> TxResult<()> {

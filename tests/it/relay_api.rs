@@ -1,8 +1,8 @@
 //! The relay over HTTP against the real daemon: every endpoint's shapes and status codes,
 //! authentication roles and hardening, malformed input.
 
-mod common;
-mod relay_support;
+use crate::common;
+use crate::relay_support;
 
 use bitsota::keys::{relay_miner_headers, Keypair, SignedHeaders};
 use common::{Daemon, Opts};

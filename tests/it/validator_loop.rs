@@ -1,8 +1,8 @@
 //! Validators against the real daemon's relay, over HTTP: `bitsota validate` processes
 //! (each its own key, store and metrics) judging signed miner submissions.
 
-mod common;
-mod validator_support;
+use crate::common;
+use crate::validator_support;
 
 use bitsota::keys::Keypair;
 use common::{bin, repo_root, Daemon, Opts};

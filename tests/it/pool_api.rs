@@ -2,8 +2,8 @@
 //! failures, the documented 400/404 answers, consensus and reputation, leases and
 //! windows, epochs with verifiable Merkle proofs, and persistence across a restart.
 
-mod common;
-mod pool_support;
+use crate::common;
+use crate::pool_support;
 
 use bitsota::keys::{pool_headers, Keypair};
 use common::ledger::check_ledger;

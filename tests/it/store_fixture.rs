@@ -4,7 +4,7 @@
 //! schema version 1 (miner, validators, relay, sidecar). Each test copies it into a fresh
 //! data directory, starts the daemon on it and reads the data back over HTTP.
 
-mod common;
+use crate::common;
 
 use bitsota::keys::{relay_validator_headers, Keypair};
 use bitsota::store::{Durability, Store};

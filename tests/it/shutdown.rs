@@ -2,8 +2,8 @@
 //! stdout and stderr closed pipes, stderr a full pipe, a validator in the middle of a
 //! long evaluation. The store is flushed: the next daemon on the data directory opens it.
 
-mod common;
-mod validator_support;
+use crate::common;
+use crate::validator_support;
 
 use bitsota::keys::Keypair;
 use common::{http, serve_command, wait_bounded, Daemon, Opts};

@@ -1,6 +1,6 @@
 //! The daemon as a whole: listeners, data directory lock, shutdown, configuration errors.
 
-mod common;
+use crate::common;
 
 use common::{bin, http, repo_root, Daemon, Opts};
 use std::process::Command;

@@ -4,8 +4,8 @@
 //! state that passes the pool's audit (counters, reputation and epoch bookings, pending
 //! marks, tasks, leases, ledgers and carry-overs all agree).
 
-mod common;
-mod pool_support;
+use crate::common;
+use crate::pool_support;
 
 use bitsota::pool::audit::audit;
 use bitsota::pool::state::PoolState;

@@ -2,7 +2,7 @@
 //! real daemon. It shows the services, starts mining on `s`, survives the daemon going
 //! away and coming back, and quits on `q` with the terminal restored.
 
-mod common;
+use crate::common;
 
 use common::{bin, http, poll_until, Daemon, Opts};
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! miner verifies on exactly the validators' suite (same count, seed and sizes), so its
 //! verified score is theirs and the SOTA their votes set stays consistent with it.
 
-mod common;
+use crate::common;
 
 use bitsota::keys::{relay_validator_headers, Keypair};
 use common::{http, poll_until, Daemon, Opts};

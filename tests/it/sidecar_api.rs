@@ -1,7 +1,7 @@
 //! The sidecar over HTTP against the real daemon: every endpoint, cursor and lease edge,
 //! malformed input, and persistence across a restart.
 
-mod common;
+use crate::common;
 
 use common::{http, Daemon, Opts};
 use reqwest::blocking::Client;

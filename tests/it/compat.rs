@@ -3,8 +3,8 @@
 //! a driver that lost its task, `BITSOTA_TEST_MODE=1`, pool mode completing a cycle on
 //! one appliance, and the status and keys of every endpoint a reference client calls.
 
-mod common;
-mod relay_support;
+use crate::common;
+use crate::relay_support;
 
 use bitsota::keys::{pool_headers, Keypair};
 use common::ledger::check_ledger;

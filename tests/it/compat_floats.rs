@@ -4,8 +4,8 @@
 //! evaluations, and are read back from `/results`, `/sota_threshold`, `/sota-events`,
 //! `/candidates` and the pool's `/api/v1/results`.
 
-mod common;
-mod relay_support;
+use crate::common;
+use crate::relay_support;
 
 use bitsota::keys::{pool_headers, Keypair};
 use common::{http, Daemon, Opts};

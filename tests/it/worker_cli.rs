@@ -1,7 +1,7 @@
 //! `bitsota worker`: usage errors, and jobs enqueued on a daemon's sidecar completed by a
 //! separate worker process (`pool_api.rs` also runs one for a lease coordinator).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! never a 5xx, never a dropped connection. Seeded, bounded random requests (signed where
 //! the endpoint needs a signature, so the bodies reach the parsers behind the auth).
 
-mod common;
+use crate::common;
 
 use bitsota::keys::{pool_headers, relay_miner_headers, Keypair};
 use bitsota::rng::Rng;

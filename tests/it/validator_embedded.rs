@@ -1,8 +1,8 @@
 //! The daemon's embedded validators (threads of `bitsota serve`), their
 //! `/appliance/validators` view, and agreement with a validator in another process.
 
-mod common;
-mod validator_support;
+use crate::common;
+use crate::validator_support;
 
 use bitsota::keys::Keypair;
 use common::{poll_until, Daemon, Opts};

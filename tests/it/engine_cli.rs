@@ -1,6 +1,6 @@
 //! `bitsota eval` and `bitsota bench` end to end, and the DSL fixtures' round trip.
 
-mod common;
+use crate::common;
 
 use bitsota::engine::{parse_program, print_program};
 use std::path::Path;

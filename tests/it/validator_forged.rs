@@ -3,8 +3,8 @@
 //! forgery is planted in its store while the daemon is stopped — what a compromised
 //! remote relay could serve.
 
-mod common;
-mod validator_support;
+use crate::common;
+use crate::validator_support;
 
 use bitsota::keys::Keypair;
 use common::{Daemon, Opts};

@@ -4,7 +4,7 @@
 //! (A panicking handler's JSON 500 is tested on the guard itself: no real handler
 //! panics.)
 
-mod common;
+use crate::common;
 
 use bitsota::keys::{pool_headers, relay_miner_headers, Keypair, SignedHeaders};
 use common::{http, Daemon, Opts};

@@ -1,7 +1,7 @@
 //! SOTA consensus over HTTP: the vote-sequence vector and the window vectors of relay.md §4.
 
-mod common;
-mod relay_support;
+use crate::common;
+use crate::relay_support;
 
 use bitsota::keys::Keypair;
 use common::{Daemon, Opts};

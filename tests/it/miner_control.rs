@@ -1,7 +1,7 @@
 //! Mining control against the real daemon: `bitsota mine start|stop|status`, the
 //! appliance API, stopping within a step, and reference-format `problem_config.json`.
 
-mod common;
+use crate::common;
 
 use common::{http, poll_until, Daemon, Opts};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! `CI=true`, where it fails.
 //!
 //! The full 128-task validator suite runs in release as an ignored test:
-//! `CARGO_TARGET_DIR=/work/target cargo test --release --test datasets_real -- --ignored --nocapture`
+//! `cargo test --release --test it datasets_real:: -- --ignored --nocapture`
 
 use bitsota::tasks::cache::TaskCache;
 use bitsota::tasks::datasets::{self, DatasetKind};

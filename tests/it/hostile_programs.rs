@@ -4,8 +4,8 @@
 //! honest submission after a stream of hostile at-budget ones is still finalized within
 //! a few poll intervals.
 
-mod common;
-mod validator_support;
+use crate::common;
+use crate::validator_support;
 
 use bitsota::config::BudgetConfig;
 use bitsota::engine::{compile, cost, parse_program, Examples};

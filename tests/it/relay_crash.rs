@@ -1,8 +1,8 @@
 //! Crash safety: SIGKILL the daemon in the middle of a stream of submissions and votes,
 //! restart it on the same data directory, and find every acknowledged write.
 
-mod common;
-mod relay_support;
+use crate::common;
+use crate::relay_support;
 
 use bitsota::keys::Keypair;
 use common::{Daemon, Opts};

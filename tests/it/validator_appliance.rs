@@ -2,8 +2,8 @@
 //! validators, consensus 1) finalizes a SOTA event from an empty data directory. Bounded
 //! by the validators' own poll count, not by wall time.
 
-mod common;
-mod validator_support;
+use crate::common;
+use crate::validator_support;
 
 use common::{poll_until, Daemon, Opts};
 use serde_json::Value;

@@ -2,8 +2,8 @@
 //! one result per miner (the last acknowledged, with its first id), exactly one event per
 //! finalized candidate, no acknowledged write lost.
 
-mod common;
-mod relay_support;
+use crate::common;
+use crate::relay_support;
 
 use bitsota::keys::Keypair;
 use common::{Daemon, Opts};
