@@ -15,6 +15,7 @@ pub mod http;
 pub mod keys;
 pub mod miner;
 pub mod pool;
+pub mod protocol;
 pub mod relay;
 pub mod rng;
 pub mod score_json;
