@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod http;

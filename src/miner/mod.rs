@@ -4,11 +4,10 @@
 //! candidates and submits them to the relay with the miner's signed headers.
 //!
 //! [`settings`] resolves what a run does (with [`recipe`], each task type's default
-//! search), [`run`] is the run loop and its rules,
-//! [`relay`] the relay client, [`search`] the one adapter to the engine and task suites.
+//! search), [`run`] is the run loop and its rules (it reaches the relay through
+//! [`crate::protocol::relay_client`]), [`search`] the one adapter to the engine and task suites.
 
 pub mod recipe;
-pub mod relay;
 pub mod run;
 pub mod search;
 pub mod settings;
@@ -205,7 +204,7 @@ impl Supervisor {
             run_id: run.run_id.clone(),
             settings,
             hotkey,
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at: crate::clock::now_iso(crate::clock::SecondsFormat::Secs),
             stop,
             live,
             thread: Some(thread),

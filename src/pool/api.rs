@@ -4,9 +4,10 @@
 use super::jobs;
 use super::rules;
 use super::state::{
-    unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState,
-    Refusal, TaskKind,
+    Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal,
+    TaskKind,
 };
+use crate::clock::now_f64;
 use crate::keys::{
     AuthStyle, PublicKey, ReplayGuard, VerifiedSigner, HEADER_KEY, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -137,7 +138,7 @@ fn authenticate(pool: &Pool, req: &Request) -> Result<VerifiedSigner, ApiError> 
             req.header(HEADER_TIMESTAMP),
             req.header(HEADER_SIGNATURE),
             AuthStyle::Pool,
-            unix_now() as u64,
+            now_f64() as u64,
         )
         .map_err(|e| ApiError::new(401, e.to_string()))
 }
@@ -284,7 +285,7 @@ fn parse_dsl(text: &str, what: &str) -> Result<String, ApiError> {
 
 #[handler]
 fn health(pool: Data<&Arc<Pool>>) -> Response {
-    let now = unix_now();
+    let now = now_f64();
     let w = pool.state.config().window_s;
     respond(Ok(json!({
         "status": "healthy",
@@ -300,12 +301,7 @@ async fn register(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Response
         Ok(x) => x,
         Err(e) => return respond(Err(e)),
     };
-    blocking(move || {
-        Ok(miner_json(
-            &pool.state.register(&signer.hotkey, unix_now())?,
-        ))
-    })
-    .await
+    blocking(move || Ok(miner_json(&pool.state.register(&signer.hotkey, now_f64())?))).await
 }
 
 #[handler]
@@ -316,7 +312,7 @@ async fn stats(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
         Err(e) => return respond(Err(e)),
     };
     blocking(move || {
-        let now = unix_now();
+        let now = now_f64();
         let m = pool.state.register(&signer.hotkey, now)?;
         let summary = pool.state.summary(now)?;
         let cfg = pool.state.config();
@@ -406,7 +402,7 @@ async fn request_task(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Resp
         }
     };
     blocking(move || {
-        let (batch, algs) = pool.state.request_task(&signer.hotkey, kind, unix_now())?;
+        let (batch, algs) = pool.state.request_task(&signer.hotkey, kind, now_f64())?;
         Ok(json!({
             "batch_id": batch.batch_id,
             "task_type": batch.kind.as_str(),
@@ -456,7 +452,7 @@ async fn submit_evolution(
     blocking(move || {
         let out = pool
             .state
-            .submit_evolution(&signer.hotkey, batch_id, evo, unix_now())?;
+            .submit_evolution(&signer.hotkey, batch_id, evo, now_f64())?;
         Ok(json!({
             "status": "accepted",
             "batch_id": batch_id,
@@ -518,7 +514,7 @@ async fn submit_evaluation(
         let evals: Vec<EvaluationIn> = b.evaluations.iter().map(Into::into).collect();
         let out = pool
             .state
-            .submit_evaluation(&signer.hotkey, batch_id, &evals, unix_now())?;
+            .submit_evaluation(&signer.hotkey, batch_id, &evals, now_f64())?;
         Ok(outcome_json(&out))
     })
     .await
@@ -550,7 +546,7 @@ async fn issue_lease(req: &Request, body: Body, pool: Data<&Arc<Pool>>) -> Respo
             .clamp(1, 256);
         let l = pool
             .state
-            .issue_lease(&signer.hotkey, evals, seeds, unix_now())?;
+            .issue_lease(&signer.hotkey, evals, seeds, now_f64())?;
         Ok(json!({
             "lease_id": l.lease.lease_id,
             "window_number": l.lease.window_number,
@@ -618,7 +614,7 @@ async fn submit_lease(
             &evals,
             evolutions,
             b.iterations,
-            unix_now(),
+            now_f64(),
         )?;
         let mut v = outcome_json(&out);
         v["lease_id"] = json!(lease_id);
@@ -684,7 +680,7 @@ async fn monitor(req: &Request, pool: Data<&Arc<Pool>>) -> Response {
         }
     }
     blocking(move || {
-        let now = unix_now();
+        let now = now_f64();
         let s = pool.state.summary(now)?;
         let mut alerts = Vec::new();
         if s.leases_issued_15m > 0 && s.leases_completed_15m == 0 {
@@ -764,7 +760,7 @@ async fn list_epochs(q: Query<HashMap<String, String>>, pool: Data<&Arc<Pool>>) 
         Err(e) => return respond(Err(e)),
     };
     blocking(move || {
-        let now = unix_now();
+        let now = now_f64();
         let cfg = pool.state.config();
         let rows = pool.state.epochs(limit)?;
         Ok(json!({
@@ -787,7 +783,7 @@ async fn get_epoch(Path(n): Path<String>, pool: Data<&Arc<Pool>>) -> Response {
         if let Some(l) = pool.state.epoch(n)? {
             return Ok(ledger_json(&l, true));
         }
-        let now = unix_now();
+        let now = now_f64();
         let cfg = pool.state.config();
         if n >= rules::epoch_number(now, cfg.epoch_s) {
             let earned = pool.state.epoch_earnings(n)?;

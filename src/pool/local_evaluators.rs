@@ -17,8 +17,9 @@
 
 use super::api::Pool;
 use super::jobs::{self, AlgorithmRef};
-use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, TaskKind};
+use super::state::{AlgorithmStatus, EvaluationIn, OpError, TaskKind};
 use super::PoolError;
+use crate::clock::now_f64;
 use crate::server::AppContext;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub struct LocalEvaluators {
 impl LocalEvaluators {
     /// Load or create the identities and register them with the pool.
     pub fn new(ctx: &AppContext, pool: Arc<Pool>) -> Result<Self, PoolError> {
-        let now = unix_now();
+        let now = now_f64();
         let mut hotkeys = Vec::new();
         for i in 1..=ctx.config.pool.local_evaluators {
             let kp = crate::keys::identity::load_or_create(
@@ -66,7 +67,7 @@ impl LocalEvaluators {
     pub fn round(&self) -> Result<usize, OpError> {
         let grace = self.pool.state.config().local_evaluator_grace_s;
         let oldest = self.pool.state.oldest_pending()?.map(|a| a.created_at);
-        if !ripe(oldest, unix_now(), grace) {
+        if !ripe(oldest, now_f64(), grace) {
             return Ok(0);
         }
         let suite = self.pool.eval_suite();
@@ -76,7 +77,7 @@ impl LocalEvaluators {
                 match self
                     .pool
                     .state
-                    .request_task(hotkey, TaskKind::Evaluate, unix_now())
+                    .request_task(hotkey, TaskKind::Evaluate, now_f64())
                 {
                     Ok(t) => t,
                     Err(OpError::Refused(r)) if r.status == 404 => continue,
@@ -114,7 +115,7 @@ impl LocalEvaluators {
                 hotkey,
                 batch.batch_id,
                 &evaluations,
-                unix_now(),
+                now_f64(),
             )?;
             submitted += out.accepted_evaluations;
             tracing::debug!(
@@ -144,7 +145,7 @@ fn add_genesis(pool: &Pool) -> Result<(), PoolError> {
         .task_type
         .parse()
         .map_err(|e: crate::tasks::UnknownTaskType| PoolError::Config(e.to_string()))?;
-    let now = unix_now();
+    let now = now_f64();
     for dsl in jobs::genesis_dsl(task_type, cfg.input_dim, cfg.genesis_algorithms) {
         if let Some(id) = pool.state.add_genesis(&dsl, now)? {
             tracing::info!("[pool] Genesis algorithm {id} put up for evaluation");

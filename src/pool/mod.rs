@@ -27,9 +27,10 @@ pub mod worker;
 
 pub use coordinator::{spawn_coordinator, CoordinatorHandle, PoolMode};
 
+use crate::clock::now_f64;
 use crate::server::AppContext;
 use poem::Route;
-use state::{unix_now, PoolState};
+use state::PoolState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
         &jobs::empty_program_dsl(task_type),
         None,
         "empty",
-        unix_now(),
+        now_f64(),
     )?;
     jobs::set_data_dir(ctx.data_dir.clone());
     jobs::set_budget(ctx.config.budget.clone());
@@ -86,7 +87,7 @@ pub fn routes(ctx: &AppContext) -> Result<Route, PoolError> {
 /// One round of background work (blocking).
 fn background_round(pool: &api::Pool, link: Option<&relay_link::RelayLink>, seed: bool) {
     let cfg = pool.state.config();
-    match pool.state.close_epochs(unix_now()) {
+    match pool.state.close_epochs(now_f64()) {
         Ok(closed) => {
             for e in closed {
                 tracing::info!("[pool] Epoch {e} closed");

@@ -6,4 +6,5 @@
 //! `sidecar`, `pool`, `validator`, `miner`, `server`), so that every service can depend
 //! on it without a cycle.
 
+pub mod relay_client;
 pub mod wire;

@@ -12,6 +12,7 @@ use super::store::{
 };
 use super::submit::{self, Facts, Tracker};
 use super::{admin, openapi, ApiError, RelayError};
+use crate::clock::{self, now_s, now_us};
 use crate::config::RelayConfig;
 use crate::http::token_eq;
 use crate::keys::{AuthStyle, PublicKey, ReplayGuard, VerifiedSigner};
@@ -55,19 +56,9 @@ pub struct Relay {
     sota: RwLock<SotaRec>,
 }
 
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-fn now_s() -> u64 {
-    (now_us() / 1_000_000).max(0) as u64
-}
-
 /// ISO-8601 UTC with microseconds, as the reference's datetimes.
-pub fn iso(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+fn iso(us: i64) -> String {
+    clock::iso(us, clock::SecondsFormat::Micros)
 }
 
 fn normalise_hotkey(key: &str, what: &str) -> Result<String, RelayError> {

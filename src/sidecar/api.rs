@@ -3,7 +3,8 @@
 //! and call [`SidecarStore`] or the miner [`Supervisor`].
 
 use super::rules::{self, Stream};
-use super::store::{now_s, SidecarError, SidecarStore};
+use super::store::{SidecarError, SidecarStore};
+use crate::clock::now_f64;
 use crate::miner::{MinerError, StartRequest, Supervisor};
 use crate::server::AppContext;
 use poem::http::StatusCode;
@@ -150,7 +151,7 @@ fn q_run(q: &Params) -> Option<&str> {
 
 #[handler]
 fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "ts": now_s() }))
+    Json(json!({ "status": "ok", "ts": now_f64() }))
 }
 
 /// The mining fields of `POST /runs/start` / `POST /appliance/mine/start`.
@@ -328,7 +329,7 @@ fn jobs_next(Data(s): Shared<'_>, q: Params) -> Response {
         let Some(run_id) = s.store.resolve(q_run(&q))? else {
             return Ok(None);
         };
-        s.store.next_job(&run_id, worker, lease, now_s())
+        s.store.next_job(&run_id, worker, lease, now_f64())
     })();
     match r {
         Ok(Some(job)) => {

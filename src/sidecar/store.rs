@@ -6,6 +6,7 @@
 //! without multi-tree transactions, and writes are short (no I/O but sled's own).
 
 use super::rules::{self, Event, JobStatus, Stream, MAX_JOBS, QUEUE_MIDDLE};
+use crate::clock::now_f64;
 use crate::store::{Store, StoreError, TypedTree};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -31,14 +32,6 @@ pub enum SidecarError {
     /// 503: a part of the appliance this request needs is not available.
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// Unix time in seconds.
-pub fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// One worker's last report.
@@ -254,7 +247,7 @@ impl SidecarStore {
         replace: bool,
     ) -> Result<RunRecord, SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let id = match run_id {
             Some(r) => rules::check_run_id(r).map_err(SidecarError::BadInput)?,
             None => new_run_id(),
@@ -306,7 +299,7 @@ impl SidecarStore {
             .get(&id)?
             .ok_or_else(|| SidecarError::NotFound(format!("unknown run {id}")))?;
         run.status = "stopped".into();
-        self.touch(run, now_s())?;
+        self.touch(run, now_f64())?;
         self.commit()?;
         Ok(Some(id))
     }
@@ -314,7 +307,7 @@ impl SidecarStore {
     /// `POST /set_global_sota`.
     pub fn set_global_sota(&self, run_id: Option<&str>, value: f64) -> Result<(), SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let mut run = self.run_for_write(run_id, now)?;
         run.global_sota = Some(value);
         self.touch(run, now)?;
@@ -330,7 +323,7 @@ impl SidecarStore {
         status: &str,
     ) -> Result<(), SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let run = match self.resolve(run_id)? {
             Some(id) => self.runs.get(&id)?,
             None => None,
@@ -351,7 +344,7 @@ impl SidecarStore {
     /// `POST /ingest_batch` (and the in-process miner): apply validated events in order.
     pub fn ingest(&self, run_id: &str, events: &[Event]) -> Result<usize, SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let mut run = self.run_for_write(Some(run_id), now)?;
         for event in events {
             self.apply(&mut run, event, now)?;
@@ -525,7 +518,7 @@ impl SidecarStore {
                 "queued_jobs": 0,
                 "leased_jobs": 0,
                 "completed_jobs": 0,
-                "updated_at_s": now_s(),
+                "updated_at_s": now_f64(),
             }));
         };
         let jobs = self.job_counts(&run.run_id)?;
@@ -565,7 +558,7 @@ impl SidecarStore {
         payload: &Value,
     ) -> Result<Value, SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let mut run = self.run_for_write(run_id, now)?;
         let job_id = match job_id {
             Some(j) => rules::check_run_id(j).map_err(|_| {
@@ -703,7 +696,7 @@ impl SidecarStore {
         error: Option<&str>,
     ) -> Result<(), SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let id = self
             .resolve(run_id)?
             .ok_or_else(|| SidecarError::NotFound("no run".into()))?;
@@ -753,7 +746,7 @@ impl SidecarStore {
 /// A fresh run id: `run-<unix seconds>-<8 hex>`.
 pub fn new_run_id() -> String {
     let tail = uuid::Uuid::new_v4().simple().to_string();
-    format!("run-{}-{}", now_s() as u64, &tail[..8])
+    format!("run-{}-{}", now_f64() as u64, &tail[..8])
 }
 
 #[cfg(test)]
@@ -810,7 +803,7 @@ mod tests {
             s.enqueue(Some("r"), Some("extra"), "evolve", &json!({})),
             Err(SidecarError::Full(_))
         ));
-        let job = s.next_job("r", "w", 60.0, now_s()).unwrap().unwrap();
+        let job = s.next_job("r", "w", 60.0, now_f64()).unwrap().unwrap();
         assert_eq!(job["job_id"], "j0");
         s.job_result(Some("r"), "j0", true, &json!({}), None)
             .unwrap();
