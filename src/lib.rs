@@ -10,6 +10,7 @@
 
 pub mod appliance;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod engine;

@@ -162,7 +162,7 @@ impl Supervisor {
             run_id: run.run_id.clone(),
             settings,
             hotkey,
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at: crate::clock::now_iso(crate::clock::SecondsFormat::Secs),
             stop,
             live,
             thread: Some(thread),

@@ -5,12 +5,12 @@
 //! the events go (the sidecar store) are not the miner's business.
 //!
 //! [`settings`] resolves what a run does (with [`recipe`], each task type's default
-//! search), [`run`] is the run loop and its rules,
-//! [`relay`] the relay client, [`search`] the one adapter to the engine and task suites.
+//! search), [`run`] is the run loop and its rules (it reaches the relay through
+//! [`crate::protocol::relay_client`]), [`search`] the one adapter to the engine and task
+//! suites, [`pool`] pool mining.
 
 pub mod pool;
 pub mod recipe;
-pub mod relay;
 pub mod run;
 pub mod search;
 pub mod settings;

@@ -3,14 +3,15 @@
 //! verifies candidates on the validator suite at the configured cadence, and submits the
 //! ones that meet the rules to the relay.
 
-use super::relay::{RelayClient, SubmitOutcome};
 use super::search::{self, SearchEvent, Verifier};
 use super::settings::MinerSettings;
 use super::{Live, RunSink};
 use crate::engine::{parse_program, Program};
 use crate::keys::Keypair;
+use crate::protocol::relay_client::{RelayClient, RelayError};
 use crate::protocol::run_events::{self, Event};
-use serde_json::{json, Map, Value};
+use crate::protocol::wire::{InviteLink, SubmitSolution};
+use serde_json::{json, Map};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -348,28 +349,31 @@ impl Runner {
         self.flush();
     }
 
-    fn submission_body(&self, v: &Verified) -> Value {
+    fn submission_body(&self, v: &Verified) -> SubmitSolution {
         let s = &self.job.settings;
-        json!({
-            "task_id": format!("sota-mine-{}", uuid::Uuid::new_v4()),
-            "score": v.score,
-            "algorithm_result": {
-                "task_type": s.task_type,
-                "algorithm_dsl": v.found.dsl,
-                "input_dim": s.input_dim,
-                "metadata": {
-                    "generation": v.found.children,
-                    "engine_type": s.engine,
-                    "total_algorithms_evaluated": self.total_children(),
-                    "worker_id": v.found.worker,
-                    "eval_score": v.found.fitness,
-                    "run_id": self.job.run_id,
-                    "seed": s.seed,
-                    "miner_task_count": s.miner_task_count,
-                    "validator_task_count": s.validator_task_count,
-                },
-            },
-        })
+        let mut algorithm_result = Map::new();
+        algorithm_result.insert("task_type".into(), json!(s.task_type));
+        algorithm_result.insert("algorithm_dsl".into(), json!(v.found.dsl));
+        algorithm_result.insert("input_dim".into(), json!(s.input_dim));
+        algorithm_result.insert(
+            "metadata".into(),
+            json!({
+                "generation": v.found.children,
+                "engine_type": s.engine,
+                "total_algorithms_evaluated": self.total_children(),
+                "worker_id": v.found.worker,
+                "eval_score": v.found.fitness,
+                "run_id": self.job.run_id,
+                "seed": s.seed,
+                "miner_task_count": s.miner_task_count,
+                "validator_task_count": s.validator_task_count,
+            }),
+        );
+        SubmitSolution {
+            task_id: format!("sota-mine-{}", uuid::Uuid::new_v4()),
+            score: Some(v.score),
+            algorithm_result,
+        }
     }
 
     fn submit(&mut self, v: Verified) {
@@ -379,21 +383,21 @@ impl Runner {
         let body = self.submission_body(&v);
         let now = Instant::now();
         let (status, line) = match relay.submit(&body) {
-            Ok(SubmitOutcome::Accepted { result_id }) => (
+            Ok(accepted) => (
                 "accepted",
                 format!(
-                    "[submit] accepted: score={:.6} result_id={result_id}",
-                    v.score
+                    "[submit] accepted: score={:.6} result_id={}",
+                    v.score, accepted.result_id
                 ),
             ),
-            Ok(SubmitOutcome::Rejected { status, reason }) => (
+            Err(RelayError::Status { status, detail, .. }) => (
                 "rejected",
                 format!(
-                    "[submit] rejected by the relay (HTTP {status}): {reason} (score={:.6})",
+                    "[submit] rejected by the relay (HTTP {status}): {detail} (score={:.6})",
                     v.score
                 ),
             ),
-            Err(e) => ("error", format!("[submit] relay unreachable: {e}")),
+            Err(e) => ("error", format!("[submit] {e}")),
         };
         self.policy.submitted(now, v.score, status == "accepted");
         self.emit(log(line));
@@ -433,9 +437,8 @@ fn start_program(runner: &mut Runner) -> Option<Program> {
         Ok(Some(sota)) => match parse_program(&sota.dsl) {
             Ok(p) => (
                 format!(
-                    "[miner] starting from the relay's SOTA program (score {}, miner {})",
-                    sota.score.map_or("?".into(), |x| format!("{x:.6}")),
-                    sota.miner
+                    "[miner] starting from the relay's SOTA program (score {:.6}, miner {})",
+                    sota.score, sota.miner
                 ),
                 Some(p),
             ),
@@ -460,6 +463,35 @@ fn start_program(runner: &mut Runner) -> Option<Program> {
     program
 }
 
+/// Make sure an invitation code is linked (needed outside test mode): already linked →
+/// nothing; else link `code`. Returns a line for the run's log.
+fn ensure_invitation(relay: &RelayClient, code: Option<&str>) -> Result<String, String> {
+    let linked = relay
+        .linked_code()
+        .map_err(|e| format!("invitation check: {e}"))?;
+    if let Some(code) = linked {
+        return Ok(format!("invitation code {code} is linked"));
+    }
+    let Some(code) = code else {
+        return Err(
+            "no invitation code is linked and [miner] invite_code is not set; \
+                    the relay will refuse submissions"
+                .into(),
+        );
+    };
+    let link = InviteLink {
+        code: code.to_string(),
+        coldkey_address: None,
+    };
+    match relay.link_code(&link) {
+        Ok(true) => Ok(format!("linked invitation code {code}")),
+        Ok(false) => Err(format!(
+            "the relay did not accept invitation code {code} (unknown or used)"
+        )),
+        Err(e) => Err(format!("invitation link: {e}")),
+    }
+}
+
 /// Run a mining job to its end (stop flag, `max_generations`, or an error).
 pub fn mine(job: RunJob) {
     let s = job.settings.clone();
@@ -474,15 +506,9 @@ pub fn mine(job: RunJob) {
         job.keypair.ss58(),
         job.relay_url.as_deref().unwrap_or("-"),
     );
-    let mut batch = vec![log(start_line)];
+    let batch = vec![log(start_line)];
     let relay = match &job.relay_url {
-        Some(url) => match RelayClient::new(url, job.keypair.clone()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                batch.push(log(format!("[miner] no relay client: {e}")));
-                None
-            }
-        },
+        Some(url) => Some(RelayClient::new(url, job.keypair.clone())),
         None => None,
     };
     let local_best = job.sink.local_sota(&job.run_id);
@@ -504,7 +530,7 @@ pub fn mine(job: RunJob) {
     };
     if runner.job.needs_invitation {
         if let Some(relay) = &runner.relay {
-            let line = match relay.ensure_invitation(runner.job.invite_code.as_deref()) {
+            let line = match ensure_invitation(relay, runner.job.invite_code.as_deref()) {
                 Ok(l) => format!("[miner] {l}"),
                 Err(e) => format!("[miner] invitation: {e}"),
             };

@@ -4,9 +4,10 @@
 
 use super::rules;
 use super::state::{
-    unix_now, Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState,
-    Refusal, RefusalKind, TaskKind,
+    Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal,
+    RefusalKind, TaskKind,
 };
+use crate::clock::now_f64;
 use crate::http::{
     array, from_value, ok, path_int, path_param, query, query_int, Api, ApiError, Dialect, Json,
     Op, Params, Reply,
@@ -123,7 +124,7 @@ fn authenticate(pool: &Pool, req: &Request) -> Result<VerifiedSigner, ApiError> 
             req.header(HEADER_TIMESTAMP),
             req.header(HEADER_SIGNATURE),
             AuthStyle::Pool,
-            unix_now() as u64,
+            now_f64() as u64,
         )
         .map_err(|e| ApiError::unauthorized(e.to_string()))
 }
@@ -248,7 +249,7 @@ fn parse_dsl(text: &str, what: &str) -> Result<String, ApiError> {
 
 #[handler]
 fn health(pool: Shared<'_>) -> Reply {
-    let now = unix_now();
+    let now = now_f64();
     let w = pool.state.config().window_s;
     ok(&json!({
         "status": "healthy",
@@ -260,19 +261,14 @@ fn health(pool: Shared<'_>) -> Reply {
 #[handler]
 async fn register(SignedBody(signer, _): SignedBody<Value>, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
-    blocking(move || {
-        Ok(miner_json(
-            &pool.state.register(&signer.hotkey, unix_now())?,
-        ))
-    })
-    .await
+    blocking(move || Ok(miner_json(&pool.state.register(&signer.hotkey, now_f64())?))).await
 }
 
 #[handler]
 async fn stats(Signed(signer): Signed, pool: Shared<'_>) -> Reply {
     let pool = pool.0.clone();
     blocking(move || {
-        let now = unix_now();
+        let now = now_f64();
         let m = pool.state.register(&signer.hotkey, now)?;
         let summary = pool.state.summary(now)?;
         let cfg = pool.state.config();
@@ -357,7 +353,7 @@ async fn request_task(SignedBody(signer, r): SignedBody<TaskRequest>, pool: Shar
         }
     };
     blocking(move || {
-        let (batch, algs) = pool.state.request_task(&signer.hotkey, kind, unix_now())?;
+        let (batch, algs) = pool.state.request_task(&signer.hotkey, kind, now_f64())?;
         Ok(json!({
             "batch_id": batch.batch_id,
             "task_type": batch.kind.as_str(),
@@ -396,7 +392,7 @@ async fn submit_evolution(
     blocking(move || {
         let out = pool
             .state
-            .submit_evolution(&signer.hotkey, batch_id, evo, unix_now())?;
+            .submit_evolution(&signer.hotkey, batch_id, evo, now_f64())?;
         Ok(json!({
             "status": "accepted",
             "batch_id": batch_id,
@@ -448,7 +444,7 @@ async fn submit_evaluation(
         let evals: Vec<EvaluationIn> = b.evaluations.iter().map(Into::into).collect();
         let out = pool
             .state
-            .submit_evaluation(&signer.hotkey, batch_id, &evals, unix_now())?;
+            .submit_evaluation(&signer.hotkey, batch_id, &evals, now_f64())?;
         Ok(outcome_json(&out))
     })
     .await
@@ -476,7 +472,7 @@ async fn issue_lease(SignedBody(signer, b): SignedBody<LeaseBody>, pool: Shared<
             .clamp(1, 256);
         let l = pool
             .state
-            .issue_lease(&signer.hotkey, evals, seeds, unix_now())?;
+            .issue_lease(&signer.hotkey, evals, seeds, now_f64())?;
         Ok(json!({
             "lease_id": l.lease.lease_id,
             "window_number": l.lease.window_number,
@@ -534,7 +530,7 @@ async fn submit_lease(
             &evals,
             evolutions,
             b.iterations,
-            unix_now(),
+            now_f64(),
         )?;
         let mut v = outcome_json(&out);
         v["lease_id"] = json!(lease_id);
@@ -590,7 +586,7 @@ async fn monitor(req: &Request, pool: Shared<'_>) -> Reply {
         }
     }
     blocking(move || {
-        let now = unix_now();
+        let now = now_f64();
         let s = pool.state.summary(now)?;
         let mut alerts = Vec::new();
         if s.leases_issued_15m > 0 && s.leases_completed_15m == 0 {
@@ -670,7 +666,7 @@ async fn list_epochs(q: Params, pool: Shared<'_>) -> Reply {
         .unwrap_or(50)
         .clamp(1, 1000);
     blocking(move || {
-        let now = unix_now();
+        let now = now_f64();
         let cfg = pool.state.config();
         let rows = pool.state.epochs(limit)?;
         Ok(json!({
@@ -690,7 +686,7 @@ async fn get_epoch(Path(n): Path<String>, pool: Shared<'_>) -> Reply {
         if let Some(l) = pool.state.epoch(n)? {
             return Ok(ledger_json(&l, true));
         }
-        let now = unix_now();
+        let now = now_f64();
         let cfg = pool.state.config();
         if n >= rules::epoch_number(now, cfg.epoch_s) {
             let earned = pool.state.epoch_earnings(n)?;

@@ -16,8 +16,9 @@
 //! work from the first second and evolution gets verified parents.
 
 use super::api::Pool;
-use super::state::{unix_now, AlgorithmStatus, EvaluationIn, OpError, RefusalKind, TaskKind};
+use super::state::{AlgorithmStatus, EvaluationIn, OpError, RefusalKind, TaskKind};
 use super::PoolError;
+use crate::clock::now_f64;
 use crate::context::{AppContext, Background};
 use crate::jobs::{self, AlgorithmRef, Jobs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +47,7 @@ pub struct LocalEvaluators {
 impl LocalEvaluators {
     /// Load or create the identities and register them with the pool.
     pub fn new(ctx: &AppContext, pool: Arc<Pool>) -> Result<Self, PoolError> {
-        let now = unix_now();
+        let now = now_f64();
         let mut hotkeys = Vec::new();
         for i in 1..=ctx.config.pool.local_evaluators {
             let kp = crate::keys::identity::load_or_create(
@@ -69,7 +70,7 @@ impl LocalEvaluators {
     pub fn round(&self) -> Result<usize, OpError> {
         let grace = self.pool.state.config().local_evaluator_grace_s;
         let oldest = self.pool.state.oldest_pending()?.map(|a| a.created_at);
-        if !ripe(oldest, unix_now(), grace) {
+        if !ripe(oldest, now_f64(), grace) {
             return Ok(0);
         }
         let suite = self.pool.eval_suite();
@@ -79,7 +80,7 @@ impl LocalEvaluators {
                 match self
                     .pool
                     .state
-                    .request_task(hotkey, TaskKind::Evaluate, unix_now())
+                    .request_task(hotkey, TaskKind::Evaluate, now_f64())
                 {
                     Ok(t) => t,
                     Err(OpError::Refused(r)) if r.kind == RefusalKind::NotFound => continue,
@@ -118,7 +119,7 @@ impl LocalEvaluators {
                 hotkey,
                 batch.batch_id,
                 &evaluations,
-                unix_now(),
+                now_f64(),
             )?;
             submitted += out.accepted_evaluations;
             tracing::debug!(
@@ -148,7 +149,7 @@ fn add_genesis(pool: &Pool) -> Result<(), PoolError> {
         .task_type
         .parse()
         .map_err(|e: crate::tasks::UnknownTaskType| PoolError::Config(e.to_string()))?;
-    let now = unix_now();
+    let now = now_f64();
     for dsl in jobs::genesis_dsl(task_type, cfg.input_dim, cfg.genesis_algorithms) {
         if let Some(id) = pool.state.add_genesis(&dsl, now)? {
             tracing::info!("[pool] Genesis algorithm {id} put up for evaluation");

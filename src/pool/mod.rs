@@ -18,8 +18,9 @@ pub mod relay_link;
 pub mod rules;
 pub mod state;
 
+use crate::clock::now_f64;
 use crate::context::{AppContext, Service};
-use state::{unix_now, PoolState};
+use state::PoolState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ pub fn start(ctx: &AppContext) -> Result<Service, PoolError> {
         &crate::jobs::empty_program_dsl(task_type),
         None,
         "empty",
-        unix_now(),
+        now_f64(),
     )?;
     let link = match ctx.relay_url_or_embedded(&cfg.relay_url) {
         Some(url) if cfg.forward_to_relay || cfg.seed_from_relay => {
@@ -77,7 +78,7 @@ pub fn start(ctx: &AppContext) -> Result<Service, PoolError> {
 /// One round of background work (blocking).
 fn background_round(pool: &api::Pool, link: Option<&relay_link::RelayLink>, seed: bool) {
     let cfg = pool.state.config();
-    match pool.state.close_epochs(unix_now()) {
+    match pool.state.close_epochs(now_f64()) {
         Ok(closed) => {
             for e in closed {
                 tracing::info!("[pool] Epoch {e} closed");

@@ -5,36 +5,32 @@
 
 use super::state::PoolState;
 use crate::jobs::canonical_dsl;
-use crate::keys::{relay_miner_headers, relay_validator_headers, Keypair};
-use crate::miner::pool::worker::{read_response, ClientError};
-use serde_json::{json, Value};
+use crate::keys::Keypair;
+use crate::protocol::relay_client::{RelayClient, RelayError, SotaProgram};
+use crate::protocol::wire::SubmitSolution;
+use serde_json::{json, Map};
 use std::time::Duration;
 
 /// Meta key: id of the last algorithm offered to the relay (accepted or refused).
 const FORWARDED_ID: &str = "relay_forwarded_id";
 /// Meta key: id of the last relay SOTA event the pool seeded from.
 const SEEDED_EVENT: &str = "relay_seeded_event";
-
-fn now_s() -> u64 {
-    super::state::unix_now() as u64
-}
+/// Per-request timeout: shorter than the default, so a hung relay does not hold the
+/// pool's background round long.
+const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A failed relay exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Relay(#[from] RelayError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
 
-/// A relay client signing as the pool.
+/// The relay, as the pool's own hotkey sees it.
 pub struct RelayLink {
-    base: String,
-    kp: Keypair,
-    /// Built on first use: a blocking client must not be created (or dropped) on an
-    /// async thread, and the link is built while the daemon's runtime starts.
-    http: std::sync::OnceLock<reqwest::blocking::Client>,
+    client: RelayClient,
 }
 
 /// What forwarding did.
@@ -51,33 +47,12 @@ pub enum Forwarded {
 impl RelayLink {
     pub fn new(base: &str, kp: Keypair) -> Self {
         RelayLink {
-            base: base.trim_end_matches('/').to_string(),
-            kp,
-            http: std::sync::OnceLock::new(),
+            client: RelayClient::new(base, kp).with_timeout(TIMEOUT),
         }
-    }
-
-    fn http(&self) -> &reqwest::blocking::Client {
-        self.http.get_or_init(|| {
-            reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .unwrap_or_default()
-        })
-    }
-
-    fn get(&self, path: &str, signed: bool) -> Result<Value, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let mut rb = self.http().get(&url);
-        if signed {
-            let h = relay_validator_headers(&self.kp, now_s());
-            rb = h.pairs().iter().fold(rb, |rb, (k, v)| rb.header(*k, *v));
-        }
-        read_response(&url, rb.send()).map(|(_, v)| v)
     }
 
     /// Offer the pool's best verified algorithm when it is new and beats the relay.
-    pub fn forward_best(&self, state: &PoolState) -> Result<Forwarded, ClientError> {
+    pub fn forward_best(&self, state: &PoolState) -> Result<Forwarded, RelayError> {
         let cfg = state.config();
         let Some(best) = state
             .verified(Some(&cfg.task_type), None, 1)
@@ -97,34 +72,32 @@ impl RelayLink {
         if last == Some(best.id) {
             return Ok(Forwarded::Nothing);
         }
-        let sota = self.get("/sota_threshold", false)?["sota_threshold"]
-            .as_f64()
-            .unwrap_or(0.0);
-        if score <= sota {
+        if score <= self.client.sota_threshold()? {
             return Ok(Forwarded::Nothing);
         }
-        let body = json!({
-            "task_id": format!("pool-{}-{}", best.id, &uuid::Uuid::new_v4().simple().to_string()[..8]),
-            "score": score,
-            "algorithm_result": {
-                "task_type": best.task_type,
-                "algorithm_dsl": best.dsl,
-                "input_dim": best.input_dim,
-                "metadata": {
-                    "source": "pool",
-                    "pool_algorithm_id": best.id,
-                    "author": best.author,
-                    "evaluations": best.evaluations.len(),
-                },
-            },
-        });
-        let url = format!("{}/submit_solution", self.base);
-        let h = relay_miner_headers(&self.kp, now_s());
-        let rb = h
-            .pairs()
-            .iter()
-            .fold(self.http().post(&url), |rb, (k, v)| rb.header(*k, *v));
-        let outcome = match read_response(&url, rb.json(&body).send()) {
+        let mut algorithm_result = Map::new();
+        algorithm_result.insert("task_type".into(), json!(best.task_type));
+        algorithm_result.insert("algorithm_dsl".into(), json!(best.dsl));
+        algorithm_result.insert("input_dim".into(), json!(best.input_dim));
+        algorithm_result.insert(
+            "metadata".into(),
+            json!({
+                "source": "pool",
+                "pool_algorithm_id": best.id,
+                "author": best.author,
+                "evaluations": best.evaluations.len(),
+            }),
+        );
+        let body = SubmitSolution {
+            task_id: format!(
+                "pool-{}-{}",
+                best.id,
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            score: Some(score),
+            algorithm_result,
+        };
+        let outcome = match self.client.submit(&body) {
             Ok(_) => Forwarded::Accepted {
                 algorithm_id: best.id,
                 score,
@@ -142,42 +115,27 @@ impl RelayLink {
     /// Add the relay's current SOTA algorithm as a seed (once per SOTA event). Returns
     /// the seed's id when one was added.
     pub fn seed_from_relay(&self, state: &PoolState) -> Result<Option<u64>, LinkError> {
-        let events = self.get("/sota-events?page=1&page_size=1", false)?;
-        let Some(event) = events["results"].as_array().and_then(|r| r.first()) else {
+        let Some(event) = self.client.latest_sota_event()? else {
             return Ok(None);
         };
-        let Some(miner) = event["miner_hotkey"].as_str() else {
-            return Ok(None);
-        };
-        // Events carry no id on this public list: key the marker on (miner, score).
-        let marker = event["score"].as_f64().unwrap_or(0.0);
+        // Events carry no id on this public list: key the marker on the score.
+        let marker = event.score;
         let seen = state.meta_get(SEEDED_EVENT).ok().flatten();
         if seen == Some(marker) {
             return Ok(None);
         }
-        let results = self.get(&format!("/results/{miner}"), true)?;
-        let Some(result) = results.as_array().and_then(|r| r.first()) else {
+        // No result yet: try again next round.
+        let Some(result) = self.client.result_of(&event.miner_hotkey)? else {
             return Ok(None);
         };
-        let algorithm: Value = match &result["algorithm_result"] {
-            Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
-            other => other.clone(),
-        };
-        let cfg = state.config();
-        let fits = algorithm["task_type"].as_str() == Some(cfg.task_type.as_str())
-            && algorithm["input_dim"]
-                .as_u64()
-                .map_or(true, |d| d as usize == cfg.input_dim);
-        let dsl = algorithm["algorithm_dsl"]
-            .as_str()
-            .and_then(|d| canonical_dsl(d).ok());
         let _ = state.meta_set(SEEDED_EVENT, marker);
-        match (fits, dsl) {
-            (true, Some(dsl)) => {
-                let score = result["score"].as_f64().or(event["score"].as_f64());
-                Ok(state.add_seed(&dsl, score, "relay", super::state::unix_now())?)
+        let cfg = state.config();
+        let program = SotaProgram::of(&result, &cfg.task_type, cfg.input_dim);
+        match program.and_then(|p| Some((canonical_dsl(&p.dsl).ok()?, p.score))) {
+            Some((dsl, score)) => {
+                Ok(state.add_seed(&dsl, Some(score), "relay", crate::clock::now_f64())?)
             }
-            _ => Ok(None),
+            None => Ok(None),
         }
     }
 }

@@ -309,14 +309,6 @@ fn earned_key(epoch: u64, hotkey: &str) -> Vec<u8> {
     k
 }
 
-/// Unix time as fractional seconds.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// How a pool transaction stops early: a refusal (nothing written) or a storage fault.
 type TxError = ConflictableTransactionError<OpError>;
 type TxResult<T> = Result<T, TxError>;

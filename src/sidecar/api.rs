@@ -4,8 +4,9 @@
 //! the router and the `/openapi.json` document.
 
 use super::rules::Stream;
-use super::store::{now_s, SidecarError, SidecarStore};
+use super::store::{SidecarError, SidecarStore};
 use crate::appliance::{MinerError, StartRequest, Supervisor};
+use crate::clock::now_f64;
 use crate::context::AppContext;
 use crate::http::{
     array, from_value, ok, query, query_int, Api, ApiError, Dialect, Json, Op, Params, Reply,
@@ -93,7 +94,7 @@ fn q_run(q: &Params) -> Option<&str> {
 
 #[handler]
 fn health() -> Reply {
-    ok(&json!({ "status": "ok", "ts": now_s() }))
+    ok(&json!({ "status": "ok", "ts": now_f64() }))
 }
 
 /// `POST /runs/start` and `POST /appliance/mine/start`: the run and, for mining, its
@@ -280,7 +281,7 @@ fn jobs_next(Data(s): Shared<'_>, q: Params) -> Reply {
         },
     };
     let job = match s.store.resolve(q_run(&q))? {
-        Some(run_id) => s.store.next_job(&run_id, worker, lease, now_s())?,
+        Some(run_id) => s.store.next_job(&run_id, worker, lease, now_f64())?,
         None => None,
     };
     match job {

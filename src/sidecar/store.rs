@@ -6,6 +6,7 @@
 //! without multi-tree transactions, and writes are short (no I/O but sled's own).
 
 use super::rules::{self, JobStatus, Stream, MAX_JOBS, QUEUE_MIDDLE};
+use crate::clock::now_f64;
 use crate::protocol::run_events::{self, Event};
 use crate::store::{Store, StoreError, TypedTree};
 use parking_lot::Mutex;
@@ -32,14 +33,6 @@ pub enum SidecarError {
     /// 503: a part of the appliance this request needs is not available.
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// Unix time in seconds.
-pub fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// One worker's last report.
@@ -255,7 +248,7 @@ impl SidecarStore {
         replace: bool,
     ) -> Result<RunRecord, SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let id = match run_id {
             Some(r) => run_events::check_run_id(r).map_err(SidecarError::BadInput)?,
             None => new_run_id(),
@@ -307,7 +300,7 @@ impl SidecarStore {
             .get(&id)?
             .ok_or_else(|| SidecarError::NotFound(format!("unknown run {id}")))?;
         run.status = "stopped".into();
-        self.touch(run, now_s())?;
+        self.touch(run, now_f64())?;
         self.commit()?;
         Ok(Some(id))
     }
@@ -315,7 +308,7 @@ impl SidecarStore {
     /// `POST /set_global_sota`.
     pub fn set_global_sota(&self, run_id: Option<&str>, value: f64) -> Result<(), SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let mut run = self.run_for_write(run_id, now)?;
         run.global_sota = Some(value);
         self.touch(run, now)?;
@@ -331,7 +324,7 @@ impl SidecarStore {
         status: &str,
     ) -> Result<(), SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let run = match self.resolve(run_id)? {
             Some(id) => self.runs.get(&id)?,
             None => None,
@@ -352,7 +345,7 @@ impl SidecarStore {
     /// `POST /ingest_batch` (and the in-process miner): apply validated events in order.
     pub fn ingest(&self, run_id: &str, events: &[Event]) -> Result<usize, SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let mut run = self.run_for_write(Some(run_id), now)?;
         for event in events {
             self.apply(&mut run, event, now)?;
@@ -531,7 +524,7 @@ impl SidecarStore {
                 "queued_jobs": 0,
                 "leased_jobs": 0,
                 "completed_jobs": 0,
-                "updated_at_s": now_s(),
+                "updated_at_s": now_f64(),
             }));
         };
         let jobs = self.job_counts(&run.run_id)?;
@@ -571,7 +564,7 @@ impl SidecarStore {
         payload: &Value,
     ) -> Result<Value, SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let mut run = self.run_for_write(run_id, now)?;
         let job_id = match job_id {
             Some(j) => run_events::check_run_id(j).map_err(|_| {
@@ -709,7 +702,7 @@ impl SidecarStore {
         error: Option<&str>,
     ) -> Result<(), SidecarError> {
         let _w = self.write.lock();
-        let now = now_s();
+        let now = now_f64();
         let id = self
             .resolve(run_id)?
             .ok_or_else(|| SidecarError::NotFound("no run".into()))?;
@@ -759,7 +752,7 @@ impl SidecarStore {
 /// A fresh run id: `run-<unix seconds>-<8 hex>`.
 pub fn new_run_id() -> String {
     let tail = uuid::Uuid::new_v4().simple().to_string();
-    format!("run-{}-{}", now_s() as u64, &tail[..8])
+    format!("run-{}-{}", now_f64() as u64, &tail[..8])
 }
 
 #[cfg(test)]
@@ -816,7 +809,7 @@ mod tests {
             s.enqueue(Some("r"), Some("extra"), "evolve", &json!({})),
             Err(SidecarError::Full(_))
         ));
-        let job = s.next_job("r", "w", 60.0, now_s()).unwrap().unwrap();
+        let job = s.next_job("r", "w", 60.0, now_f64()).unwrap().unwrap();
         assert_eq!(job["job_id"], "j0");
         s.job_result(Some("r"), "j0", true, &json!({}), None)
             .unwrap();

@@ -32,10 +32,7 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Open (append) the log at `path`; `None` = metrics off.
     pub fn open(path: Option<PathBuf>) -> Self {
-        let session_id = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs().to_string())
-            .unwrap_or_default();
+        let session_id = crate::clock::now_s().to_string();
         let file = path.as_ref().and_then(|p| {
             if let Some(dir) = p.parent() {
                 let _ = std::fs::create_dir_all(dir);
@@ -67,7 +64,7 @@ impl MetricsLog {
         let mut entry = Map::new();
         entry.insert(
             "timestamp".into(),
-            json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            json!(crate::clock::now_iso(crate::clock::SecondsFormat::Micros)),
         );
         entry.insert("session_id".into(), json!(self.session_id));
         entry.insert("event".into(), json!(event));

@@ -10,7 +10,6 @@
 //! - [`seen`], [`metrics`], [`state`]: the persisted seen-set, the JSONL metrics, and
 //!   what `GET /appliance/validators` shows.
 
-pub mod client;
 pub mod metrics;
 pub mod rules;
 pub mod run;
@@ -34,7 +33,7 @@ pub enum ValidatorError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Relay(#[from] client::RelayError),
+    Relay(#[from] crate::protocol::relay_client::RelayError),
 }
 
 /// The validators of this process, as the dashboard sees them.

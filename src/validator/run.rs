@@ -14,16 +14,18 @@
 //! - shutdown cancels a running evaluation between examples; the result stays unseen
 //!   and is judged after a restart.
 
-use super::client::{RelayClient, SotaVote, VoteAnswer};
 use super::metrics::{short_hotkey, MetricsLog};
 use super::rules::{self, backoff, judge, select_vote, stats_line, Candidate, Submission, Verdict};
 use super::seen::{SeenSet, SEEN_CAPACITY};
 use super::state::{ValidatorState, VoteRecord};
 use super::suites::{Algorithm, PreparedSuite, Suites};
 use super::ValidatorError;
+use crate::clock::{self, SecondsFormat};
 use crate::config::ValidatorConfig;
 use crate::engine::Stop;
 use crate::keys::{verify_hex, Keypair};
+use crate::protocol::relay_client::{RelayClient, RelayError};
+use crate::protocol::wire::{SotaVote, StatusAnswer, VoteAnswer};
 use crate::store::Store;
 use crate::tasks::TaskType;
 use rayon::prelude::*;
@@ -40,15 +42,52 @@ const TICK: Duration = Duration::from_millis(100);
 /// longer).
 pub const MIN_SLICE: Duration = Duration::from_secs(1);
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// The relay's answer to a vote (SOTA or blacklist), as the dashboard shows it.
+#[derive(Clone, Debug, PartialEq)]
+struct VoteOutcome {
+    /// `vote_recorded`, `vote_updated`, `already_voted`, `finalized`,
+    /// `blacklist vote recorded`, or `rejected` when the relay refused or failed.
+    status: String,
+    detail: String,
+    /// The SOTA after the vote (SOTA votes only).
+    current_sota: Option<f64>,
 }
 
-fn now_iso() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+impl VoteOutcome {
+    fn rejected(e: RelayError) -> Self {
+        VoteOutcome {
+            status: "rejected".into(),
+            detail: e.detail(),
+            current_sota: None,
+        }
+    }
+
+    fn of_vote(answer: Result<VoteAnswer, RelayError>) -> Self {
+        match answer {
+            Ok(a) => VoteOutcome {
+                detail: format!("{}/{} votes", a.votes_for_candidate, a.votes_needed),
+                status: a.status,
+                current_sota: Some(a.current_sota),
+            },
+            Err(e) => Self::rejected(e),
+        }
+    }
+
+    fn of_blacklist(answer: Result<StatusAnswer, RelayError>) -> Self {
+        match answer {
+            Ok(a) => VoteOutcome {
+                status: a.status,
+                detail: String::new(),
+                current_sota: None,
+            },
+            Err(e) => Self::rejected(e),
+        }
+    }
+
+    /// The relay took the vote (any 2xx).
+    fn accepted(&self) -> bool {
+        self.status != "rejected"
+    }
 }
 
 /// One validator identity polling one relay.
@@ -388,16 +427,16 @@ impl ValidatorLoop {
         if let Some(i) = chosen {
             let (p, score, _) = &judged[i];
             let vote = SotaVote {
-                miner_hotkey: &p.sub.miner_hotkey,
+                miner_hotkey: p.sub.miner_hotkey.clone(),
                 score: *score,
                 seen_block: rules::seen_block(
                     self.cfg.seen_block_mode,
                     self.cfg.seen_block,
-                    unix_now(),
+                    clock::now_s(),
                 ),
-                result_id: &p.sub.id,
+                result_id: Some(p.sub.id.clone()).filter(|id| !id.is_empty()),
             };
-            let answer = self.client.vote(&vote);
+            let answer = VoteOutcome::of_vote(self.client.vote(&vote));
             self.state.count(|c| {
                 c.votes_tried += 1;
                 if answer.accepted() {
@@ -431,7 +470,7 @@ impl ValidatorLoop {
             if *verdict == Verdict::Blacklisted {
                 tracing::warn!(validator = %self.state.name, miner = %p.sub.miner_hotkey,
                     claimed = p.sub.claimed, validator_score = score, "claimed score is off; voting to blacklist");
-                let answer = self.client.blacklist(&p.sub.miner_hotkey);
+                let answer = VoteOutcome::of_blacklist(self.client.blacklist(&p.sub.miner_hotkey));
                 self.record("blacklist", &p.sub.miner_hotkey, *score, answer);
             }
             let delta = if *score > sota { score - sota } else { 0.0 };
@@ -450,11 +489,11 @@ impl ValidatorLoop {
         }
     }
 
-    fn record(&self, kind: &'static str, miner: &str, score: f64, answer: VoteAnswer) {
+    fn record(&self, kind: &'static str, miner: &str, score: f64, answer: VoteOutcome) {
         tracing::info!(validator = %self.state.name, kind, miner, score, status = %answer.status,
             detail = %answer.detail, "vote sent");
         self.state.push_vote(VoteRecord {
-            ts: now_iso(),
+            ts: clock::now_iso(SecondsFormat::Millis),
             kind,
             miner_hotkey: miner.to_string(),
             score,
@@ -466,7 +505,8 @@ impl ValidatorLoop {
     /// The would-be weights follow the relay's newest SOTA event; a new event also
     /// becomes the miner we back (the relay dropped every pending vote when finalizing).
     fn refresh_weights(&mut self) {
-        match self.client.latest_winner() {
+        let latest = self.client.sota_events(1);
+        match latest.map(|events| events.into_iter().next().map(|e| e.miner_hotkey)) {
             Ok(winner) => {
                 if winner.is_some() && winner != self.latest_winner {
                     self.backing = winner.clone();

@@ -605,3 +605,113 @@ fn admin_status_and_dashboard() {
     assert_eq!(denied.status(), 401);
     assert!(denied.headers().get("www-authenticate").is_some());
 }
+
+/// The one relay client (`protocol::relay_client`) against the real relay: every typed
+/// call reads the server's bodies, refusals carry the status and `detail`, a dead relay
+/// is a transient error, and floats come back with the bits they were sent with.
+#[test]
+fn the_typed_client_speaks_the_relay_protocol() {
+    use bitsota::protocol::relay_client::{RelayClient, RelayError};
+    use bitsota::protocol::wire::{InviteLink, SotaVote, SubmitSolution};
+    let (d, _api) = daemon(Opts::default().env("DEFAULT_SOTA_THRESHOLD", "0.25"));
+    let miner_kp = Keypair::generate();
+    let miner = RelayClient::new(&d.relay, miner_kp.clone());
+    let v1 = RelayClient::new(&d.relay, Keypair::generate());
+    let v2 = RelayClient::new(&d.relay, Keypair::generate());
+    assert_eq!(miner.sota_threshold().unwrap(), 0.25);
+    assert_eq!(miner.latest_sota_event().unwrap(), None);
+    assert_eq!(miner.sota_program("scalar_linear", 16).unwrap(), None);
+
+    // Test mode: the test code links.
+    assert_eq!(miner.linked_code().unwrap(), None);
+    let link = InviteLink {
+        code: "TESTTEST1".into(),
+        coldkey_address: None,
+    };
+    assert!(miner.link_code(&link).unwrap());
+    assert_eq!(miner.linked_code().unwrap().as_deref(), Some("TESTTEST1"));
+
+    let dsl = "# setup\ns1 = uniform(0.5)\n# predict\ns0 = s1 + s1\n# learn\n";
+    let score = 0.1 + 0.2; // 0.30000000000000004: needs all 17 digits
+    let mut algorithm_result = serde_json::Map::new();
+    algorithm_result.insert("task_type".into(), json!("scalar_linear"));
+    algorithm_result.insert("input_dim".into(), json!(16));
+    algorithm_result.insert("algorithm_dsl".into(), json!(dsl));
+    let body = SubmitSolution {
+        task_id: "t".into(),
+        algorithm_result,
+        score: Some(score),
+    };
+    let accepted = miner.submit(&body).unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.result_id.len()),
+        ("accepted", 16)
+    );
+    // The same algorithm again is a duplicate: a refusal with status and detail.
+    match miner.submit(&body) {
+        Err(e @ RelayError::Status { status: 400, .. }) => {
+            assert!(e.detail().contains("Duplicate"), "{e}");
+            assert!(!e.is_transient());
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+
+    let raw = v1.results(10).unwrap();
+    assert_eq!(raw.len(), 1);
+    let result = v1.result_of(&miner_kp.ss58()).unwrap().unwrap();
+    assert_eq!(result.id, accepted.result_id);
+    assert_eq!(result.score.to_bits(), score.to_bits());
+    assert_eq!(v1.result_of(&Keypair::generate().ss58()).unwrap(), None);
+
+    let vote = SotaVote {
+        miner_hotkey: miner_kp.ss58(),
+        score,
+        seen_block: 150,
+        result_id: Some(accepted.result_id.clone()),
+    };
+    let first = v1.vote(&vote).unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.votes_for_candidate),
+        ("vote_recorded", 1)
+    );
+    assert_eq!(first.finalized_event, None);
+    let second = v2.vote(&vote).unwrap();
+    assert_eq!(second.status, "finalized");
+    assert_eq!(second.current_sota.to_bits(), score.to_bits());
+    let event = second.finalized_event.unwrap();
+    assert_eq!(event.score.to_bits(), score.to_bits());
+    assert_eq!(v1.sota_events(1).unwrap(), vec![event]);
+    assert_eq!(miner.sota_threshold().unwrap().to_bits(), score.to_bits());
+    let public = miner.latest_sota_event().unwrap().unwrap();
+    assert_eq!(public.miner_hotkey, miner_kp.ss58());
+    let program = miner.sota_program("scalar_linear", 16).unwrap().unwrap();
+    assert_eq!(
+        (program.dsl.as_str(), program.miner.as_str()),
+        (dsl, miner_kp.ss58().as_str())
+    );
+    assert_eq!(program.score.to_bits(), score.to_bits());
+    assert_eq!(
+        miner.sota_program("scalar_linear", 8).unwrap(),
+        None,
+        "another input size"
+    );
+
+    assert_eq!(
+        v1.blacklist(&miner_kp.ss58()).unwrap().status,
+        "blacklist vote recorded"
+    );
+    let again = v1.blacklist(&miner_kp.ss58()).unwrap_err();
+    assert_eq!(again.status(), Some(400));
+    assert_eq!(
+        again.detail(),
+        "Validator has already voted to blacklist this miner"
+    );
+
+    // Nothing listens on port 1: transient, and no status.
+    let dead = RelayClient::new("http://127.0.0.1:1/", Keypair::generate());
+    let e = dead.sota_threshold().unwrap_err();
+    assert!(
+        matches!(e, RelayError::Transport { .. }) && e.is_transient(),
+        "{e}"
+    );
+}

@@ -184,14 +184,10 @@ struct PoolClient {
     http: reqwest::blocking::Client,
 }
 
-fn unix_now() -> u64 {
-    crate::pool::state::unix_now() as u64
-}
-
 impl PoolClient {
     fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let h = pool_headers(&self.kp, unix_now());
+        let h = pool_headers(&self.kp, crate::clock::now_s());
         let rb = h
             .pairs()
             .iter()

@@ -46,19 +46,11 @@ pub struct Relay {
     pub(super) sota: RwLock<SotaRec>,
 }
 
-pub(super) fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-pub(super) fn now_s() -> u64 {
-    (now_us() / 1_000_000).max(0) as u64
-}
+pub(super) use crate::clock::{now_s, now_us};
 
 /// ISO-8601 UTC with microseconds, as the reference's datetimes.
 pub fn iso(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::clock::iso(us, crate::clock::SecondsFormat::Micros)
 }
 
 fn normalise_hotkey(key: &str, what: &str) -> Result<String, RelayError> {
