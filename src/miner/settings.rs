@@ -474,10 +474,7 @@ fn positive(name: &str, v: &Value) -> Result<usize, String> {
 
 /// A run seed from the clock, for runs that did not ask for one.
 fn clock_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    crate::clock::now_us() as u64
 }
 
 #[cfg(test)]
