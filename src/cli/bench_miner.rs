@@ -165,18 +165,19 @@ fn daemon_rate(sidecar: &str, children: u64, workers: usize) -> anyhow::Result<(
         );
         cursor = page["cursor"].as_u64().context("logs cursor")?;
     }
+    // The last progress line of each worker that reports a rate (the final one may
+    // have none: `rate=n/a`).
     let mut rate = 0.0;
     for w in 0..workers {
-        let prefix = format!("[w{w}] Iter {children:04}:");
-        let line = messages
+        let prefix = format!("[w{w}] Iter ");
+        rate += messages
             .iter()
-            .rfind(|m| m.starts_with(&prefix))
-            .with_context(|| format!("no final progress line for worker {w}"))?;
-        rate += line
-            .rsplit("rate=")
-            .next()
-            .and_then(|r| r.trim().parse::<f64>().ok())
-            .with_context(|| format!("no rate in {line:?}"))?;
+            .filter(|m| m.starts_with(&prefix))
+            .filter_map(|m| m.rsplit("rate=").next()?.trim().parse::<f64>().ok())
+            .next_back()
+            .with_context(|| {
+                format!("no progress line with a rate for worker {w} ({children} children)")
+            })?;
     }
     Ok((rate, state))
 }
