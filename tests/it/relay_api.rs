@@ -669,13 +669,14 @@ fn the_typed_client_speaks_the_relay_protocol() {
         seen_block: 150,
         result_id: Some(accepted.result_id.clone()),
     };
-    let first = v1.vote(&vote).unwrap();
-    assert_eq!(
-        (first.status.as_str(), first.votes_for_candidate),
-        ("vote_recorded", 1)
-    );
-    assert_eq!(first.finalized_event, None);
-    let second = v2.vote(&vote).unwrap();
+    let mut answer = v1.vote(&vote).unwrap();
+    assert_eq!(answer.votes_for_candidate, 1);
+    if answer.votes_needed > 1 {
+        assert_eq!(answer.status, "vote_recorded");
+        assert_eq!(answer.finalized_event, None);
+        answer = v2.vote(&vote).unwrap();
+    }
+    let second = answer;
     assert_eq!(second.status, "finalized");
     assert_eq!(second.current_sota.to_bits(), score.to_bits());
     let event = second.finalized_event.unwrap();
