@@ -47,10 +47,9 @@
 //! With all of this the same, the chance that one experiment finds the learner is
 //! 10 in 72 for seeds 0–9 (median 1.28 M children), against 5 in 25 for the five
 //! AutoML-Zero runs measured on this machine; Fisher's exact test gives p = 0.52, so
-//! the two do not differ
-//! measurably. At 14 % per experiment the median of 10 seeds is at most 0.9 M children
-//! only about 4 times in 10 (simulated), so that figure alone cannot tell a faithful
-//! search from an unfaithful one.
+//! the two do not differ measurably. At 14 % per experiment the median of 10 seeds is
+//! at most 0.9 M children only about 4 times in 10 (simulated), so that figure alone
+//! cannot tell a faithful search from an unfaithful one.
 //!
 //! Kept different: values are `f32` (AutoML-Zero computes in `f64`; the validator's
 //! evaluation is `f32` and must not change); the label is `s1` and the prediction `s0`
