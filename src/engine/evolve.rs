@@ -50,8 +50,8 @@
 //! experiment would need a hit rate near 16 %, which its own mutation mix does not
 //! give here; so either those reference runs were not the stock `run_demo.sh` (a fork
 //! with 5 vector registers is also in use) or they counted differently. Counting the
-//! FEC way did not lower the children needed (seeds 0–3: 2.74, 3.75, 0.59, 0.74 M
-//! against 1.88, 2.44, 0.98, 0.45 M), so the count stays as it is.
+//! FEC way did not lower the children needed (seeds 0–5: 2.74, 3.75, 0.59, 0.74,
+//! 0.43, 2.40 M against 1.88, 2.44, 0.98, 0.45, 0.29, 1.53 M), so the count stays.
 //!
 //! A lead for `bench discover`'s restarts, measured but not yet built in: ending an
 //! experiment once its best fitness has not improved for 40k children (after the first
