@@ -12,7 +12,9 @@
 
 use crate::config::{parse_listen, Config, ConfigError};
 use crate::context::{prepare_data_dir, AppContext, Background, DataDirError, Endpoints, Service};
+use crate::sidecar::SidecarStore;
 use crate::store::{Store, StoreError};
+use crate::validator::state::ValidatorState;
 use poem::listener::TcpAcceptor;
 use poem::EndpointExt;
 use std::sync::Arc;
@@ -145,22 +147,13 @@ impl Daemon {
                 service: "validator",
                 reason: e.to_string(),
             })?;
-        // `/appliance/validators` is served on the sidecar listener, ahead of its routes.
+        // The appliance (miner, `/appliance/*`) lives on the sidecar listener.
         let mut validators = Some(validators);
         let mut servers = Vec::new();
         for b in bound {
-            let service = build_service(b.name, &context)?;
+            let service = build_service(b.name, &context, &mut validators)?;
             background.extend(service.background);
-            let mut endpoint = service.routes.boxed();
-            if b.name == "sidecar" {
-                if let Some(v) = validators.take() {
-                    let limit = crate::http::DEFAULT_MAX_BODY_BYTES;
-                    endpoint = poem::Route::new()
-                        .nest_no_strip("/appliance/validators", crate::http::harden(v, limit))
-                        .nest_no_strip("/", endpoint)
-                        .boxed();
-                }
-            }
+            let endpoint = service.routes.boxed();
             let token = context.shutdown.clone();
             let acceptor = TcpAcceptor::from_tokio(b.listener).map_err(|e| ServerError::Bind {
                 key: b.key,
@@ -251,8 +244,13 @@ fn write_endpoints_file(ctx: &AppContext) -> Result<(), ServerError> {
     })
 }
 
-/// Start one listener's service.
-fn build_service(name: &'static str, ctx: &AppContext) -> Result<Service, ServerError> {
+/// Start one listener's service; the sidecar's comes with the appliance, which takes the
+/// validators' states for `/appliance/validators`.
+fn build_service(
+    name: &'static str,
+    ctx: &AppContext,
+    validators: &mut Option<Vec<Arc<ValidatorState>>>,
+) -> Result<Service, ServerError> {
     let service_err = |reason: String| ServerError::Service {
         service: name,
         reason,
@@ -267,14 +265,28 @@ fn build_service(name: &'static str, ctx: &AppContext) -> Result<Service, Server
         store: ctx.store.with_durability(durability),
         ..ctx.clone()
     };
-    let only_routes = |routes| Service {
-        routes,
-        background: Background::default(),
-    };
     Ok(match name {
-        "relay" => only_routes(crate::relay::routes(ctx).map_err(|e| service_err(e.to_string()))?),
+        "relay" => crate::relay::start(ctx).map_err(|e| service_err(e.to_string()))?,
         "sidecar" => {
-            only_routes(crate::sidecar::routes(ctx).map_err(|e| service_err(e.to_string()))?)
+            let store =
+                SidecarStore::open(ctx.store.clone()).map_err(|e| service_err(e.to_string()))?;
+            let store = Arc::new(store);
+            let validators = validators.take().unwrap_or_default();
+            let appliance =
+                crate::appliance::start(ctx, store.clone(), validators).map_err(|e| {
+                    ServerError::Service {
+                        service: "appliance",
+                        reason: format!("miner autostart: {e}"),
+                    }
+                })?;
+            let sidecar = Arc::new(crate::sidecar::api::Sidecar {
+                store,
+                miner: Some(appliance.supervisor),
+            });
+            Service {
+                routes: crate::sidecar::api::routes(sidecar, appliance.api),
+                background: appliance.background,
+            }
         }
         _ => crate::pool::start(ctx).map_err(|e| service_err(e.to_string()))?,
     })
@@ -309,8 +321,8 @@ mod tests {
             daemon.shutdown().await.unwrap()
         });
         stop_runtime(runtime);
-        // 2 validators + pool ticks + the local evaluators' loop and stop flag.
-        assert_eq!(stopped.joined, 5, "{stopped:?}");
+        // 2 validators, pool ticks, the local evaluators (loop, stop flag), the miner stop, the relay commit thread.
+        assert_eq!(stopped.joined, 7, "{stopped:?}");
         assert!(stopped.late.is_empty(), "{stopped:?}");
     }
 }

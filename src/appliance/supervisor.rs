@@ -6,7 +6,7 @@ use crate::context::AppContext;
 use crate::miner::settings::{MinerSettings, Overrides};
 use crate::miner::{run, Live, RunSink, SinkError};
 use crate::protocol::run_events::Event;
-use crate::sidecar::{SidecarError, SidecarStore};
+use crate::sidecar::{EmbeddedMiner, SidecarError, SidecarStore, StartRequest};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,34 +29,6 @@ pub enum MinerError {
     Sidecar(#[from] SidecarError),
     #[error("cannot start the mining thread: {0}")]
     Thread(String),
-}
-
-/// A start request from the CLI, the dashboard or the API; `None` = configuration.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StartRequest {
-    pub run_id: Option<String>,
-    /// Start the run afresh (`true`) or resume its stored state.
-    pub replace: bool,
-    pub task_type: Option<String>,
-    pub engine: Option<String>,
-    pub workers: Option<usize>,
-    pub seed: Option<u64>,
-    /// Start from the relay's SOTA program (`true`) or afresh (`false`).
-    pub start_from_sota: Option<bool>,
-}
-
-impl Default for StartRequest {
-    fn default() -> Self {
-        StartRequest {
-            run_id: None,
-            replace: true,
-            task_type: None,
-            engine: None,
-            workers: None,
-            seed: None,
-            start_from_sota: None,
-        }
-    }
 }
 
 struct Active {
@@ -199,19 +171,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// When the daemon shuts down, tell the workers at once so they stop while the
-    /// listeners drain; the sidecar's endpoint then waits for them (see `api::Sidecar`).
-    pub fn stop_on_shutdown(self: &Arc<Self>) {
-        let sup = self.clone();
-        let token = self.ctx.shutdown.clone();
-        tokio::spawn(async move {
-            token.cancelled().await;
-            if let Some(a) = sup.active.lock().as_ref() {
-                a.stop.store(true, Ordering::Relaxed);
-            }
-        });
-    }
-
     /// The `miner` object of `/appliance/status`.
     pub fn status(&self) -> Value {
         let active = self.active.lock();
@@ -277,5 +236,17 @@ impl RunSink for SidecarStore {
     }
     fn local_sota(&self, run_id: &str) -> Option<f64> {
         self.run(run_id).ok().flatten().and_then(|r| r.local_sota)
+    }
+}
+
+/// The sidecar's `/runs/start` (with mining fields) and `/runs/stop` reach the miner here.
+impl EmbeddedMiner for Supervisor {
+    fn start(&self, request: StartRequest) -> Result<String, crate::http::ApiError> {
+        Ok(Supervisor::start(self, request)?)
+    }
+    fn stop_run(&self, run_id: &str) {
+        if let Err(e) = Supervisor::stop_run(self, run_id) {
+            tracing::warn!(run = run_id, error = %e, "miner: stop");
+        }
     }
 }

@@ -149,6 +149,24 @@ impl Api {
         self.route(Method::POST, path, op, endpoint)
     }
 
+    /// Serve `other`'s routes too (another part of the daemon on the same listener); its
+    /// endpoints carry their own state. Its title and components are dropped.
+    pub fn merge(mut self, other: Api) -> Api {
+        for e in other.entries {
+            let clash = self
+                .entries
+                .iter()
+                .any(|x| x.method == e.method && x.path == e.path);
+            assert!(
+                !clash,
+                "{} {} is in the route table twice",
+                e.method, e.path
+            );
+            self.entries.push(e);
+        }
+        self
+    }
+
     /// The document's `components` (schemas, security schemes); the `Error` schema of
     /// every listener is added to it.
     pub fn components(mut self, components: Value) -> Api {

@@ -15,8 +15,7 @@ pub mod metrics;
 pub mod store;
 pub mod submit;
 
-use crate::context::AppContext;
-use poem::Route;
+use crate::context::{AppContext, Service};
 
 /// Why the relay could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +28,7 @@ pub enum RelayError {
     Config(String),
 }
 
-/// The relay's HTTP routes.
-pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
-    http::routes(ctx)
+/// Start the relay: its routes and background work.
+pub fn start(ctx: &AppContext) -> Result<Service, RelayError> {
+    http::start(ctx)
 }

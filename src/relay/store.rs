@@ -560,6 +560,9 @@ impl RelayStore {
 /// (and no async worker thread ever blocks on the disk).
 pub struct GroupCommit {
     inner: std::sync::Arc<GcInner>,
+    /// The flushing thread, until the relay's start hands it to the daemon to join. It
+    /// ends once every `GroupCommit` is dropped (the relay's endpoint, at shutdown).
+    thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 struct GcInner {
@@ -579,14 +582,24 @@ impl GroupCommit {
             wake: parking_lot::Condvar::new(),
             done: tokio::sync::watch::channel((0, None)).0,
         });
-        if inner.store.durability() == crate::store::Durability::Sync {
+        let thread = if inner.store.durability() == crate::store::Durability::Sync {
             let weak = std::sync::Arc::downgrade(&inner);
             std::thread::Builder::new()
                 .name("relay-commit".into())
                 .spawn(move || flusher(weak))
-                .ok();
+                .ok()
+        } else {
+            None
+        };
+        GroupCommit {
+            inner,
+            thread: parking_lot::Mutex::new(thread),
         }
-        GroupCommit { inner }
+    }
+
+    /// The flushing thread's handle (once), for whoever waits for it at shutdown.
+    pub fn take_thread(&self) -> Option<std::thread::JoinHandle<()>> {
+        self.thread.lock().take()
     }
 
     /// Make every write this task did before the call durable (no-op with async durability).

@@ -1,13 +1,12 @@
-//! HTTP handlers of the sidecar (sidecar-miner.md §1.2) and the appliance API: thin
-//! shells that take typed input (every malformed input is a 400 with a reason, never a
-//! 500) and call [`SidecarStore`] or the miner [`Supervisor`]. The route table builds
-//! the router and the `/openapi.json` document.
+//! HTTP handlers of the sidecar (sidecar-miner.md §1.2): thin shells that take typed
+//! input (every malformed input is a 400 with a reason, never a 500) and call
+//! [`SidecarStore`] or the daemon's [`EmbeddedMiner`]. The route table builds the router
+//! and the `/openapi.json` document.
 
 use super::rules::Stream;
 use super::store::{SidecarError, SidecarStore};
-use crate::appliance::{MinerError, StartRequest, Supervisor};
+use super::{EmbeddedMiner, StartRequest};
 use crate::clock::now_f64;
-use crate::context::AppContext;
 use crate::http::{
     array, from_value, ok, query, query_int, Api, ApiError, Dialect, Json, Op, Params, Reply,
 };
@@ -21,19 +20,8 @@ use std::sync::Arc;
 /// Everything the handlers share.
 pub struct Sidecar {
     pub store: Arc<SidecarStore>,
-    pub supervisor: Arc<Supervisor>,
-    pub ctx: AppContext,
-}
-
-/// The listener's server drops its endpoint when it stops, and the daemon waits for that
-/// before flushing the store: stopping mining here means the run's last events and its
-/// `stopped` status are written before the daemon exits.
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Err(e) = self.supervisor.stop() {
-            tracing::warn!(error = %e, "miner: stop at shutdown");
-        }
-    }
+    /// The daemon's miner, if it has one.
+    pub miner: Option<Arc<dyn EmbeddedMiner>>,
 }
 
 /// The reference sidecar answers every malformed input with a 400; an empty body is
@@ -49,7 +37,7 @@ impl Dialect for SidecarDialect {
 }
 
 type Shared<'a> = Data<&'a Arc<Sidecar>>;
-type Body<T> = Json<T, SidecarDialect>;
+pub type Body<T> = Json<T, SidecarDialect>;
 
 impl From<SidecarError> for ApiError {
     fn from(e: SidecarError) -> ApiError {
@@ -65,17 +53,6 @@ impl From<SidecarError> for ApiError {
             SidecarError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, e.to_string())
-    }
-}
-
-impl From<MinerError> for ApiError {
-    fn from(e: MinerError) -> ApiError {
-        match e {
-            MinerError::Sidecar(e) => e.into(),
-            MinerError::AlreadyMining => ApiError::new(StatusCode::CONFLICT, "already mining"),
-            MinerError::Settings(_) | MinerError::Pool(_) => ApiError::bad_request(e.to_string()),
-            MinerError::Key(_) | MinerError::Thread(_) => ApiError::internal(e.to_string()),
-        }
     }
 }
 
@@ -100,7 +77,7 @@ fn health() -> Reply {
 /// `POST /runs/start` and `POST /appliance/mine/start`: the run and, for mining, its
 /// settings (absent = the configuration's).
 #[derive(Deserialize)]
-struct StartBody {
+pub struct StartBody {
     #[serde(default)]
     run_id: Option<String>,
     #[serde(default)]
@@ -139,7 +116,10 @@ async fn runs_start(Data(s): Shared<'_>, Json(m, ..): Body<Map<String, Value>>) 
     let mining = MINING_FIELDS.iter().any(|k| m.contains_key(*k));
     let req: StartRequest = from_value::<StartBody, SidecarDialect>(Value::Object(m))?.into();
     if mining {
-        return ok(&json!({ "run_id": s.supervisor.start(req)? }));
+        let miner = s.miner.as_ref().ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this sidecar has no miner")
+        })?;
+        return ok(&json!({ "run_id": miner.start(req)? }));
     }
     let run = s.store.start_run(req.run_id.as_deref(), req.replace)?;
     ok(&json!({ "run_id": run.run_id }))
@@ -154,9 +134,9 @@ struct RunRef {
 
 #[handler]
 async fn runs_stop(Data(s): Shared<'_>, Json(b, ..): Body<RunRef>) -> Reply {
-    if let Some(run_id) = s.store.stop_run(b.run_id.as_deref())? {
-        let sup = s.supervisor.clone();
-        let _ = tokio::task::spawn_blocking(move || sup.stop_run(&run_id)).await;
+    if let (Some(run_id), Some(miner)) = (s.store.stop_run(b.run_id.as_deref())?, &s.miner) {
+        let miner = miner.clone();
+        let _ = tokio::task::spawn_blocking(move || miner.stop_run(&run_id)).await;
     }
     status_ok()
 }
@@ -334,42 +314,6 @@ async fn jobs_result(
     status_ok()
 }
 
-#[handler]
-fn appliance_status(Data(s): Shared<'_>) -> Reply {
-    let cfg = &s.ctx.config;
-    let e = &s.ctx.endpoints;
-    let service = |enabled: bool, url: &Option<String>| json!({"enabled": enabled, "url": url});
-    ok(&json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": s.ctx.started_at.elapsed().as_secs_f64(),
-        "services": {
-            "relay": service(cfg.relay.enabled, &e.relay),
-            "sidecar": service(cfg.sidecar.enabled, &e.sidecar),
-            "pool": service(cfg.pool.enabled, &e.pool),
-        },
-        "miner": s.supervisor.status(),
-        "validators": s.supervisor.validator_identities(),
-    }))
-}
-
-#[handler]
-async fn appliance_mine_start(Data(s): Shared<'_>, Json(b, ..): Body<StartBody>) -> Reply {
-    let run_id = s.supervisor.start(b.into())?;
-    ok(&json!({ "run_id": run_id, "status": "running" }))
-}
-
-#[handler]
-async fn appliance_mine_stop(Data(s): Shared<'_>) -> Reply {
-    let sup = s.supervisor.clone();
-    match tokio::task::spawn_blocking(move || sup.stop()).await {
-        Ok(r) => {
-            r?;
-            ok(&json!({ "status": "stopped" }))
-        }
-        Err(e) => Err(ApiError::internal(e.to_string())),
-    }
-}
-
 fn object() -> Value {
     json!({"type": "object"})
 }
@@ -378,8 +322,20 @@ fn body(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
 
-/// The sidecar's route table: its router and its `/openapi.json`.
-fn table() -> Api {
+/// The body of `POST /runs/start` in the document.
+pub fn start_schema() -> Value {
+    let string = json!({"type": "string"});
+    body(
+        &[],
+        json!({"run_id": string, "replace": {"type": "boolean", "default": true},
+            "task_type": string, "engine": string, "workers": {"type": "integer", "minimum": 0},
+            "seed": {"type": "integer", "minimum": 0}, "start_from_sota": {"type": "boolean"}}),
+    )
+}
+
+/// The sidecar's route table: its router and its `/openapi.json`. The listener serves
+/// the appliance's table beside it (see `appliance`).
+pub fn table() -> Api {
     let run_q = || query("run_id", json!({"type": "string"}));
     let page_q = |max: i64| {
         vec![
@@ -389,12 +345,7 @@ fn table() -> Api {
         ]
     };
     let string = json!({"type": "string"});
-    let start = body(
-        &[],
-        json!({"run_id": string, "replace": {"type": "boolean", "default": true},
-            "task_type": string, "engine": string, "workers": {"type": "integer", "minimum": 0},
-            "seed": {"type": "integer", "minimum": 0}, "start_from_sota": {"type": "boolean"}}),
-    );
+    let start = start_schema();
     Api::new(
         "BitSota sidecar",
         "Run state, logs, candidates and the local job queue (wire-compatible with the reference sidecar), and the appliance API that starts and stops the embedded miner. Every error is {\"detail\": str}; no authentication (loopback).",
@@ -487,24 +438,15 @@ fn table() -> Api {
             .errors(&[400, 404, 413]),
         jobs_result,
     )
-    .get("/appliance/status", Op::new("Services, miner and validators").ok(object()), appliance_status)
-    .post(
-        "/appliance/mine/start",
-        Op::new("Start the embedded miner").body(start).ok(object()).errors(&[400, 409, 413]),
-        appliance_mine_start,
-    )
-    .post(
-        "/appliance/mine/stop",
-        Op::new("Stop the embedded miner").ok(object()).errors(&[500]),
-        appliance_mine_stop,
-    )
 }
 
-/// The sidecar listener's routes.
-pub fn routes(sidecar: Arc<Sidecar>) -> Route {
+/// The sidecar listener's routes: the sidecar's table and `extra` (the appliance's).
+pub fn routes(sidecar: Arc<Sidecar>, extra: Api) -> Route {
     Route::new().nest(
         "/",
-        table().into_endpoint(sidecar, crate::http::DEFAULT_MAX_BODY_BYTES),
+        table()
+            .merge(extra)
+            .into_endpoint(sidecar, crate::http::DEFAULT_MAX_BODY_BYTES),
     )
 }
 
@@ -513,6 +455,6 @@ mod tests {
     #[test]
     fn the_document_lists_every_route_once() {
         let listed = crate::http::documented(&super::table().document());
-        assert_eq!(listed.len(), 19, "{listed:?}");
+        assert_eq!(listed.len(), 16, "{listed:?}");
     }
 }

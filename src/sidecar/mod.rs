@@ -1,9 +1,11 @@
-//! Sidecar (sidecar-miner.md §1): run state, logs, candidates, the local job queue — and
-//! the appliance API (`/appliance/*`) that starts and stops the embedded miner.
+//! Sidecar (sidecar-miner.md §1): run state, logs, candidates and the local job queue.
 //!
-//! [`rules`] holds the pure rules (cursors, caps, events, leases), [`store`] persists runs
-//! in sled, [`api`] is the HTTP shell. The in-process miner writes to the same
-//! [`SidecarStore`] directly, so its events follow exactly the rules HTTP clients get.
+//! [`rules`] holds the pure rules (cursors, caps, leases), [`store`] persists runs in
+//! sled, [`api`] is the HTTP shell. The in-process miner writes to the same
+//! [`SidecarStore`] (through `miner::RunSink`), so its events follow exactly the rules
+//! HTTP clients get. Mining itself is not the sidecar's: `/runs/start` with mining fields
+//! and `/runs/stop` reach the daemon's miner through [`EmbeddedMiner`], which the
+//! appliance provides.
 
 pub mod api;
 pub mod rules;
@@ -11,25 +13,38 @@ pub mod store;
 
 pub use store::{SidecarError, SidecarStore};
 
-use crate::appliance::Supervisor;
-use crate::context::AppContext;
-use poem::Route;
-use std::sync::Arc;
+/// A start request from the CLI, the dashboard or the API; `None` = configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartRequest {
+    pub run_id: Option<String>,
+    /// Start the run afresh (`true`) or resume its stored state.
+    pub replace: bool,
+    pub task_type: Option<String>,
+    pub engine: Option<String>,
+    pub workers: Option<usize>,
+    pub seed: Option<u64>,
+    /// Start from the relay's SOTA program (`true`) or afresh (`false`).
+    pub start_from_sota: Option<bool>,
+}
 
-/// Build the sidecar's routes, the miner supervisor, and start mining when
-/// `[miner] autostart` says so.
-pub fn routes(ctx: &AppContext) -> Result<Route, SidecarError> {
-    let store = Arc::new(SidecarStore::open(ctx.store.clone())?);
-    let supervisor = Supervisor::new(ctx.clone(), store.clone());
-    supervisor.stop_on_shutdown();
-    if ctx.config.miner.autostart {
-        supervisor
-            .start(Default::default())
-            .map_err(|e| SidecarError::Unavailable(format!("miner autostart: {e}")))?;
+impl Default for StartRequest {
+    fn default() -> Self {
+        StartRequest {
+            run_id: None,
+            replace: true,
+            task_type: None,
+            engine: None,
+            workers: None,
+            seed: None,
+            start_from_sota: None,
+        }
     }
-    Ok(api::routes(Arc::new(api::Sidecar {
-        store,
-        supervisor,
-        ctx: ctx.clone(),
-    })))
+}
+
+/// The miner embedded in the same daemon, as the sidecar's run endpoints reach it.
+pub trait EmbeddedMiner: Send + Sync {
+    /// Start mining (on `request.run_id`, or a new run); returns the run's id.
+    fn start(&self, request: StartRequest) -> Result<String, crate::http::ApiError>;
+    /// Stop mining if it runs `run_id`, and wait for its threads.
+    fn stop_run(&self, run_id: &str);
 }

@@ -18,8 +18,6 @@ pub mod state;
 pub mod suites;
 
 use crate::context::{AppContext, Background};
-use poem::web::{Data, Json};
-use poem::{get, handler, EndpointExt, Route};
 use state::ValidatorState;
 use std::sync::Arc;
 
@@ -36,31 +34,15 @@ pub enum ValidatorError {
     Relay(#[from] crate::protocol::relay_client::RelayError),
 }
 
-/// The validators of this process, as the dashboard sees them.
-type Registry = Arc<Vec<Arc<ValidatorState>>>;
-
-#[handler]
-fn list_validators(Data(registry): Data<&Registry>) -> Json<serde_json::Value> {
-    let views: Vec<_> = registry.iter().map(|s| s.view()).collect();
-    Json(serde_json::json!({ "validators": views }))
-}
-
-/// `GET /appliance/validators` over `states`.
-pub fn route(states: Vec<Arc<ValidatorState>>) -> Route {
-    let registry: Registry = Arc::new(states);
-    Route::new().at("/appliance/validators", get(list_validators).data(registry))
-}
-
 /// Start the daemon's embedded validators: identities `validator-1..=count` in the data
 /// directory, each polling `[validator] relay_url` (default the embedded relay) on its
-/// own blocking thread until `ctx.shutdown`. Returns the `/appliance/validators` route
-/// (for the sidecar listener) and the loops. Disabled validators give the route with an
-/// empty list.
-pub fn start(ctx: &AppContext) -> Result<(Route, Background), ValidatorError> {
+/// own blocking thread until `ctx.shutdown`. Returns what each shows the dashboard
+/// (`/appliance/validators`) and the loops; none when disabled.
+pub fn start(ctx: &AppContext) -> Result<(Vec<Arc<ValidatorState>>, Background), ValidatorError> {
     let cfg = &ctx.config.validator;
     let mut background = Background::default();
     if !cfg.enabled || cfg.count == 0 {
-        return Ok((route(Vec::new()), background));
+        return Ok((Vec::new(), background));
     }
     let relay_url = ctx.relay_url_or_embedded(&cfg.relay_url).ok_or_else(|| {
         ValidatorError::Config(
@@ -87,5 +69,5 @@ pub fn start(ctx: &AppContext) -> Result<(Route, Background), ValidatorError> {
         let stop = ctx.shutdown.clone();
         background.spawn_blocking("validator", move || lp.run(&stop, 0));
     }
-    Ok((route(states), background))
+    Ok((states, background))
 }

@@ -28,7 +28,7 @@ use super::consensus::VoteReject;
 use super::metrics::Category;
 use super::submit::Refusal;
 use super::RelayError;
-use crate::context::AppContext;
+use crate::context::{AppContext, Background, Service};
 use crate::http::{Api, ApiError, Dialect, Reply};
 use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response, Route};
@@ -141,9 +141,16 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
     }
 }
 
-/// Build the relay: state, routes, middleware.
-pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
+/// Build the relay: state, routes, middleware, and its one piece of background work —
+/// the group-commit thread, which ends when the routes are dropped at shutdown.
+pub fn start(ctx: &AppContext) -> Result<Service, RelayError> {
     let relay = Arc::new(Relay::new(ctx)?);
+    let mut background = Background::default();
+    if let Some(thread) = relay.commits.take_thread() {
+        background.spawn_blocking("relay commit thread", move || {
+            let _ = thread.join();
+        });
+    }
     tracing::info!(
         test_mode = relay.cfg.test_mode,
         validators = relay.validator_count(),
@@ -151,7 +158,10 @@ pub fn routes(ctx: &AppContext) -> Result<Route, RelayError> {
         sota = relay.sota().value,
         "relay ready"
     );
-    Ok(with_middleware(table(), relay))
+    Ok(Service {
+        routes: with_middleware(table(), relay),
+        background,
+    })
 }
 
 /// The table's router with the relay's state, inside the shared guard and [`Middleware`].

@@ -30,7 +30,7 @@ pub struct Relay {
     pub(super) budget: crate::config::BudgetConfig,
     pub params: Params,
     pub db: RelayStore,
-    commits: GroupCommit,
+    pub(super) commits: GroupCommit,
     guard: ReplayGuard,
     validators: HashSet<String>,
     uid0: Option<String>,
