@@ -17,8 +17,8 @@
 //! - **AVX2 dispatch**: the same safe code compiled a second time with
 //!   `#[target_feature(enable = "avx2")]`, called only after the CPU reported AVX2.
 
-use super::{copy_small, stop_astray, STOP_CHECK_EVERY};
-use super::{BinOp, CInstr, Compiled, Evaluator, Kernel, Lanes, Mode, Reduce, RunSpec, UnOp};
+use super::compile::{BinOp, CInstr, Compiled, Kernel, Mode, Reduce, UnOp};
+use super::evaluate::{copy_small, stop_astray, Evaluator, Lanes, RunSpec, STOP_CHECK_EVERY};
 use crate::engine::ops::Kind;
 use crate::rng::Rng;
 

@@ -1,10 +1,16 @@
+use super::compile::{BinOp, Kernel, Mode, Reduce, UnOp};
 use super::*;
 use crate::engine::dsl::{parse_program, tests::arb_instruction};
+use crate::engine::ops::Op;
 use crate::engine::program::ProgramMeta;
+use crate::engine::program::{Addr, Instruction, Program};
 use crate::tasks::scalar_linear::{self, LinearSizes};
+use crate::tasks::suite::median;
 use crate::tasks::suite::SuiteSpec;
+use crate::tasks::{Metric, Task};
 use crate::tasks::{TaskSpec, TaskType};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 const META: &str = "# meta: scalar_count=4 vector_count=4 matrix_count=2 vector_dim=2\n";
 
