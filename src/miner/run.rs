@@ -8,7 +8,8 @@ use super::settings::MinerSettings;
 use super::{Live, RunSink};
 use crate::engine::{parse_program, Program};
 use crate::keys::Keypair;
-use crate::protocol::relay_client::{RelayClient, RelayError};
+use crate::protocol::client::ClientError;
+use crate::protocol::relay_client::RelayClient;
 use crate::protocol::run_events::{self, Event};
 use crate::protocol::wire::{InviteLink, SubmitSolution};
 use serde_json::{json, Map};
@@ -390,7 +391,7 @@ impl Runner {
                     v.score, accepted.result_id
                 ),
             ),
-            Err(RelayError::Status { status, detail, .. }) => (
+            Err(ClientError::Status { status, detail, .. }) => (
                 "rejected",
                 format!(
                     "[submit] rejected by the relay (HTTP {status}): {detail} (score={:.6})",

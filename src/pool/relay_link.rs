@@ -6,7 +6,8 @@
 use super::state::PoolState;
 use crate::jobs::canonical_dsl;
 use crate::keys::Keypair;
-use crate::protocol::relay_client::{RelayClient, RelayError, SotaProgram};
+use crate::protocol::client::ClientError;
+use crate::protocol::relay_client::{RelayClient, SotaProgram};
 use crate::protocol::wire::SubmitSolution;
 use serde_json::{json, Map};
 use std::time::Duration;
@@ -23,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error(transparent)]
-    Relay(#[from] RelayError),
+    Relay(#[from] ClientError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -52,7 +53,7 @@ impl RelayLink {
     }
 
     /// Offer the pool's best verified algorithm when it is new and beats the relay.
-    pub fn forward_best(&self, state: &PoolState) -> Result<Forwarded, RelayError> {
+    pub fn forward_best(&self, state: &PoolState) -> Result<Forwarded, ClientError> {
         let cfg = state.config();
         let Some(best) = state
             .verified(Some(&cfg.task_type), None, 1)

@@ -8,6 +8,7 @@
 //! `sidecar`, `pool`, `validator`, `miner`, `server`), so that every service can depend
 //! on it without a cycle.
 
+pub mod client;
 pub mod pool;
 pub mod relay_client;
 pub mod run_events;

@@ -6,6 +6,7 @@
 //! `<unix s>`, public ones not at all. One identity may use both roles: the miner and the
 //! pool read `/results/{miner}` to start from the relay's SOTA program.
 
+use super::client::{detail, short, ClientError};
 use super::wire::{
     InviteLink, LimitQuery, LinkAnswer, LinkedCode, PageQuery, PublicEvent, RelayResult,
     ResultsQuery, SotaEvent, SotaEventsPage, SotaThreshold, SotaVote, StatusAnswer, SubmitAccepted,
@@ -22,52 +23,6 @@ use std::time::Duration;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for a whole request: a relay that hangs is treated like one that fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A relay request that did not give the expected answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    /// The HTTP client could not be built (TLS backend, resolver): nothing was sent.
-    #[error("cannot build the relay's HTTP client: {0}")]
-    Client(String),
-    #[error("{url}: relay unreachable: {reason}")]
-    Transport { url: String, reason: String },
-    /// The relay refused: its status and `detail`.
-    #[error("{url}: HTTP {status}: {detail}")]
-    Status {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("{url}: unexpected answer: {reason}")]
-    Body { url: String, reason: String },
-}
-
-impl RelayError {
-    /// The relay's status, when it answered with an error.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            RelayError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The relay's `detail` when it refused, else the whole message.
-    pub fn detail(&self) -> String {
-        match self {
-            RelayError::Status { detail, .. } => detail.clone(),
-            other => other.to_string(),
-        }
-    }
-
-    /// Worth retrying: the network, a timeout, a 5xx or 408. A 4xx refusal is final.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            RelayError::Status { status, .. } => *status >= 500 || *status == 408,
-            RelayError::Transport { .. } => true,
-            RelayError::Client(_) | RelayError::Body { .. } => false,
-        }
-    }
-}
 
 /// The relay's SOTA program, as the miner and the pool start from it.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,7 +73,7 @@ impl RelayClient {
         &self.base
     }
 
-    fn http(&self) -> Result<&Client, RelayError> {
+    fn http(&self) -> Result<&Client, ClientError> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
@@ -126,7 +81,7 @@ impl RelayClient {
             .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
             .timeout(self.timeout)
             .build()
-            .map_err(|e| RelayError::Client(e.to_string()))?;
+            .map_err(|e| ClientError::Client(e.to_string()))?;
         Ok(self.http.get_or_init(|| client))
     }
 
@@ -149,12 +104,12 @@ impl RelayClient {
         url: String,
         rb: RequestBuilder,
         role: Role,
-    ) -> Result<T, RelayError> {
+    ) -> Result<T, ClientError> {
         let rb = match self.headers(role) {
             Some(h) => h.pairs().into_iter().fold(rb, |rb, (k, v)| rb.header(k, v)),
             None => rb,
         };
-        let transport = |e: reqwest::Error| RelayError::Transport {
+        let transport = |e: reqwest::Error| ClientError::Transport {
             url: url.clone(),
             reason: e.to_string(),
         };
@@ -162,13 +117,13 @@ impl RelayClient {
         let status = resp.status();
         let text = resp.text().map_err(transport)?;
         if !status.is_success() {
-            return Err(RelayError::Status {
+            return Err(ClientError::Status {
                 url,
                 status: status.as_u16(),
                 detail: detail(&text),
             });
         }
-        serde_json::from_str(&text).map_err(|e| RelayError::Body {
+        serde_json::from_str(&text).map_err(|e| ClientError::Body {
             reason: format!("{e} in {}", short(&text)),
             url,
         })
@@ -179,7 +134,7 @@ impl RelayClient {
         path: &str,
         query: &impl serde::Serialize,
         role: Role,
-    ) -> Result<T, RelayError> {
+    ) -> Result<T, ClientError> {
         let url = self.url(path);
         let rb = self.http()?.get(&url).query(query);
         self.call(url, rb, role)
@@ -190,7 +145,7 @@ impl RelayClient {
         path: &str,
         body: Option<&impl serde::Serialize>,
         role: Role,
-    ) -> Result<T, RelayError> {
+    ) -> Result<T, ClientError> {
         let url = self.url(path);
         let mut rb = self.http()?.post(&url);
         if let Some(body) = body {
@@ -202,7 +157,7 @@ impl RelayClient {
     // ----- public -----
 
     /// `GET /sota_threshold`.
-    pub fn sota_threshold(&self) -> Result<f64, RelayError> {
+    pub fn sota_threshold(&self) -> Result<f64, ClientError> {
         self.get::<SotaThreshold>("/sota_threshold", &(), Role::Public)
             .map(|t| t.sota_threshold)
     }
@@ -212,7 +167,7 @@ impl RelayClient {
         &self,
         page: u32,
         page_size: u32,
-    ) -> Result<SotaEventsPage, RelayError> {
+    ) -> Result<SotaEventsPage, ClientError> {
         let query = PageQuery {
             page: Some(page.into()),
             page_size: Some(page_size.into()),
@@ -221,27 +176,27 @@ impl RelayClient {
     }
 
     /// The newest SOTA event, if any.
-    pub fn latest_sota_event(&self) -> Result<Option<PublicEvent>, RelayError> {
+    pub fn latest_sota_event(&self) -> Result<Option<PublicEvent>, ClientError> {
         Ok(self.sota_events_page(1, 1)?.results.into_iter().next())
     }
 
     // ----- miner -----
 
-    /// `POST /submit_solution`. A refusal is [`RelayError::Status`] with the relay's
+    /// `POST /submit_solution`. A refusal is [`ClientError::Status`] with the relay's
     /// reason.
-    pub fn submit(&self, body: &SubmitSolution) -> Result<SubmitAccepted, RelayError> {
+    pub fn submit(&self, body: &SubmitSolution) -> Result<SubmitAccepted, ClientError> {
         self.post("/submit_solution", Some(body), Role::Miner)
     }
 
     /// `GET /invitation_code/linked`: this identity's code, if one is linked.
-    pub fn linked_code(&self) -> Result<Option<String>, RelayError> {
+    pub fn linked_code(&self) -> Result<Option<String>, ClientError> {
         self.get::<LinkedCode>("/invitation_code/linked", &(), Role::Miner)
             .map(|l| l.data)
     }
 
     /// `POST /invitation_code/link`: whether the relay linked the code (false: unknown
     /// or used).
-    pub fn link_code(&self, link: &InviteLink) -> Result<bool, RelayError> {
+    pub fn link_code(&self, link: &InviteLink) -> Result<bool, ClientError> {
         self.post::<LinkAnswer>("/invitation_code/link", Some(link), Role::Miner)
             .map(|a| a.data == 1)
     }
@@ -251,7 +206,7 @@ impl RelayClient {
     /// `GET /results?limit=N`: the results, newest first, as raw JSON. A validator
     /// screens each one on its own (`validator::rules::extract`), so that one malformed
     /// result is skipped and counted rather than hiding the others.
-    pub fn results(&self, limit: u32) -> Result<Vec<Value>, RelayError> {
+    pub fn results(&self, limit: u32) -> Result<Vec<Value>, ClientError> {
         let query = ResultsQuery {
             limit: Some(limit.into()),
             task_id: None,
@@ -260,14 +215,14 @@ impl RelayClient {
     }
 
     /// `GET /results/{miner_hotkey}`: that miner's result, if any.
-    pub fn result_of(&self, miner_hotkey: &str) -> Result<Option<RelayResult>, RelayError> {
+    pub fn result_of(&self, miner_hotkey: &str) -> Result<Option<RelayResult>, ClientError> {
         let list: Vec<RelayResult> =
             self.get(&format!("/results/{miner_hotkey}"), &(), Role::Validator)?;
         Ok(list.into_iter().next())
     }
 
     /// `GET /sota/events?limit=N`: events, newest window first.
-    pub fn sota_events(&self, limit: u32) -> Result<Vec<SotaEvent>, RelayError> {
+    pub fn sota_events(&self, limit: u32) -> Result<Vec<SotaEvent>, ClientError> {
         let query = LimitQuery {
             limit: Some(limit.into()),
         };
@@ -275,12 +230,12 @@ impl RelayClient {
     }
 
     /// `POST /sota/vote`.
-    pub fn vote(&self, vote: &SotaVote) -> Result<VoteAnswer, RelayError> {
+    pub fn vote(&self, vote: &SotaVote) -> Result<VoteAnswer, ClientError> {
         self.post("/sota/vote", Some(vote), Role::Validator)
     }
 
     /// `POST /blacklist/{miner_hotkey}`.
-    pub fn blacklist(&self, miner_hotkey: &str) -> Result<StatusAnswer, RelayError> {
+    pub fn blacklist(&self, miner_hotkey: &str) -> Result<StatusAnswer, ClientError> {
         self.post(
             &format!("/blacklist/{miner_hotkey}"),
             None::<&()>,
@@ -299,7 +254,7 @@ impl RelayClient {
         &self,
         task_type: &str,
         input_dim: usize,
-    ) -> Result<Option<SotaProgram>, RelayError> {
+    ) -> Result<Option<SotaProgram>, ClientError> {
         let Some(event) = self.latest_sota_event()? else {
             return Ok(None);
         };
@@ -327,61 +282,9 @@ impl SotaProgram {
     }
 }
 
-/// The `detail` of an error body (a string, or the JSON of a structured one such as a
-/// 422's list), else the start of the body text.
-fn detail(text: &str) -> String {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(mut m)) => match m.remove("detail") {
-            Some(Value::String(s)) => s,
-            Some(other) => other.to_string(),
-            None => short(text),
-        },
-        _ => short(text),
-    }
-}
-
-/// At most 300 characters of `s`, for error messages.
-fn short(s: &str) -> String {
-    s.chars().take(300).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relay_error_details() {
-        assert_eq!(
-            detail(r#"{"detail":"score is required"}"#),
-            "score is required"
-        );
-        assert_eq!(
-            detail(r#"{"detail":[{"loc":["body"]}]}"#),
-            r#"[{"loc":["body"]}]"#
-        );
-        assert_eq!(detail("plain"), "plain");
-        assert_eq!(detail(&"x".repeat(1000)).len(), 300);
-    }
-
-    #[test]
-    fn only_server_failures_are_transient() {
-        let status = |status| RelayError::Status {
-            url: "u".into(),
-            status,
-            detail: "d".into(),
-        };
-        assert!(status(503).is_transient());
-        assert!(status(408).is_transient());
-        assert!(!status(400).is_transient());
-        assert_eq!(status(403).detail(), "d");
-        assert_eq!(status(403).status(), Some(403));
-        let t = RelayError::Transport {
-            url: "u".into(),
-            reason: "refused".into(),
-        };
-        assert!(t.is_transient());
-        assert_eq!(t.detail(), "u: relay unreachable: refused");
-    }
 
     fn result(algorithm: &str) -> RelayResult {
         RelayResult {

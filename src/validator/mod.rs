@@ -31,7 +31,7 @@ pub enum ValidatorError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Relay(#[from] crate::protocol::relay_client::RelayError),
+    Relay(#[from] crate::protocol::client::ClientError),
 }
 
 /// Start the daemon's embedded validators: identities `validator-1..=count` in the data

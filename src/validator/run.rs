@@ -24,7 +24,8 @@ use crate::clock::{self, SecondsFormat};
 use crate::config::ValidatorConfig;
 use crate::engine::Stop;
 use crate::keys::{verify_hex, Keypair};
-use crate::protocol::relay_client::{RelayClient, RelayError};
+use crate::protocol::client::ClientError;
+use crate::protocol::relay_client::RelayClient;
 use crate::protocol::wire::{SotaVote, StatusAnswer, VoteAnswer};
 use crate::store::Store;
 use crate::tasks::TaskType;
@@ -54,7 +55,7 @@ struct VoteOutcome {
 }
 
 impl VoteOutcome {
-    fn rejected(e: RelayError) -> Self {
+    fn rejected(e: ClientError) -> Self {
         VoteOutcome {
             status: "rejected".into(),
             detail: e.detail(),
@@ -62,7 +63,7 @@ impl VoteOutcome {
         }
     }
 
-    fn of_vote(answer: Result<VoteAnswer, RelayError>) -> Self {
+    fn of_vote(answer: Result<VoteAnswer, ClientError>) -> Self {
         match answer {
             Ok(a) => VoteOutcome {
                 detail: format!("{}/{} votes", a.votes_for_candidate, a.votes_needed),
@@ -73,7 +74,7 @@ impl VoteOutcome {
         }
     }
 
-    fn of_blacklist(answer: Result<StatusAnswer, RelayError>) -> Self {
+    fn of_blacklist(answer: Result<StatusAnswer, ClientError>) -> Self {
         match answer {
             Ok(a) => VoteOutcome {
                 status: a.status,

@@ -5,6 +5,7 @@ use crate::common;
 use crate::relay_support;
 
 use bitsota::keys::{relay_miner_headers, Keypair, SignedHeaders};
+use bitsota::protocol::client::ClientError;
 use common::{Daemon, Opts};
 use relay_support::{now, Api, As};
 use serde_json::json;
@@ -611,7 +612,7 @@ fn admin_status_and_dashboard() {
 /// is a transient error, and floats come back with the bits they were sent with.
 #[test]
 fn the_typed_client_speaks_the_relay_protocol() {
-    use bitsota::protocol::relay_client::{RelayClient, RelayError};
+    use bitsota::protocol::relay_client::RelayClient;
     use bitsota::protocol::wire::{InviteLink, SotaVote, SubmitSolution};
     let (d, _api) = daemon(Opts::default().env("DEFAULT_SOTA_THRESHOLD", "0.25"));
     let miner_kp = Keypair::generate();
@@ -649,7 +650,7 @@ fn the_typed_client_speaks_the_relay_protocol() {
     );
     // The same algorithm again is a duplicate: a refusal with status and detail.
     match miner.submit(&body) {
-        Err(e @ RelayError::Status { status: 400, .. }) => {
+        Err(e @ ClientError::Status { status: 400, .. }) => {
             assert!(e.detail().contains("Duplicate"), "{e}");
             assert!(!e.is_transient());
         }
@@ -712,7 +713,7 @@ fn the_typed_client_speaks_the_relay_protocol() {
     let dead = RelayClient::new("http://127.0.0.1:1/", Keypair::generate());
     let e = dead.sota_threshold().unwrap_err();
     assert!(
-        matches!(e, RelayError::Transport { .. }) && e.is_transient(),
+        matches!(e, ClientError::Transport { .. }) && e.is_transient(),
         "{e}"
     );
 }

@@ -5,7 +5,7 @@
 //! Log lines follow the reference (`[pool] Registered with pool`, `[pool] Enqueued job
 //! kind=…`, `[pool] submit_evolution ok=…`, …) and also go to the run's sidecar log.
 
-use super::worker::{pause, read_response, run_worker, ClientError, SidecarClient, RETRY};
+use super::worker::{pause, read_json, run_worker, ClientError, SidecarClient, RETRY};
 use super::PoolMiningError;
 use crate::jobs::{AlgorithmRef, EvaluatePayload, EvolvePayload, Jobs, LeasePayload, SuiteRef};
 use crate::keys::{pool_headers, Keypair};
@@ -192,12 +192,12 @@ impl PoolClient {
             .pairs()
             .iter()
             .fold(self.http.post(&url), |rb, (k, v)| rb.header(*k, *v));
-        read_response(&url, rb.json(body).send()).map(|(_, v)| v)
+        read_json(&url, rb.json(body).send()).map(|(_, v)| v)
     }
 
     fn health(&self) -> Result<Value, ClientError> {
         let url = format!("{}/health", self.base);
-        read_response(&url, self.http.get(&url).send()).map(|(_, v)| v)
+        read_json(&url, self.http.get(&url).send()).map(|(_, v)| v)
     }
 }
 

@@ -14,28 +14,7 @@ const IDLE: Duration = Duration::from_millis(250);
 /// Pause after a failed request (the reference's transient retry interval).
 pub const RETRY: Duration = Duration::from_secs(2);
 
-/// A failed sidecar or pool request.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("{url}: {reason}")]
-    Transport { url: String, reason: String },
-    #[error("{url}: HTTP {status}: {detail}")]
-    Status {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-}
-
-impl ClientError {
-    /// Worth retrying: the network, a 5xx, a timeout.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ClientError::Transport { .. } => true,
-            ClientError::Status { status, .. } => *status >= 500 || *status == 408,
-        }
-    }
-}
+pub use crate::protocol::client::{read_json, ClientError};
 
 /// A job handed out by `GET /jobs/next`.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,41 +22,6 @@ pub struct Job {
     pub job_id: String,
     pub kind: String,
     pub payload: Value,
-}
-
-/// Turn a response into JSON (or `Null` for an empty body), or a [`ClientError`].
-pub fn read_response(
-    url: &str,
-    r: reqwest::Result<reqwest::blocking::Response>,
-) -> Result<(u16, Value), ClientError> {
-    let r = r.map_err(|e| ClientError::Transport {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
-    let status = r.status().as_u16();
-    let text = r.text().map_err(|e| ClientError::Transport {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
-    let body = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    if (200..300).contains(&status) {
-        Ok((status, body))
-    } else {
-        let detail = body
-            .get("detail")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| body.to_string());
-        Err(ClientError::Status {
-            url: url.to_string(),
-            status,
-            detail,
-        })
-    }
 }
 
 /// A blocking client of one sidecar's job queue.
@@ -104,7 +48,7 @@ impl SidecarClient {
 
     fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ClientError> {
         let url = format!("{}{path}", self.base);
-        read_response(&url, self.http.post(&url).json(body).send())
+        read_json(&url, self.http.post(&url).json(body).send())
     }
 
     /// `POST /jobs/enqueue`; returns the job id.
@@ -129,7 +73,7 @@ impl SidecarClient {
             ("worker_id", worker_id),
             ("lease_seconds", lease.as_str()),
         ]);
-        let (status, v) = read_response(&url, req.send())?;
+        let (status, v) = read_json(&url, req.send())?;
         if status == 204 {
             return Ok(None);
         }
@@ -176,7 +120,7 @@ impl SidecarClient {
             ("cursor", c.as_str()),
             ("limit", "500"),
         ]);
-        let (_, v) = read_response(&url, req.send())?;
+        let (_, v) = read_json(&url, req.send())?;
         let next = v["cursor"].as_u64().unwrap_or(cursor);
         let items = v["items"].as_array().cloned().unwrap_or_default();
         Ok((next, items))
