@@ -5,7 +5,6 @@
 
 /// Where each top-level module sits. Same-layer imports are allowed only for
 /// foundations, and only along the arrows listed in [`FOUNDATION_ARROWS`].
-#[cfg(test)]
 const LAYERS: &[(&str, u8)] = &[
     ("cli", 4),
     ("main", 4),
@@ -33,7 +32,6 @@ const LAYERS: &[(&str, u8)] = &[
 
 /// The imports foundations make of each other (a DAG apart from engine ⇄ tasks, which
 /// share the `Task`/`Examples` types and would move together into one crate).
-#[cfg(test)]
 const FOUNDATION_ARROWS: &[(&str, &[&str])] = &[
     ("config", &["engine", "store", "tasks"]),
     ("context", &["config", "store"]),
@@ -49,7 +47,6 @@ const FOUNDATION_ARROWS: &[(&str, &[&str])] = &[
     ("layering", &[]),
 ];
 
-#[cfg(test)]
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};

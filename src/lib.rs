@@ -17,6 +17,7 @@ pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+#[cfg(test)]
 mod layering;
 pub mod miner;
 pub mod pool;

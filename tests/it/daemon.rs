@@ -2,21 +2,11 @@
 
 use crate::common;
 
-use common::{bin, http, repo_root, Daemon, Opts};
+use common::{bin, http, Daemon, Opts};
 use std::process::Command;
 
 fn serve_with_env(env: &[(&str, &str)], data_dir: &std::path::Path) -> std::process::Output {
-    let mut cmd = Command::new(bin());
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(repo_root().join("appliance.toml"))
-        .env("BITSOTA_DATA_DIR", data_dir)
-        .env("BITSOTA_RELAY_LISTEN", "127.0.0.1:0")
-        .env("BITSOTA_SIDECAR_LISTEN", "127.0.0.1:0")
-        .env("BITSOTA_POOL_LISTEN", "127.0.0.1:0")
-        .env("BITSOTA_MINER_AUTOSTART", "false")
-        .env("BITSOTA_VALIDATOR_ENABLED", "false")
-        .env("BITSOTA_LOG_FILE", "false");
+    let mut cmd = common::serve_command(data_dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
