@@ -76,6 +76,11 @@ fn config_errors_name_the_key_and_exit_2() {
             "relay.listen",
         ),
         (&[("BITSOTA_MINER_WORKERS", "-3")], "miner.workers"),
+        // Checked against the task type's recipe (miner::settings::check_config).
+        (
+            &[("BITSOTA_MINER_TOURNAMENT_SIZE", "2000")],
+            "tournament_size (2000) must not exceed pop_size",
+        ),
     ];
     for (env, needle) in cases {
         let out = serve_with_env(env, &tmp.path().join("d"));
