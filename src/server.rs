@@ -281,7 +281,7 @@ fn build_service(
                 })?;
             let sidecar = Arc::new(crate::sidecar::api::Sidecar {
                 store,
-                miner: Some(appliance.supervisor),
+                miner: appliance.supervisor,
             });
             Service {
                 routes: crate::sidecar::api::routes(sidecar, appliance.api),

@@ -20,8 +20,8 @@ use std::sync::Arc;
 /// Everything the handlers share.
 pub struct Sidecar {
     pub store: Arc<SidecarStore>,
-    /// The daemon's miner, if it has one.
-    pub miner: Option<Arc<dyn EmbeddedMiner>>,
+    /// The daemon's miner (the appliance's supervisor).
+    pub miner: Arc<dyn EmbeddedMiner>,
 }
 
 /// The reference sidecar answers every malformed input with a 400; an empty body is
@@ -116,10 +116,7 @@ async fn runs_start(Data(s): Shared<'_>, Json(m, ..): Body<Map<String, Value>>) 
     let mining = MINING_FIELDS.iter().any(|k| m.contains_key(*k));
     let req: StartRequest = from_value::<StartBody, SidecarDialect>(Value::Object(m))?.into();
     if mining {
-        let miner = s.miner.as_ref().ok_or_else(|| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this sidecar has no miner")
-        })?;
-        return ok(&json!({ "run_id": miner.start(req)? }));
+        return ok(&json!({ "run_id": s.miner.start(req)? }));
     }
     let run = s.store.start_run(req.run_id.as_deref(), req.replace)?;
     ok(&json!({ "run_id": run.run_id }))
@@ -134,8 +131,8 @@ struct RunRef {
 
 #[handler]
 async fn runs_stop(Data(s): Shared<'_>, Json(b, ..): Body<RunRef>) -> Reply {
-    if let (Some(run_id), Some(miner)) = (s.store.stop_run(b.run_id.as_deref())?, &s.miner) {
-        let miner = miner.clone();
+    if let Some(run_id) = s.store.stop_run(b.run_id.as_deref())? {
+        let miner = s.miner.clone();
         let _ = tokio::task::spawn_blocking(move || miner.stop_run(&run_id)).await;
     }
     status_ok()
