@@ -70,6 +70,17 @@ pub struct BenchArgs {
     /// Discover: how many seeds to run (the median is over them).
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
+    /// Discover: end an experiment once its best fitness has not improved for this
+    /// many children (checked at the end of each population sweep); 0 runs every
+    /// experiment its full 2e8 training steps, as AutoML-Zero does.
+    #[arg(long, default_value_t = DEFAULT_STAGNATION)]
+    pub stagnation: u64,
+    /// Demo/discover: population size (AutoML-Zero's demo: 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub pop_size: usize,
+    /// Demo/discover: tournament size (AutoML-Zero's demo: 10).
+    #[arg(long, default_value_t = 10)]
+    pub tournament_size: usize,
     /// Print a JSON summary as the last stdout line.
     #[arg(long)]
     pub json: bool,
@@ -178,6 +189,8 @@ fn linear_tasks(count: usize, task_seed: u64, sizes: LinearSizes) -> (Vec<Arc<Ta
 fn demo_config(args: &BenchArgs, seed: u64) -> EvolutionConfig {
     EvolutionConfig {
         checkpoint_generations: 20_000,
+        pop_size: args.pop_size,
+        tournament_size: args.tournament_size,
         exact_cache_size: exact_cache_size(args),
         ..EvolutionConfig::automl_zero_demo(args.fec, seed, args.workers)
     }
@@ -280,11 +293,40 @@ const EXPERIMENT_TRAIN_STEPS: u64 = 200_000_000;
 /// 100 validation) exceeds this, as in AutoML-Zero's demo.
 const SOLVED: f32 = 0.9999;
 
+/// `bench discover`'s default stagnation window (see [`ExperimentEnd`]).
+const DEFAULT_STAGNATION: u64 = 40_000;
+
+/// When a `bench discover` experiment ends, restarting with a fresh population and
+/// fresh tasks. AutoML-Zero's rule is the first: 2e8 training steps. The second is
+/// ours: an experiment whose best has not improved for `stagnation` children rarely
+/// finds the learner afterwards (the successful ones find it within 12k–183k children
+/// and keep improving on the way), so its remaining children are better spent on a
+/// fresh start. Neither rule changes what counts as a solution.
+#[derive(Clone, Copy, Debug)]
+struct ExperimentEnd {
+    train_steps: u64,
+    /// `None`: no early end (the faithful experiment).
+    stagnation: Option<u64>,
+}
+
+impl ExperimentEnd {
+    /// Whether an experiment that has made `children` (the first population included)
+    /// with its last new best at child `last_gain`, and run `train_steps`, is over.
+    fn reached(&self, children: u64, last_gain: u64, train_steps: u64) -> bool {
+        train_steps >= self.train_steps
+            || self
+                .stagnation
+                .is_some_and(|window| children - last_gain >= window)
+    }
+}
+
 /// One seed of `bench discover`.
 struct DiscoverRun {
     seed: u64,
     /// Wall time to a solution; `None` when the cap ran out first.
     seconds: Option<f64>,
+    /// CPU time of the seed's search (steadier than wall time on a shared machine).
+    cpu_seconds: f64,
     children: u64,
     experiments: u64,
 }
@@ -315,6 +357,11 @@ fn fresh_fitness(program: &Program, tasks: &[Arc<Task>], seeds: &[u64]) -> f32 {
 /// early ends its experiment early. Both are the same test.
 fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> DiscoverRun {
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
+    let end = ExperimentEnd {
+        train_steps: EXPERIMENT_TRAIN_STEPS,
+        stagnation: (args.stagnation > 0).then_some(args.stagnation),
+    };
     let (final_tasks, final_seeds) = linear_tasks(
         100,
         1_000_000 + seed,
@@ -331,6 +378,7 @@ fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> DiscoverRun {
     let mut run = DiscoverRun {
         seed,
         seconds: None,
+        cpu_seconds: 0.0,
         children: 0,
         experiments: 0,
     };
@@ -350,19 +398,26 @@ fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> DiscoverRun {
         );
         let mut evolver = Evolver::new(cfg, tasks, seeds).expect("valid demo config");
         run.experiments += 1;
+        let mut last_gain = 0;
         let found = loop {
             if started.elapsed().as_secs_f64() > cap {
                 run.children += evolver.children();
+                run.cpu_seconds = cpu_seconds() - cpu_start;
                 return run;
             }
             let outcome = evolver.step();
-            if outcome.improved && outcome.fitness >= CANDIDATE {
-                let best = &evolver.best().expect("just improved").program;
-                if solved(best, "new best", restart) {
-                    break true;
+            if outcome.improved {
+                last_gain = evolver.children();
+                if outcome.fitness >= CANDIDATE {
+                    let best = &evolver.best().expect("just improved").program;
+                    if solved(best, "new best", restart) {
+                        break true;
+                    }
                 }
             }
-            if evolver.children() % sweep == 0 && evolver.train_steps() >= EXPERIMENT_TRAIN_STEPS {
+            if evolver.children() % sweep == 0
+                && end.reached(evolver.children(), last_gain, evolver.train_steps())
+            {
                 let last = evolver
                     .population()
                     .reduce(|b, m| if m.fitness > b.fitness { m } else { b })
@@ -373,6 +428,7 @@ fn discover_once(args: &BenchArgs, seed: u64, cap: f64) -> DiscoverRun {
         run.children += evolver.children();
         if found {
             run.seconds = Some(started.elapsed().as_secs_f64());
+            run.cpu_seconds = cpu_seconds() - cpu_start;
             return run;
         }
     }
@@ -396,6 +452,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()).into());
+    }
+    if args.pop_size < 2 || args.tournament_size == 0 {
+        return Err(UsageError(
+            "--pop-size must be at least 2 and --tournament-size at least 1".into(),
+        )
+        .into());
     }
     let seconds = args.seconds.unwrap_or(match args.bench {
         BenchKind::Demo | BenchKind::Validator => 10.0,
@@ -446,8 +508,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .map(|s| {
                     let run = discover_once(&args, args.seed + s, seconds);
                     eprintln!(
-                        "[bench discover] seed {}: {:?} s, {} children, {} experiments",
-                        run.seed, run.seconds, run.children, run.experiments
+                        "[bench discover] seed {}: {:?} s ({:.2} CPU s), {} children, {} experiments",
+                        run.seed, run.seconds, run.cpu_seconds, run.children, run.experiments
                     );
                     run
                 })
@@ -470,11 +532,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "time_to_solution_s": finite_median(&times),
                 "max_time_s": runs.iter().all(|r| r.seconds.is_some()).then(|| times.iter().copied().fold(0.0, f32::max)),
                 "per_seed_s": runs.iter().map(|r| r.seconds).collect::<Vec<_>>(),
+                "per_seed_cpu_s": runs.iter().map(|r| r.cpu_seconds).collect::<Vec<_>>(),
                 "median_children": finite_median(&children),
                 "per_seed_children": runs.iter().map(|r| r.children).collect::<Vec<_>>(),
                 "per_seed_experiments": runs.iter().map(|r| r.experiments).collect::<Vec<_>>(),
                 "children": runs.iter().map(|r| r.children).sum::<u64>(),
                 "cap_s": seconds,
+                "stagnation": args.stagnation,
                 "fec": args.fec,
                 "exact_cache": !args.no_exact_cache,
             })
@@ -534,4 +598,26 @@ fn print_summary(args: &BenchArgs, summary: &serde_json::Value) -> anyhow::Resul
         println!("{}", serde_json::to_string_pretty(summary)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExperimentEnd;
+
+    #[test]
+    fn an_experiment_ends_at_its_training_steps_or_after_a_stagnant_window() {
+        let faithful = ExperimentEnd {
+            train_steps: 1000,
+            stagnation: None,
+        };
+        assert!(!faithful.reached(90_000, 0, 999));
+        assert!(faithful.reached(2_000, 1_999, 1000));
+        let restarting = ExperimentEnd {
+            stagnation: Some(40_000),
+            ..faithful
+        };
+        assert!(!restarting.reached(50_000, 10_001, 10));
+        assert!(restarting.reached(50_000, 10_000, 10));
+        assert!(restarting.reached(50_000, 49_999, 1000));
+    }
 }

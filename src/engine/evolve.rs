@@ -53,12 +53,13 @@
 //! FEC way did not lower the children needed (seeds 0–5: 2.74, 3.75, 0.59, 0.74,
 //! 0.43, 2.40 M against 1.88, 2.44, 0.98, 0.45, 0.29, 1.53 M), so the count stays.
 //!
-//! A lead for `bench discover`'s restarts, measured but not yet built in: ending an
-//! experiment once its best fitness has not improved for 40k children (after the first
-//! population) needed 1.99, 1.80, 0.67, 0.45, 0.20, 0.98, 2.20, 0.11, 1.29, 0.86 M
-//! children for seeds 0–9 (median 0.92 M, 10.5 M in all) against 1.88, 2.44, 0.98,
-//! 0.45, 0.29, 1.53, 3.76, 0.11, 1.81, 1.02 M today (median 1.28 M, 14.3 M): the same
-//! experiment still succeeds, the failing ones stop sooner. Only seed 0 lost (its
+//! Beyond AutoML-Zero, `bench discover` ends an experiment early once its best
+//! fitness has not improved for 40k children (`--stagnation`, checked at the end of a
+//! population sweep; `--stagnation 0` is AutoML-Zero's experiment). Seeds 0–9 then
+//! need 2.00, 1.80, 0.67, 0.45, 0.20, 0.99, 2.25, 0.11, 1.30, 0.86 M children (median
+//! 0.92 M, 10.6 M in all) against 1.88, 2.44, 0.98, 0.45, 0.29, 1.53, 3.76, 0.11,
+//! 1.81, 1.02 M for the faithful experiment (median 1.28 M, 14.3 M): the successful
+//! experiments still succeed and the failing ones stop sooner. Only seed 0 lost (its
 //! learner came after a longer plateau). The solution test is unchanged by it.
 //!
 //! With all of this the same, the chance that one experiment finds the learner is
