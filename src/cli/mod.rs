@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod log;
 mod mine;
+mod profile;
 mod serve;
 mod validate;
 mod wallet;
@@ -48,6 +49,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Measure engine throughput.
     Bench(bench::BenchArgs),
+    /// Profile one generation along the miner, dashboard and sidecar paths; summarize.
+    Profile(profile::ProfileArgs),
     /// Dataset cache: status, fetch, import.
     Data(data::DataArgs),
     /// Keys: create, list, show, sign, verify, import.
@@ -75,6 +78,7 @@ pub fn main() -> i32 {
         Command::Mine(a) => mine::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Profile(a) => profile::run(a),
         Command::Data(a) => data::run(a),
         Command::Wallet(a) => wallet::run(a),
         Command::Validate(a) => validate::run(a),

@@ -80,6 +80,7 @@ use super::fec::Fec;
 use super::interp::{Combine, Compiled, Compiler, EvalOptions, Evaluator, TaskBatch};
 use super::mutate::{mutate, random_program, Mutation};
 use super::program::{Phase, Profile, Program};
+use super::stages::{Meter, Stage, Stages};
 use crate::rng::Rng;
 use crate::tasks::Task;
 use serde::{Deserialize, Serialize};
@@ -329,6 +330,8 @@ pub struct Evolver {
     /// Compilation buffers, reused across children.
     compiler: Compiler,
     compiled: Compiled,
+    /// What the island did, stage by stage (`bitsota profile`; see [`super::stages`]).
+    stages: Meter,
 }
 
 impl Evolver {
@@ -376,6 +379,7 @@ impl Evolver {
             )
         });
         let exact = (config.exact_cache_size > 0).then(|| Lru::new(config.exact_cache_size));
+        let stages = Meter::new(&tasks, &config, worker);
         Ok(Evolver {
             rng: Rng::new(config.seed.wrapping_add(worker as u64)),
             opts: EvalOptions {
@@ -399,14 +403,17 @@ impl Evolver {
             scores: Vec::new(),
             compiler: Compiler::default(),
             compiled: Compiled::default(),
+            stages,
         })
     }
 
     /// Miner fitness of a program on the island's tasks (FEC and early stop applied).
     pub fn evaluate(&mut self, program: &Program) -> f32 {
         let mut c = std::mem::take(&mut self.compiled);
+        let t = self.stages.clock();
         self.compiler
             .compile_into(program, self.tasks[0].input_dim, &mut c);
+        self.stages.compiled(t);
         let fitness = self.evaluate_code(&c);
         self.compiled = c;
         fitness
@@ -421,15 +428,18 @@ impl Evolver {
         {
             return f32::NEG_INFINITY;
         }
+        let t = self.stages.clock();
         let Some(key) = self.exact.is_some().then(|| c.code_key()) else {
             return self.evaluate_compiled(c);
         };
         if let Some((fitness, steps)) = self.exact.as_mut().and_then(|e| e.lookup(key)) {
+            self.stages.exact_lookup(t, true);
             // Count the steps the evaluation would have run, so budgets in training
             // steps (the discover benchmark's restarts) see the same search.
             self.evaluator.add_train_steps(steps);
             return fitness;
         }
+        self.stages.exact_lookup(t, false);
         let steps_before = self.evaluator.train_steps();
         let fitness = self.evaluate_compiled(c);
         let steps = self.evaluator.train_steps() - steps_before;
@@ -442,14 +452,19 @@ impl Evolver {
     fn evaluate_compiled(&mut self, c: &Compiled) -> f32 {
         let key = match &mut self.fec {
             Some(fec) => {
+                let (t, before) = (self.stages.clock(), self.evaluator.train_steps());
                 let key = fec.fingerprint(&mut self.evaluator, c, &self.tasks[0], self.seeds[0]);
+                let probe = self.evaluator.train_steps() - before;
                 if let Some(f) = fec.lookup(key) {
+                    self.stages.fec_probe(t, c, probe, true);
                     return f;
                 }
+                self.stages.fec_probe(t, c, probe, false);
                 Some(key)
             }
             None => None,
         };
+        let (t, before) = (self.stages.clock(), self.evaluator.train_steps());
         let mut scores = std::mem::take(&mut self.scores);
         scores.resize(self.tasks.len(), 0.0);
         match &self.batch {
@@ -464,6 +479,8 @@ impl Evolver {
                 }
             }
         }
+        self.stages
+            .evaluated(t, c, self.evaluator.train_steps() - before);
         let fitness = self.cfg.fitness.apply(&scores);
         self.scores = scores;
         if let (Some(fec), Some(key)) = (&mut self.fec, key) {
@@ -487,6 +504,7 @@ impl Evolver {
         if self.rng.next_f32() < self.cfg.mutation_prob {
             let m = self.cfg.mutations[self.rng.index(self.cfg.mutations.len())];
             mutate(&mut child, &self.profile, self.dim, m, &mut self.rng);
+            self.stages.mutated(m);
         }
         child
     }
@@ -508,6 +526,7 @@ impl Evolver {
 
     /// Produce, evaluate and insert one child (initial members count as children).
     pub fn step(&mut self) -> StepOutcome {
+        let t = self.stages.clock();
         let child = match self.cfg.engine {
             EngineKind::Baseline => {
                 if self.population.len() < self.cfg.pop_size {
@@ -525,7 +544,9 @@ impl Evolver {
             }
             EngineKind::Archive => self.archive_child(),
         };
+        self.stages.lap(Stage::Breed, t);
         let fitness = self.evaluate(&child);
+        let t = self.stages.clock();
         self.children += 1;
         let member = Member {
             program: child,
@@ -542,6 +563,7 @@ impl Evolver {
             EngineKind::Baseline => self.population.push_back(member),
             EngineKind::Archive => self.archive_insert(member),
         }
+        self.stages.child(t, self.children);
         StepOutcome { fitness, improved }
     }
 
@@ -668,6 +690,17 @@ impl Evolver {
     }
     pub fn exact_cache_stats(&self) -> Option<CacheStats> {
         self.exact.as_ref().map(|c| c.stats)
+    }
+    /// Stage counters since the island was built or [`Self::reset_stages`].
+    pub fn stages(&self) -> &Stages {
+        &self.stages.counts
+    }
+    pub fn reset_stages(&mut self) {
+        self.stages.reset();
+    }
+    /// Time each stage too (a few clock reads per child; off unless profiling).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.stages.set_timing(on);
     }
     pub fn population(&self) -> impl Iterator<Item = &Member> {
         self.population.iter()

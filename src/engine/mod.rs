@@ -17,7 +17,9 @@
 //! - [`mutate`]: random well-typed instructions and the mutation rules (pure given the
 //!   RNG). [`fec`]: the functional equivalence cache; [`cache`]: the LRU both fitness
 //!   caches use (FEC and the exact-duplicate cache of compiled code).
-//! - [`evolve`]: the search engines.
+//! - [`evolve`]: the search engines; [`stages`]: their stage counters (children,
+//!   mutations, compilations, cache hits, evaluations, instructions; times while
+//!   profiling), which `bitsota profile` reports.
 //!
 //! # Running a search (for the miner supervisor)
 //!
@@ -58,6 +60,7 @@ pub mod interp;
 pub mod mutate;
 pub mod ops;
 pub mod program;
+pub mod stages;
 
 pub use cache::CacheStats;
 pub use cost::{Examples, Limits, OverBudget};
@@ -73,3 +76,4 @@ pub use interp::{
 pub use mutate::Mutation;
 pub use ops::{Kind, Op, Signature};
 pub use program::{Addr, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program, ProgramMeta};
+pub use stages::{Stage, Stages};

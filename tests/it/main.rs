@@ -26,6 +26,7 @@ mod miner_control;
 mod miner_e2e;
 mod pool_api;
 mod pool_crash;
+mod profile;
 mod relay_api;
 mod relay_concurrency;
 mod relay_consensus;
