@@ -554,7 +554,10 @@ mod tests {
         cfg.miner.tournament_size = Some(3);
         cfg.miner.mutations = Some(vec![Mutation::Insert]);
         let search = MinerSettings::from_config(&cfg).search().unwrap();
-        assert_eq!((search.profile.as_str(), search.pop_size), ("cifar", 100));
+        assert_eq!(
+            (search.profile.as_str(), search.pop_size),
+            ("az_classify", 1000)
+        );
         assert_eq!(search.tournament_size, 3);
         assert_eq!(search.mutations, vec![Mutation::Insert]);
         // A problem config's engine_params count as set, too.
@@ -563,9 +566,9 @@ mod tests {
             .unwrap();
         assert_eq!(s.search().unwrap().pop_size, 7);
         // Checked together: a tournament larger than the recipe's population is refused.
-        cfg.miner.tournament_size = Some(500);
+        cfg.miner.tournament_size = Some(1500);
         let e = MinerSettings::from_config(&cfg).validate().unwrap_err();
-        assert!(e.contains("must not exceed pop_size (100)"), "{e}");
+        assert!(e.contains("must not exceed pop_size (1000)"), "{e}");
         cfg.miner.tournament_size = None;
         cfg.miner.profile = Some("tiny".into());
         let e = MinerSettings::from_config(&cfg).validate().unwrap_err();
