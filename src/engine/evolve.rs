@@ -161,6 +161,11 @@ pub struct EvolutionConfig {
     pub max_children: Option<u64>,
     /// Stop a worker once its best fitness reaches this.
     pub target_fitness: Option<f32>,
+    /// Start a worker over (a fresh first population; the same tasks, seed stream and
+    /// caches) once its best fitness has not improved for this many children (None =
+    /// never): a search settled in its basin rarely leaves it, and a fresh one may
+    /// find a better basin, while a search still improving keeps its progress.
+    pub stagnation_children: Option<u64>,
     /// Children whose live code costs more than this per training example
     /// ([`Compiled::example_work`]) are not evaluated: they get the lowest fitness, so
     /// programs cannot grow into ever slower evaluations (None = no bound).
@@ -193,6 +198,7 @@ impl Default for EvolutionConfig {
             archive_size: 1000,
             max_children: None,
             target_fitness: None,
+            stagnation_children: None,
             max_example_work: None,
             start_program: None,
         }
@@ -323,6 +329,8 @@ pub struct Evolver {
     archive_sigs: Vec<Vec<u8>>,
     next_generation: Vec<Member>,
     children: u64,
+    /// The child count at the last new best (for `stagnation_children`).
+    last_gain: u64,
     best: Option<Member>,
     opts: EvalOptions,
     /// Per-task scores buffer, reused across children.
@@ -399,6 +407,7 @@ impl Evolver {
             archive_sigs: Vec::new(),
             next_generation: Vec::new(),
             children: 0,
+            last_gain: 0,
             best: None,
             scores: Vec::new(),
             compiler: Compiler::default(),
@@ -509,6 +518,17 @@ impl Evolver {
         child
     }
 
+    /// Forget the population and the best: the next children refill a first
+    /// population, and the first of them is a new best (see `stagnation_children`).
+    fn start_over(&mut self) {
+        self.population.clear();
+        self.archive.clear();
+        self.archive_sigs.clear();
+        self.next_generation.clear();
+        self.best = None;
+        self.last_gain = self.children;
+    }
+
     /// The population index of the fittest of `tournament_size` members drawn
     /// uniformly with replacement — AutoML-Zero's tournament; a tie goes to the member
     /// drawn first.
@@ -526,6 +546,13 @@ impl Evolver {
 
     /// Produce, evaluate and insert one child (initial members count as children).
     pub fn step(&mut self) -> StepOutcome {
+        if self
+            .cfg
+            .stagnation_children
+            .is_some_and(|w| self.children - self.last_gain >= w)
+        {
+            self.start_over();
+        }
         let t = self.stages.clock();
         let child = match self.cfg.engine {
             EngineKind::Baseline => {
@@ -558,6 +585,7 @@ impl Evolver {
             .map_or(true, |b| better(fitness, b.fitness));
         if improved {
             self.best = Some(member.clone());
+            self.last_gain = self.children;
         }
         match self.cfg.engine {
             EngineKind::Baseline => self.population.push_back(member),
@@ -912,6 +940,35 @@ mod tests {
             seed: 3,
             ..Default::default()
         }
+    }
+
+    /// A search whose best has not improved for `stagnation_children` children starts
+    /// over: its population refills from first programs. Here nothing can improve
+    /// (empty programs, a mutation that does nothing to them), so with a window of 30 it
+    /// starts over at children 31, 62 and 93 (the first child after each is a new
+    /// best); without the setting it never does.
+    #[test]
+    fn a_stagnant_search_starts_over() {
+        let (tasks, seeds) = miner_tasks(2, 4, LinearSizes { train: 5, val: 5 });
+        let starts_over = |stagnation_children| {
+            let cfg = EvolutionConfig {
+                pop_size: 10,
+                initial_population: InitialPopulation::Empty,
+                mutations: vec![Mutation::AlterParam],
+                stagnation_children,
+                ..small_config()
+            };
+            let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
+            let sizes: Vec<usize> = (0..100)
+                .map(|_| {
+                    e.step();
+                    e.population().count()
+                })
+                .collect();
+            sizes.windows(2).filter(|w| w[1] < w[0]).count()
+        };
+        assert_eq!(starts_over(None), 0);
+        assert_eq!(starts_over(Some(30)), 3);
     }
 
     #[test]

@@ -29,7 +29,9 @@
 //! search, where every mutation applies to every phase.
 
 use super::ops::{Kind, Op, Signature};
-use super::program::{Addr, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program, ProgramMeta};
+use super::program::{
+    Addr, ConstantDraw, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program, ProgramMeta,
+};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -65,9 +67,17 @@ impl Mutation {
     ];
 }
 
-/// A new constant: U(−1, 1), as AutoML-Zero draws every new constant value.
-fn draw_const(rng: &mut Rng) -> f32 {
-    rng.uniform_f32(-1.0, 1.0)
+/// A new constant, drawn as the phase says (by default U(−1, 1), as AutoML-Zero draws
+/// every new constant value).
+fn draw_const(draw: ConstantDraw, rng: &mut Rng) -> f32 {
+    match draw {
+        ConstantDraw::Uniform => rng.uniform_f32(-1.0, 1.0),
+        ConstantDraw::LogUniform => {
+            let magnitude = libm::pow(10.0, -4.0 * rng.next_f64());
+            let sign = if rng.index(2) == 0 { 1.0 } else { -1.0 };
+            (sign * magnitude) as f32
+        }
+    }
 }
 
 /// AutoML-Zero's probability that alter_param flips a constant's sign instead of
@@ -224,10 +234,10 @@ pub fn random_instruction(
     ins.arg1 = sig.a.map(|k| random_reg(k, meta, rng));
     ins.arg2 = sig.b.map(|k| random_reg(k, meta, rng));
     match op {
-        Op::Const => ins.const1 = draw_const(rng),
+        Op::Const => ins.const1 = draw_const(spec.constants, rng),
         Op::ConstVec => {
             ins.const1 = rng.index(dim.max(1)) as f32;
-            ins.const2 = draw_const(rng);
+            ins.const2 = draw_const(spec.constants, rng);
         }
         Op::Gaussian => {
             ins.const1 = rng.uniform_f32(-1.0, 1.0);
@@ -407,7 +417,7 @@ mod tests {
             Mutation::RandomizeComponent,
             Mutation::RandomizeProgram,
         ];
-        for name in ["az_demo", "cifar", "scalar_linear"] {
+        for name in ["az_demo", "az_classify", "cifar", "scalar_linear"] {
             let profile = Profile::builtin(name).unwrap();
             let mut rng = Rng::new(11);
             let mut p = Program::empty(profile.meta());
@@ -422,6 +432,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// New constants follow the phase's draw: U(−1, 1) by default (AutoML-Zero's), and
+    /// under `LogUniform` each decade from 10⁻⁴ to 1 about equally often, both signs.
+    #[test]
+    fn new_constants_follow_the_phases_draw() {
+        let constants = |name: &str| {
+            let profile = Profile::builtin(name).unwrap();
+            let mut rng = Rng::new(29);
+            let mut out = Vec::new();
+            while out.len() < 20_000 {
+                let ins = random_instruction(&profile.setup, &profile.meta(), 4, &mut rng)
+                    .expect("setup allows CONST");
+                if ins.op == Op::Const {
+                    out.push(ins.const1);
+                }
+            }
+            out
+        };
+        let share = |c: &[f32], f: &dyn Fn(f32) -> bool| {
+            c.iter().filter(|&&v| f(v)).count() as f64 / c.len() as f64
+        };
+        let uniform = constants("az_demo");
+        assert!(uniform.iter().all(|v| (-1.0..1.0).contains(v)));
+        assert!((share(&uniform, &|v| v.abs() < 0.01) - 0.01).abs() < 0.004);
+        let log = constants("az_classify");
+        assert!(log.iter().all(|v| (1e-4..=1.0).contains(&v.abs())));
+        for decade in 0..4 {
+            let (lo, hi) = (10f32.powi(-decade - 1), 10f32.powi(-decade));
+            let s = share(&log, &|v| (lo..hi).contains(&v.abs()));
+            assert!((s - 0.25).abs() < 0.02, "decade {decade}: {s}");
+        }
+        assert!((share(&log, &|v| v > 0.0) - 0.5).abs() < 0.02);
     }
 
     /// Random code never writes `v0` (input) or `s1` (label) — neither in new

@@ -288,6 +288,20 @@ impl fmt::Display for OpEntry {
     }
 }
 
+/// How a phase's new constants are drawn (random instructions, alter_instruction,
+/// randomize_component; alter_param then refines them on a log scale either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstantDraw {
+    /// U(−1, 1), as AutoML-Zero draws every new constant.
+    #[default]
+    Uniform,
+    /// A random sign times 10^U(−4, 0): each decade from 10⁻⁴ to 1 equally likely, so a
+    /// learning rate of 0.003 is drawn as often as a weight of 0.5 (U(−1, 1) puts one
+    /// draw in 300 below 0.003).
+    LogUniform,
+}
+
 /// Size limits and allowed ops of one phase.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseSpec {
@@ -298,6 +312,8 @@ pub struct PhaseSpec {
     #[serde(default)]
     pub init_ops: Option<usize>,
     pub ops: Vec<OpEntry>,
+    #[serde(default)]
+    pub constants: ConstantDraw,
 }
 
 impl PhaseSpec {
@@ -334,6 +350,7 @@ fn phase(min: usize, max: usize, ops: &str) -> PhaseSpec {
         max_ops: max,
         init_ops: None,
         ops: entries(ops),
+        constants: ConstantDraw::Uniform,
     }
 }
 
@@ -396,7 +413,11 @@ impl Profile {
             // since labels are 0/1 and accuracy thresholds predictions at 0.5.
             "az_classify" => {
                 let ops = "CONST[->s] DOT[v,v->s] ADD[s,s->s] SUB[s,s->s] MUL[s,s->s] MUL[s,v->v] ADD[v,v->v]";
-                p(5, 3, 1, phase(7, 7, ops), phase(3, 3, ops), phase(8, 8, ops))
+                let phase = |n| PhaseSpec {
+                    constants: ConstantDraw::LogUniform,
+                    ..phase(n, n, ops)
+                };
+                p(5, 3, 1, phase(7), phase(3), phase(8))
             }
             "az_baseline" => p(
                 5,
