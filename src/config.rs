@@ -346,6 +346,8 @@ pub struct MinerConfig {
     pub val_examples: Option<usize>,
     /// Children per worker before the search starts over (0 = never).
     pub restart_children: Option<u64>,
+    /// Children without a new best after which a worker starts over (0 = never).
+    pub stagnation_children: Option<u64>,
     /// Most arithmetic per training example a child may cost (0 = no bound).
     pub max_example_work: Option<u64>,
     /// Start each run from the relay's current SOTA program.
@@ -383,6 +385,7 @@ impl Default for MinerConfig {
             train_examples: None,
             val_examples: None,
             restart_children: None,
+            stagnation_children: None,
             max_example_work: None,
             start_from_sota: false,
             mutation_prob: 0.9,

@@ -89,8 +89,9 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     let search = s.search().map_err(UsageError)?;
     eprintln!(
         "[quality] {}: profile {}, population {} / tournament {}, mutations {:?}, \
-         {:?} first programs, miner suite {} tasks ({:?}/{:?} examples), restart every {} children, \
-         work bound {}",
+         {:?} first programs, miner suite {} tasks ({:?}/{:?} examples, scored by {}), \
+         restart every {} children (0 = never), start over after {} children without a gain \
+         (0 = never), work bound {}",
         s.task_type,
         search.profile,
         search.pop_size,
@@ -100,7 +101,11 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         s.miner_task_count,
         search.train_examples,
         search.val_examples,
+        search
+            .metric
+            .map_or("the validators' metric".into(), |m| format!("{m:?}")),
         search.restart_children,
+        search.stagnation_children,
         search.max_example_work,
     );
     let miner = search::miner_suite(&s, &args.data_dir)

@@ -92,7 +92,13 @@ pub fn miner_suite(s: &MinerSettings, data_dir: &Path) -> Result<Suite, String> 
             }
         }
     }
-    build(&spec, &data)
+    let mut suite = build(&spec, &data)?;
+    if let Some(metric) = search.metric {
+        for task in &mut suite.tasks {
+            Arc::make_mut(task).metric = metric;
+        }
+    }
+    Ok(suite)
 }
 
 /// The validator suite candidates are verified on — `validator_task_count` tasks with the
@@ -160,6 +166,7 @@ pub fn evolution_config(
         checkpoint_generations: s.checkpoint_generations,
         archive_size: s.archive_size.unwrap_or(defaults.archive_size),
         max_children: s.max_generations,
+        stagnation_children: (search.stagnation_children > 0).then_some(search.stagnation_children),
         max_example_work: (search.max_example_work > 0).then_some(search.max_example_work),
         start_program: start,
         ..defaults

@@ -42,6 +42,7 @@ pub struct MinerSettings {
     pub profile: Option<String>,
     pub mutations: Option<Vec<Mutation>>,
     pub restart_children: Option<u64>,
+    pub stagnation_children: Option<u64>,
     pub max_example_work: Option<u64>,
     /// Start from the relay's current SOTA program instead of the recipe's first
     /// population (when the relay has one for this task type).
@@ -118,6 +119,7 @@ impl MinerSettings {
             profile: m.profile.clone(),
             mutations: m.mutations.clone(),
             restart_children: m.restart_children,
+            stagnation_children: m.stagnation_children,
             max_example_work: m.max_example_work,
             start_from_sota: m.start_from_sota,
             mutation_prob: m.mutation_prob,
@@ -182,6 +184,7 @@ impl MinerSettings {
             train_examples: self.train_examples.or(r.train_examples),
             val_examples: self.val_examples.or(r.val_examples),
             restart_children: self.restart_children.unwrap_or(r.restart_children),
+            stagnation_children: self.stagnation_children.unwrap_or(r.stagnation_children),
             max_example_work: self.max_example_work.unwrap_or(r.max_example_work),
             ..r
         })
