@@ -305,21 +305,22 @@ mod tests {
 
     /// The shipped `scalar_linear` search — the recipe, nothing overridden — discovers
     /// a learner from random programs that the validators score ≥ 0.99 on their own
-    /// 128-task, 16-feature suite. One worker, so the run is the same every time; seed 12
-    /// finds it in its first round at 96,768 children (about one round in ten finds
-    /// one; the seed was picked among 1–12 as the first that does so early), and the
-    /// child budget, not wall time, bounds the test. A change to how the search draws
-    /// its random numbers needs a new seed.
+    /// 128-task, 16-feature suite. One worker, so the run is the same every time; seed 5
+    /// finds it in its first round at 129,521 children (seeds 5, 10 and 11 of 0–20 do so
+    /// within one round; 5 is the first), and the child budget, not wall time, bounds
+    /// the test. A change to how the search draws its random numbers needs a new seed
+    /// (seed 12 served until the search's draws were made AutoML-Zero's).
     ///
-    /// 97k children of 16-feature tasks take 2 s in a release build but about 7 minutes
-    /// unoptimised, so debug builds skip it: `cargo test --release --lib discovers`.
+    /// 130k children of 16-feature tasks take 3 s in a release build but about 10
+    /// minutes unoptimised, so debug builds skip it and CI runs it in its own release
+    /// step: `cargo test --release --lib discovers`.
     #[test]
     #[cfg_attr(
         debug_assertions,
         ignore = "minutes unoptimised: run with cargo test --release --lib discovers"
     )]
     fn the_default_scalar_linear_search_discovers_a_learner() {
-        const SEED: u64 = 12;
+        const SEED: u64 = 5;
         const BUDGET: u64 = 200_000;
         let dir = tempfile::tempdir().unwrap();
         let mut s = MinerSettings::from_config(&Config::default());
