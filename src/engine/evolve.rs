@@ -216,11 +216,7 @@ impl EvolutionConfig {
             pop_size: 1000,
             tournament_size: 10,
             mutation_prob: 0.9,
-            mutations: vec![
-                Mutation::AlterParam,
-                Mutation::AlterInstruction,
-                Mutation::RandomizeComponent,
-            ],
+            mutations: Mutation::AUTOML_ZERO_DEMO.to_vec(),
             initial_population: InitialPopulation::Random,
             fitness: Combine::Mean,
             early_stop_abs_error: Some(100.0),

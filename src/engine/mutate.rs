@@ -58,6 +58,14 @@ pub enum Mutation {
 }
 
 impl Mutation {
+    /// AutoML-Zero's demo search's list: re-draw a parameter, an instruction or a whole
+    /// phase (fixed-size phases, so nothing inserts or removes).
+    pub const AUTOML_ZERO_DEMO: [Mutation; 3] = [
+        Mutation::AlterParam,
+        Mutation::AlterInstruction,
+        Mutation::RandomizeComponent,
+    ];
+
     /// The reference's default list.
     pub const DEFAULTS: [Mutation; 4] = [
         Mutation::Insert,
