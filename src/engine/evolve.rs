@@ -750,6 +750,7 @@ impl Evolver {
                 .map_or(true, |b| better(m.fitness, b.fitness))
             {
                 self.best = Some(m.clone());
+                self.last_gain = self.children;
             }
             self.population.push_back(m);
         }
@@ -946,7 +947,7 @@ mod tests {
     #[test]
     fn a_stagnant_search_starts_over() {
         let (tasks, seeds) = miner_tasks(2, 4, LinearSizes { train: 5, val: 5 });
-        let starts_over = |stagnation_children| {
+        let evolver = |stagnation_children| {
             let cfg = EvolutionConfig {
                 pop_size: 10,
                 initial_population: InitialPopulation::Empty,
@@ -954,7 +955,10 @@ mod tests {
                 stagnation_children,
                 ..small_config()
             };
-            let mut e = Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap();
+            Evolver::new(cfg, tasks.clone(), seeds.clone()).unwrap()
+        };
+        let starts_over = |stagnation_children| {
+            let mut e = evolver(stagnation_children);
             let sizes: Vec<usize> = (0..100)
                 .map(|_| {
                     e.step();
@@ -965,6 +969,21 @@ mod tests {
         };
         assert_eq!(starts_over(None), 0);
         assert_eq!(starts_over(Some(30)), 3);
+        // An immigrant that beats the best is a gain too: after one at child 25 the
+        // window runs from there, so the start-over comes at child 55, not 31.
+        let mut e = evolver(Some(30));
+        for _ in 0..25 {
+            e.step();
+        }
+        let mut immigrant = e.best().unwrap().clone();
+        immigrant.fitness += 1.0;
+        e.receive(vec![immigrant]);
+        for _ in 0..30 {
+            e.step();
+            assert_eq!(e.population().count(), 10);
+        }
+        e.step();
+        assert_eq!(e.population().count(), 1);
     }
 
     #[test]
