@@ -287,6 +287,7 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::tasks::Metric;
 
     #[test]
     fn rounds_split_the_budget_and_take_fresh_seeds() {
@@ -301,6 +302,55 @@ mod tests {
         assert_eq!(round_plan(100, Some(250), 2, 7, 2), Some((Some(50), 11)));
         assert_eq!(round_plan(100, Some(250), 2, 7, 3), None);
         assert_eq!(round_plan(100, Some(200), 1, 7, 2), None);
+    }
+
+    /// The image recipe's search ranks programs by squared error on the 0/1 labels,
+    /// while candidates are verified by the validators' accuracy. A program predicting
+    /// 100 for every example shows both: accuracy ≈ 0.5 (every example called class 1),
+    /// `1 − (2/π)·atan(RMSE)` ≈ 0.006. Needs the real CIFAR-10 files (`../shared/datasets`
+    /// or `BITSOTA_TEST_DATASETS`); skipped without them, except under `CI=true`.
+    #[test]
+    fn image_tasks_search_by_squared_error_and_verify_by_accuracy() {
+        let datasets = std::env::var_os("BITSOTA_TEST_DATASETS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+        if !datasets.join("cifar10").is_dir() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "no CIFAR-10 files at {datasets:?}"
+            );
+            eprintln!("SKIPPED: no CIFAR-10 files at {}", datasets.display());
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(
+            datasets.canonicalize().unwrap(),
+            dir.path().join("datasets"),
+        )
+        .unwrap();
+        let mut s = MinerSettings::from_config(&Config::default());
+        s.task_type = "cifar10_binary".into();
+        s.miner_task_count = 2;
+        s.validator_task_count = 2;
+        let suite = miner_suite(&s, dir.path()).unwrap();
+        assert!(suite
+            .tasks
+            .iter()
+            .all(|t| t.metric == Metric::InverseAtanRmse));
+        let constant = "# predict\ns0 = 100.0\n";
+        let searched = score_on_suite(
+            &parse_program(constant).unwrap(),
+            &suite.tasks,
+            &suite.seeds,
+        );
+        assert!(searched.score < 0.01, "search fitness {}", searched.score);
+        let verified = Verifier::new(&s, dir.path())
+            .unwrap()
+            .verify(constant)
+            .unwrap()
+            .unwrap();
+        assert!((0.4..0.6).contains(&verified), "validator score {verified}");
     }
 
     /// The shipped `scalar_linear` search — the recipe, nothing overridden — discovers

@@ -563,6 +563,16 @@ mod tests {
         );
         assert_eq!(search.tournament_size, 3);
         assert_eq!(search.mutations, vec![Mutation::Insert]);
+        assert_eq!(search.stagnation_children, 300_000, "the image recipe's");
+        // Set, it wins; 0 turns the start-over off in the engine's terms.
+        for (set, engine) in [(5, Some(5)), (0, None)] {
+            cfg.miner.stagnation_children = Some(set);
+            let s = MinerSettings::from_config(&cfg);
+            assert_eq!(s.search().unwrap().stagnation_children, set);
+            let run = crate::miner::search::evolution_config(&s, None).unwrap();
+            assert_eq!(run.stagnation_children, engine);
+        }
+        cfg.miner.stagnation_children = None;
         // A problem config's engine_params count as set, too.
         let mut s = MinerSettings::from_config(&cfg);
         s.apply_problem_config(r#"{"mining": {"engine_params": {"pop_size": 7}}}"#)
