@@ -490,5 +490,15 @@ mod tests {
         let spec: PhaseSpec = serde_json::from_str(json).unwrap();
         assert_eq!(spec.ops.len(), 2);
         assert_eq!(spec.init_size(), 3);
+        assert_eq!(
+            spec.constants,
+            ConstantDraw::Uniform,
+            "AutoML-Zero's by default"
+        );
+        let log = r#"{"max_ops":3,"ops":["CONST"],"constants":"log_uniform"}"#;
+        let spec: PhaseSpec = serde_json::from_str(log).unwrap();
+        assert_eq!(spec.constants, ConstantDraw::LogUniform);
+        let bad = r#"{"max_ops":3,"ops":["CONST"],"constants":"gaussian"}"#;
+        assert!(serde_json::from_str::<PhaseSpec>(bad).is_err());
     }
 }

@@ -90,7 +90,7 @@ pub fn recipe(task: TaskType) -> Search {
         // Training keeps the validators' 1000 examples, since the learning rates that
         // win there are small and need them to converge; 200 validation examples rank
         // learners well enough at a sixth of the prediction cost. Fixed phase sizes keep
-        // the rate at 30–60k children/s for the whole run (the reference's growing
+        // the rate at 24–58k children/s for the whole run (the reference's growing
         // `cifar` programs slowed it twentyfold within minutes).
         TaskType::MnistBinary | TaskType::Cifar10Binary => Search {
             profile: "az_classify".into(),
