@@ -388,6 +388,9 @@ impl Evaluator {
             (16, 10) => self.run_dim::<16, 10>(c, data, spec),
             (16, 8) => self.run_dim::<16, 8>(c, data, spec),
             (4, 10) => self.run_dim::<4, 10>(c, data, spec),
+            // The FEC probe and single-task scoring: one lane, no per-lane loops.
+            (4, 1) => self.run_dim::<4, 1>(c, data, spec),
+            (16, 1) => self.run_dim::<16, 1>(c, data, spec),
             (4, _) => self.run_dim::<4, 0>(c, data, spec),
             (8, _) => self.run_dim::<8, 0>(c, data, spec),
             (16, _) => self.run_dim::<16, 0>(c, data, spec),
