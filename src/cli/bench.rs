@@ -70,9 +70,9 @@ pub struct BenchArgs {
     /// Discover: how many seeds to run (the median is over them).
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
-    /// Discover: end an experiment once its best fitness has not improved for this
-    /// many children (checked at the end of each population sweep); 0 runs every
-    /// experiment its full 2e8 training steps, as AutoML-Zero does.
+    /// Discover: end an experiment once its best fitness has not risen by at least
+    /// `--min-gain` for this many children (checked at the end of each population
+    /// sweep); 0 runs every experiment its full 2e8 training steps, as AutoML-Zero does.
     #[arg(long, default_value_t = DEFAULT_STAGNATION)]
     pub stagnation: u64,
     /// Discover: the least rise of the best fitness that counts as improving for
@@ -347,9 +347,9 @@ impl ExperimentEnd {
     /// Note a new best `fitness` at child `children`: a gain when it beats the last
     /// gain's fitness by at least the least gain (any first best is one).
     fn observe(&self, progress: &mut Progress, children: u64, fitness: f32) {
+        // From the start's −∞ any fitness is a gain.
         let min_gain = self.stagnation.map_or(0.0, |s| s.min_gain);
-        if progress.gain_fitness == f32::NEG_INFINITY || fitness >= progress.gain_fitness + min_gain
-        {
+        if fitness >= progress.gain_fitness + min_gain {
             *progress = Progress {
                 last_gain: children,
                 gain_fitness: fitness,

@@ -7,9 +7,20 @@ use super::interp::{Compiled, Evaluator, Lanes, RunSpec};
 use crate::tasks::Task;
 use std::hash::Hasher;
 
-/// The fingerprint word of a NaN error. No rounded error maps to it: it is odd and far
-/// above 2^24, where every f32 (and so `f32 as i64`) is even.
+/// The fingerprint word of a NaN error. No other error maps to it: a rounded f32 above
+/// 2^24 is an even integer, and `as i64` saturates infinities to `i64::MAX`/`MIN`.
 const NAN_WORD: u64 = 0x7FF8_0000_0000_0001;
+
+/// One probe error as a fingerprint word: rounded to 3 decimals, NaN apart (`NaN as
+/// i64` is 0, which would collide with an error of 0).
+fn error_word(error: f32) -> u64 {
+    let r = (error * 1000.0).round();
+    if r.is_nan() {
+        NAN_WORD
+    } else {
+        r as i64 as u64
+    }
+}
 
 /// An LRU map from probe fingerprints to fitness.
 pub struct Fec {
@@ -39,18 +50,12 @@ impl Fec {
             stop: None,
         };
         ev.run(c, Lanes::single(task), &[seed], spec);
-        // A fixed multiply-fold hash (the same fingerprint in every process, and a few
-        // times cheaper than SipHash, which was a tenth of the probe's cost). NaN gets
-        // its own word: `NaN as i64` is 0, which would collide with an error of 0.
+        // A fixed multiply-fold hash: the same fingerprint in every process, and a few
+        // times cheaper than SipHash, which was a tenth of the probe's cost.
         let mut h = KeyHasher::default();
         let val_errors = ev.predictions().iter().zip(&task.val_y).map(|(p, y)| p - y);
         for e in ev.train_errors.iter().copied().chain(val_errors) {
-            let r = (e * 1000.0).round();
-            h.write_u64(if r.is_nan() {
-                NAN_WORD
-            } else {
-                r as i64 as u64
-            });
+            h.write_u64(error_word(e));
         }
         h.finish()
     }
@@ -75,6 +80,24 @@ mod tests {
     use crate::engine::{compile, parse_program};
     use crate::tasks::scalar_linear::{build, LinearSizes};
     use crate::tasks::{TaskSpec, TaskType};
+
+    #[test]
+    fn probe_errors_become_distinct_words_at_three_decimals() {
+        assert_eq!(error_word(0.0004), error_word(0.0));
+        assert_ne!(error_word(0.0006), error_word(0.0));
+        assert_ne!(error_word(f32::NAN), error_word(0.0));
+        let extremes = [
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -f32::MAX,
+            9.2e15,
+        ];
+        for e in extremes {
+            assert_ne!(error_word(f32::NAN), error_word(e), "{e}");
+        }
+        assert_ne!(error_word(f32::INFINITY), error_word(f32::NEG_INFINITY));
+    }
 
     #[test]
     fn equivalent_programs_share_a_fingerprint() {
