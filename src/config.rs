@@ -354,7 +354,8 @@ pub struct MinerConfig {
     pub start_from_sota: bool,
     pub mutation_prob: f64,
     pub migration_generations: u64,
-    pub fec_cache_size: usize,
+    /// Functional-equivalence cache entries per worker (0 = off).
+    pub fec_cache_size: Option<usize>,
     /// A reference-format `problem_config.json` overriding these settings.
     pub problem_config: Option<PathBuf>,
 }
@@ -390,7 +391,7 @@ impl Default for MinerConfig {
             start_from_sota: false,
             mutation_prob: 0.9,
             migration_generations: 0,
-            fec_cache_size: 0,
+            fec_cache_size: None,
             problem_config: None,
         }
     }

@@ -91,7 +91,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         "[quality] {}: profile {}, population {} / tournament {}, mutations {:?}, \
          {:?} first programs, miner suite {} tasks ({:?}/{:?} examples, scored by {}), \
          restart every {} children (0 = never), start over after {} children without a gain \
-         (0 = never), work bound {}",
+         (0 = never), work bound {}, FEC {} entries (0 = off)",
         s.task_type,
         search.profile,
         search.pop_size,
@@ -107,6 +107,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         search.restart_children,
         search.stagnation_children,
         search.max_example_work,
+        search.fec_cache_size,
     );
     let miner = search::miner_suite(&s, &args.data_dir)
         .map_err(anyhow::Error::msg)

@@ -39,6 +39,10 @@ pub struct Search {
     /// The most arithmetic per training example a child may cost
     /// (`Compiled::example_work`); costlier children are not evaluated (0 = no bound).
     pub max_example_work: u64,
+    /// Functional-equivalence cache entries per worker (0 = off): a child whose errors
+    /// on a short probe match a program scored before takes that score unevaluated
+    /// (`engine::fec`). It changes the search, never a validator's score.
+    pub fec_cache_size: usize,
 }
 
 /// The default search for `task`.
@@ -71,6 +75,7 @@ pub fn recipe(task: TaskType) -> Search {
             stagnation_children: 0,
             // az_demo's fixed phase sizes already bound the cost.
             max_example_work: 0,
+            fec_cache_size: 0,
         },
         // Image tasks (16-feature projections, 0/1 labels): the same kind of search in a
         // classifier's space (`az_classify`: az_demo's ops plus a scalar ADD for a bias,
@@ -87,6 +92,11 @@ pub fn recipe(task: TaskType) -> Search {
         //   time in 300.
         // - A worker starts over after 300k children without a new best instead of on a
         //   fixed budget, so a search that found the learner keeps refining it.
+        // - AutoML-Zero's functional-equivalence cache (FEC) is on: a 32/32-example
+        //   probe costs a few percent of a full evaluation here (10 tasks of 1000/200
+        //   examples), and most children that reach it behave like a program scored
+        //   before. Runs mined 3–5× as many children per second (120–270k/s against
+        //   24–58k/s) and found their first learner at 2.5–5 minutes, against 7.5–9.
         // Training keeps the validators' 1000 examples, since the learning rates that
         // win there are small and need them to converge; 200 validation examples rank
         // learners well enough at a sixth of the prediction cost. Fixed phase sizes keep
@@ -107,6 +117,7 @@ pub fn recipe(task: TaskType) -> Search {
             stagnation_children: 300_000,
             // az_classify's fixed phase sizes already bound the cost.
             max_example_work: 0,
+            fec_cache_size: 100_000,
         },
     }
 }

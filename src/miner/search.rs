@@ -157,7 +157,7 @@ pub fn evolution_config(
         initial_population: search.initial_population,
         fitness: search.fitness,
         early_stop_abs_error: search.early_stop_abs_error,
-        fec_cache_size: s.fec_cache_size,
+        fec_cache_size: search.fec_cache_size,
         fec_train_examples: s.fec_train_examples.unwrap_or(defaults.fec_train_examples),
         fec_val_examples: s.fec_valid_examples.unwrap_or(defaults.fec_val_examples),
         seed: s.seed,

@@ -51,7 +51,7 @@ pub struct MinerSettings {
     /// Archive engine: archive capacity.
     pub archive_size: Option<usize>,
     pub migration_generations: u64,
-    pub fec_cache_size: usize,
+    pub fec_cache_size: Option<usize>,
     pub fec_train_examples: Option<usize>,
     pub fec_valid_examples: Option<usize>,
     /// Stop each worker after this many children (`args.iterations`; none = until stopped).
@@ -186,6 +186,7 @@ impl MinerSettings {
             restart_children: self.restart_children.unwrap_or(r.restart_children),
             stagnation_children: self.stagnation_children.unwrap_or(r.stagnation_children),
             max_example_work: self.max_example_work.unwrap_or(r.max_example_work),
+            fec_cache_size: self.fec_cache_size.unwrap_or(r.fec_cache_size),
             ..r
         })
     }
@@ -319,7 +320,7 @@ impl MinerSettings {
             "train_examples" => self.train_examples = Some(positive(&name, v)?),
             "val_examples" => self.val_examples = Some(positive(&name, v)?),
             "feature_dim" => self.input_dim = positive(&name, v)?,
-            "fec_cache_size" => self.fec_cache_size = uint(&name, v)? as usize,
+            "fec_cache_size" => self.fec_cache_size = Some(uint(&name, v)? as usize),
             "fec_train_examples" => self.fec_train_examples = Some(positive(&name, v)?),
             "fec_valid_examples" => self.fec_valid_examples = Some(positive(&name, v)?),
             "pop_size" => self.pop_size = Some(positive(&name, v)?),
@@ -378,7 +379,7 @@ impl MinerSettings {
                 "MINER_VALIDATE_EVERY_N_GENERATIONS" => self.validate_every = n.max(1),
                 "MINER_TASK_COUNT" => self.miner_task_count = n as usize,
                 "MINER_TASK_SEED" => self.miner_task_seed = n,
-                "MINER_FEC_CACHE_SIZE" => self.fec_cache_size = n as usize,
+                "MINER_FEC_CACHE_SIZE" => self.fec_cache_size = Some(n as usize),
                 "MINER_FEC_TRAIN_EXAMPLES" => self.fec_train_examples = Some(n as usize),
                 "MINER_FEC_VALID_EXAMPLES" => self.fec_valid_examples = Some(n as usize),
                 "VALIDATOR_TASK_SEED" => self.validator_task_seed = n,
@@ -573,6 +574,17 @@ mod tests {
             assert_eq!(run.stagnation_children, engine);
         }
         cfg.miner.stagnation_children = None;
+        // The image recipe's FEC is on; an explicit 0 (the reference example's value)
+        // turns it off.
+        let fec = |s: &MinerSettings| {
+            crate::miner::search::evolution_config(s, None)
+                .unwrap()
+                .fec_cache_size
+        };
+        assert_eq!(fec(&MinerSettings::from_config(&cfg)), 100_000);
+        let mut s = MinerSettings::from_config(&cfg);
+        s.apply_problem_config(REFERENCE_EXAMPLE).unwrap();
+        assert_eq!(fec(&s), 0, "set to 0 by the problem config");
         // A problem config's engine_params count as set, too.
         let mut s = MinerSettings::from_config(&cfg);
         s.apply_problem_config(r#"{"mining": {"engine_params": {"pop_size": 7}}}"#)

@@ -84,7 +84,7 @@ pub struct SearchFlags {
     /// mutation_prob`, 0.9).
     #[arg(long)]
     pub mutation_prob: Option<f64>,
-    /// FEC capacity (0 = off).
+    /// FEC capacity (0 = off; default: the task type's recipe).
     #[arg(long)]
     pub fec_cache_size: Option<usize>,
     /// Generations run before sampling starts (caches and population warm).
@@ -160,7 +160,7 @@ impl SearchFlags {
         m.insert("pop_size".into(), json!(search.pop_size));
         m.insert("tournament_size".into(), json!(search.tournament_size));
         m.insert("mutation_prob".into(), json!(s.mutation_prob));
-        m.insert("fec_cache_size".into(), json!(s.fec_cache_size));
+        m.insert("fec_cache_size".into(), json!(search.fec_cache_size));
         m.insert("miner_task_count".into(), json!(s.miner_task_count));
         m.insert("input_dim".into(), json!(s.input_dim));
         m.insert("workers".into(), json!(s.workers));
