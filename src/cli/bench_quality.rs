@@ -59,6 +59,11 @@ struct Mark {
     score: Option<f64>,
 }
 
+/// A miner-suite example count for the header (`None` = the validators' count).
+fn examples(count: Option<usize>) -> String {
+    count.map_or("as the validators'".into(), |n| n.to_string())
+}
+
 fn settings(task: &str, args: &BenchArgs) -> anyhow::Result<MinerSettings> {
     let vars: BTreeMap<String, String> = std::env::vars().collect();
     let config = crate::config::load(None, false, &vars, &[])?;
@@ -89,7 +94,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     let search = s.search().map_err(UsageError)?;
     eprintln!(
         "[quality] {}: profile {}, population {} / tournament {}, mutations {:?}, \
-         {:?} first programs, miner suite {} tasks ({:?}/{:?} examples, scored by {}), \
+         {:?} first programs, miner suite {} tasks (training examples {}, validation examples {}, scored by {}), \
          restart every {} children (0 = never), start over after {} children without a gain \
          (0 = never), work bound {}, FEC {} entries (0 = off)",
         s.task_type,
@@ -99,8 +104,8 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         search.mutations,
         search.initial_population,
         s.miner_task_count,
-        search.train_examples,
-        search.val_examples,
+        examples(search.train_examples),
+        examples(search.val_examples),
         search
             .metric
             .map_or("the validators' metric".into(), |m| format!("{m:?}")),

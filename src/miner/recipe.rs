@@ -95,16 +95,17 @@ pub fn recipe(task: TaskType) -> Search {
         // - AutoML-Zero's functional-equivalence cache (FEC) is on: a 32/32-example
         //   probe costs a few percent of a full evaluation here (10 tasks of 2000
         //   examples), and most children that reach it behave like a program scored
-        //   before. Runs mined 3–5× as many children per second (120–270k/s against
+        //   before. Runs mined 3–5× as many children per second (110–275k/s against
         //   24–58k/s) and found their first learner at 2.5–5 minutes, against 7.5–9.
-        // - The miner suite keeps the validators' 1000 training and 1000 validation
-        //   examples per task: the learning rates that win are small and need the
-        //   training examples to converge, and the search overfits a small validation
-        //   set. With 200 validation examples, millions of children were ranked on the
-        //   same 2000 predictions, and the learners that won scored 0.679–0.715 on the
-        //   validators' suite at miner fitness 0.722–0.731; with 1000, two runs' winners
-        //   scored 0.716 and 0.7165 (logistic regression's level) at 0.7268. Under FEC
-        //   the larger set costs little: few children reach a full evaluation.
+        // - The miner suite's tasks have the validators' example counts (1000 training,
+        //   1000 validation by default): the learning rates that win are small and need
+        //   the training examples to converge, and the search overfits a small
+        //   validation set. With 200 validation examples, millions of children were
+        //   ranked on the same 2000 predictions, and the learners that won scored
+        //   0.679–0.715 on the validators' suite at miner fitness 0.722–0.731; with 1000,
+        //   three runs' winners scored 0.716–0.7165 (logistic regression's level) at
+        //   0.7267–0.7269. Under FEC the larger set costs little: few children reach a
+        //   full evaluation.
         // Fixed phase sizes keep the rate steady for the whole run (the reference's
         // growing `cifar` programs slowed it twentyfold within minutes).
         // The 16-unit MLP's level (0.738) needs a hidden layer, which this space cannot
@@ -118,8 +119,8 @@ pub fn recipe(task: TaskType) -> Search {
             fitness: Combine::Mean,
             metric: Some(Metric::InverseAtanRmse),
             early_stop_abs_error: Some(100.0),
-            train_examples: Some(1000),
-            val_examples: Some(1000),
+            train_examples: None,
+            val_examples: None,
             restart_children: 0,
             stagnation_children: 300_000,
             // az_classify's fixed phase sizes already bound the cost.

@@ -51,6 +51,7 @@ pub struct MinerSettings {
     /// Archive engine: archive capacity.
     pub archive_size: Option<usize>,
     pub migration_generations: u64,
+    /// Functional-equivalence cache entries per worker (`None` = the recipe's).
     pub fec_cache_size: Option<usize>,
     pub fec_train_examples: Option<usize>,
     pub fec_valid_examples: Option<usize>,
@@ -565,6 +566,9 @@ mod tests {
         assert_eq!(search.tournament_size, 3);
         assert_eq!(search.mutations, vec![Mutation::Insert]);
         assert_eq!(search.stagnation_children, 300_000, "the image recipe's");
+        // Image miners score on the validators' example counts: a smaller validation
+        // set gets overfitted by the search.
+        assert_eq!((search.train_examples, search.val_examples), (None, None));
         // Set, it wins; 0 turns the start-over off in the engine's terms.
         for (set, engine) in [(5, Some(5)), (0, None)] {
             cfg.miner.stagnation_children = Some(set);
