@@ -34,6 +34,8 @@ pub struct Config {
     pub miner: MinerConfig,
     pub log: LogConfig,
     pub budget: BudgetConfig,
+    pub store: StoreConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -47,6 +49,8 @@ impl Default for Config {
             miner: MinerConfig::default(),
             log: LogConfig::default(),
             budget: BudgetConfig::default(),
+            store: StoreConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -459,6 +463,68 @@ impl BudgetConfig {
     }
 }
 
+/// `[store]`: the free-space watermark and what each store tree may keep
+/// (`crate::retention`, applied by the background pruner).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Below this much free space on the data directory's filesystem every write is
+    /// refused (507) before the store is touched; writes resume when space returns.
+    pub min_free_mb: u64,
+    /// Seconds between pruning passes.
+    pub prune_interval_s: u64,
+    /// Miner runs the sidecar keeps (the newest; the current run is never pruned). Each
+    /// run keeps at most 5000 logs, 2000 candidates, 200 populations, 2000 job results
+    /// and 2000 jobs (the reference's rolling caps).
+    pub keep_runs: usize,
+    /// Relay results kept (one per miner hotkey, the newest submissions; the result
+    /// behind the current SOTA is always kept). 0 = unlimited.
+    pub max_relay_results: usize,
+    /// Finished pool tasks and leases are kept this many days (0 = forever). Miners,
+    /// algorithms, evaluations, epoch ledgers and reputation are kept: payouts and the
+    /// pool's invariants are computed from them.
+    pub pool_history_days: f64,
+    /// Each validator's JSONL metrics file is rotated (to `.1`, replacing an older one)
+    /// past this size.
+    pub metrics_log_max_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            min_free_mb: 256,
+            prune_interval_s: 60,
+            keep_runs: 3,
+            max_relay_results: 10_000,
+            pool_history_days: 7.0,
+            metrics_log_max_mb: 16,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+/// `[metrics]`: who may read `GET /metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Ask for the relay's admin token (`X-Auth-Token`, or `Authorization: Bearer`), the
+    /// rule of `/admin/status`. false = open to anyone who can reach the listener.
+    pub require_admin_token: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            require_admin_token: true,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -517,6 +583,8 @@ const SECTIONS: &[&str] = &[
     "miner",
     "log",
     "budget",
+    "store",
+    "metrics",
 ];
 
 /// One override: a dotted key, its raw text, and where it came from (for messages).
@@ -784,6 +852,13 @@ impl Config {
         positive("miner.input_dim", self.miner.input_dim as u64)?;
         positive("pool.input_dim", self.pool.input_dim as u64)?;
         positive("pool.eval_task_count", self.pool.eval_task_count as u64)?;
+        positive("store.prune_interval_s", self.store.prune_interval_s)?;
+        let days = self.store.pool_history_days;
+        if !(0.0..=1e6).contains(&days) {
+            return Err(err(
+                "config: store.pool_history_days: must be within 0..=1e6",
+            ));
+        }
         // Also bounds what `Duration::from_secs_f64` accepts.
         if !(self.budget.deadline_s > 0.0 && self.budget.deadline_s <= 1e9) {
             return Err(err("config: budget.deadline_s: must be > 0 (seconds)"));

@@ -6,7 +6,7 @@
 //! point one way (cli → server → services → context and the libraries).
 
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +30,10 @@ pub struct AppContext {
     pub started_at: Instant,
     /// Cancelled when the daemon shuts down; background workers watch it.
     pub shutdown: CancellationToken,
+    /// What `/health` is computed from.
+    pub health: Arc<crate::health::Monitor>,
+    /// The registry `/metrics` serves; services update their own metrics in it.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppContext {
@@ -42,6 +46,15 @@ impl AppContext {
     pub fn metrics_dir(&self) -> PathBuf {
         self.data_dir.join("metrics")
     }
+    /// `GET /metrics`, for each listener's route table.
+    pub fn metrics_api(&self) -> crate::http::Api {
+        crate::metrics::api(
+            self.metrics.clone(),
+            self.health.clone(),
+            crate::metrics::Access::from_config(&self.config),
+        )
+    }
+
     /// The relay other components should talk to: `configured`, or the embedded one.
     pub fn relay_url_or_embedded(&self, configured: &str) -> Option<String> {
         if configured.is_empty() {
@@ -99,6 +112,46 @@ impl Background {
         F: FnOnce() + Send + 'static,
     {
         self.handles.push((name, tokio::task::spawn_blocking(work)));
+    }
+
+    /// Periodic store work (the pruners, the usage report): `work` every `[store]
+    /// prune_interval_s` on a blocking thread until shutdown, logging the records it
+    /// removed. A refused write (low space, failed store) just waits for the next pass.
+    pub fn periodic<F>(&mut self, name: &'static str, ctx: &AppContext, prune: F)
+    where
+        F: Fn() -> Result<usize, StoreError> + Send + Sync + 'static,
+    {
+        let interval = std::time::Duration::from_secs(ctx.config.store.prune_interval_s);
+        let shutdown = ctx.shutdown.clone();
+        let prune = Arc::new(prune);
+        self.spawn(name, async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let prune = prune.clone();
+                match tokio::task::spawn_blocking(move || prune()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(work = name, records = n, "pruned"),
+                    Ok(Err(e)) => tracing::debug!(work = name, error = %e, "pruning skipped"),
+                    Err(e) => {
+                        tracing::error!(work = name, error = %e, "pruning failed");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The names of the pieces that have already ended (while the daemon runs, each is
+    /// a service that stopped working: `/health` says so).
+    pub fn finished(&self) -> Vec<&'static str> {
+        self.handles
+            .iter()
+            .filter(|(_, h)| h.is_finished())
+            .map(|(name, _)| *name)
+            .collect()
     }
 
     pub fn extend(&mut self, other: Background) {

@@ -14,15 +14,18 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod keys;
 #[cfg(test)]
 mod layering;
+pub mod metrics;
 pub mod miner;
 pub mod pool;
 pub mod protocol;
 pub mod relay;
+pub mod retention;
 pub mod rng;
 pub mod score_json;
 pub mod server;

@@ -64,8 +64,41 @@ pub enum ServerError {
 pub struct Daemon {
     pub context: AppContext,
     servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
-    /// Every service's background work, joined at shutdown before the store is flushed.
-    background: Background,
+    /// Every service's background work, joined at shutdown before the store is flushed
+    /// (shared with the watch that reports pieces that stopped early to `/health`).
+    background: Arc<parking_lot::Mutex<Background>>,
+}
+
+/// Leave the store's usage in the data directory every pruning interval, for `bitsota
+/// data status` (skipped while writes are refused).
+fn report_usage(ctx: &AppContext, background: &mut Background) {
+    let store = ctx.store.clone();
+    let path = ctx.data_dir.join(crate::store::USAGE_FILE);
+    background.periodic("store usage report", ctx, move || {
+        store.check_write()?;
+        let usage = store.usage(crate::clock::now_f64());
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(&usage).unwrap_or_default();
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::debug!(error = %e, "store usage report not written");
+        }
+        Ok(0)
+    });
+}
+
+/// Every second, tell the health monitor which background work has ended although the
+/// daemon is running (a crashed validator loop, a pruner that gave up).
+fn watch_background(ctx: &AppContext, background: Arc<parking_lot::Mutex<Background>>) {
+    let (health, shutdown) = (ctx.health.clone(), ctx.shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            health.set_stopped(background.lock().finished());
+        }
+    });
 }
 
 struct Bound {
@@ -110,7 +143,12 @@ impl Daemon {
         crate::miner::settings::check_config(&config)?;
         let data_dir = config.data_dir.clone();
         prepare_data_dir(&data_dir)?;
-        let store = Store::open(&data_dir.join("store"), config.relay.durability)?;
+        let store = Store::open_watched(
+            &data_dir.join("store"),
+            config.relay.durability,
+            &data_dir,
+            config.store.min_free_bytes(),
+        )?;
 
         let mut bound = Vec::new();
         if config.relay.enabled {
@@ -134,6 +172,8 @@ impl Daemon {
 
         let context = AppContext {
             config: Arc::new(config),
+            health: Arc::new(crate::health::Monitor::new(store.clone())),
+            metrics: Default::default(),
             store,
             data_dir,
             endpoints,
@@ -153,7 +193,12 @@ impl Daemon {
         for b in bound {
             let service = build_service(b.name, &context, &mut validators)?;
             background.extend(service.background);
-            let endpoint = service.routes.boxed();
+            let endpoint = crate::metrics::Track {
+                inner: service.routes,
+                listener: b.name,
+                metrics: context.metrics.clone(),
+            }
+            .boxed();
             let token = context.shutdown.clone();
             let acceptor = TcpAcceptor::from_tokio(b.listener).map_err(|e| ServerError::Bind {
                 key: b.key,
@@ -171,6 +216,9 @@ impl Daemon {
             });
             servers.push((b.name, handle));
         }
+        report_usage(&context, &mut background);
+        let background = Arc::new(parking_lot::Mutex::new(background));
+        watch_background(&context, background.clone());
         Ok(Daemon {
             context,
             servers,
@@ -200,8 +248,9 @@ impl Daemon {
                 Err(_) => tracing::warn!(service = name, "listener did not stop in time"),
             }
         }
-        let joined = self.background.len();
-        let late = self.background.join(deadline).await;
+        let background = std::mem::take(&mut *self.background.lock());
+        let joined = background.len();
+        let late = background.join(deadline).await;
         if !late.is_empty() {
             tracing::error!(
                 ?late,
@@ -279,13 +328,26 @@ fn build_service(
                         reason: format!("miner autostart: {e}"),
                     }
                 })?;
+            let mut background = appliance.background;
+            let keep = ctx.config.store.keep_runs;
+            let pruned = store.clone();
+            background.periodic("sidecar pruning", ctx, move || {
+                pruned.prune_runs(keep).map_err(|e| match e {
+                    crate::sidecar::SidecarError::Store(e) => e,
+                    other => crate::store::StoreError::Aborted(other.to_string()),
+                })
+            });
             let sidecar = Arc::new(crate::sidecar::api::Sidecar {
                 store,
                 miner: appliance.supervisor,
+                health: ctx.health.clone(),
             });
             Service {
-                routes: crate::sidecar::api::routes(sidecar, appliance.api),
-                background: appliance.background,
+                routes: crate::sidecar::api::routes(
+                    sidecar,
+                    appliance.api.merge(ctx.metrics_api()),
+                ),
+                background,
             }
         }
         _ => crate::pool::start(ctx).map_err(|e| service_err(e.to_string()))?,
@@ -321,8 +383,10 @@ mod tests {
             daemon.shutdown().await.unwrap()
         });
         stop_runtime(runtime);
-        // 2 validators, pool ticks, the local evaluators (loop, stop flag), the miner stop, the relay commit thread.
-        assert_eq!(stopped.joined, 7, "{stopped:?}");
+        // 2 validators, pool ticks, the local evaluators (loop, stop flag), the miner stop,
+        // the relay commit thread, the relay's, sidecar's and pool's pruners, and the usage
+        // report.
+        assert_eq!(stopped.joined, 11, "{stopped:?}");
         assert!(stopped.late.is_empty(), "{stopped:?}");
     }
 }

@@ -23,7 +23,8 @@ pub struct DataArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum DataCommand {
-    /// List each dataset's files, sizes and checksum verification.
+    /// The store's size per tree, and each dataset's files, sizes and checksum
+    /// verification.
     Status,
     /// Download (or with --from, import) a dataset and verify it.
     Fetch {
@@ -53,7 +54,7 @@ impl From<DatasetArg> for DatasetKind {
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     let cfg = DataConfig::for_data_dir(&args.data_dir);
     match args.command {
-        DataCommand::Status => status(&cfg),
+        DataCommand::Status => status(&args.data_dir, &cfg),
         DataCommand::Fetch { dataset, from } => {
             let kind = DatasetKind::from(dataset);
             let installed = match from {
@@ -147,8 +148,53 @@ impl ProgressBarSink {
     }
 }
 
-/// Print every dataset's files and checks; fails (exit 1) if a file has a wrong checksum.
-fn status(cfg: &DataConfig) -> anyhow::Result<()> {
+/// The store's size per tree: read from the store itself, or, while a daemon holds it,
+/// from the usage the daemon last left in the data directory.
+fn store_status(data_dir: &Path) {
+    use crate::store::{Durability, Store, StoreError, Usage, USAGE_FILE};
+    let path = data_dir.join("store");
+    if !path.exists() {
+        println!("store: none yet in {}", path.display());
+        return;
+    }
+    let (usage, source) = match Store::open(&path, Durability::Async) {
+        Ok(store) => (
+            Some(store.usage(crate::clock::now_f64())),
+            "now".to_string(),
+        ),
+        Err(StoreError::Locked { .. }) => {
+            let usage: Option<Usage> = std::fs::read(data_dir.join(USAGE_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let when = usage.as_ref().map_or("-".into(), |u| {
+                crate::clock::iso((u.at * 1e6) as i64, crate::clock::SecondsFormat::Secs)
+            });
+            (usage, format!("reported by the running daemon at {when}"))
+        }
+        Err(e) => {
+            println!("store: {e}");
+            return;
+        }
+    };
+    let Some(usage) = usage else {
+        println!("store: in use by a running daemon, which has not reported its usage yet");
+        return;
+    };
+    println!(
+        "store: {} ({:.2} MiB on disk, {source})",
+        path.display(),
+        usage.size_on_disk_bytes as f64 / (1 << 20) as f64
+    );
+    println!("  {:<28} {:>10} {:>14}", "tree", "records", "bytes");
+    for t in &usage.trees {
+        println!("  {:<28} {:>10} {:>14}", t.name, t.records, t.bytes);
+    }
+}
+
+/// Print the store's size per tree, then every dataset's files and checks; fails (exit
+/// 1) if a file has a wrong checksum.
+fn status(data_dir: &Path, cfg: &DataConfig) -> anyhow::Result<()> {
+    store_status(data_dir);
     println!("datasets dir: {}", cfg.datasets_dir.display());
     let mut mismatches = 0;
     for kind in DatasetKind::ALL {

@@ -67,9 +67,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let signals = ShutdownSignals::install()?;
         let daemon = Daemon::start(config).await?;
         print_endpoints(&daemon);
-        signals.wait().await;
-        tracing::info!("shutting down");
-        daemon.shutdown().await?;
+        let store_failed = daemon.context.store.failed_signal();
+        tokio::select! {
+            _ = signals.wait() => tracing::info!("shutting down"),
+            _ = store_failed.cancelled() => {}
+        }
+        // A failed store ends the daemon: answering 500s forever helps nobody, and a
+        // restart recovers the store from its log with every acknowledged write.
+        let failed = daemon.context.store.guard_state().failed;
+        let stopped = daemon.shutdown().await;
+        if let Some(reason) = failed {
+            anyhow::bail!(
+                "the store failed ({reason}); exiting for a restart (acknowledged writes are on disk)"
+            );
+        }
+        stopped?;
         Ok(())
     });
     crate::server::stop_runtime(runtime);

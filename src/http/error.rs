@@ -40,6 +40,10 @@ impl ApiError {
     pub fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, detail)
     }
+    /// 507: the data directory is below its free-space watermark; `detail` names it.
+    pub fn insufficient_storage(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INSUFFICIENT_STORAGE, detail)
+    }
 
     /// The same error, asking the client for credentials with `challenge`.
     pub fn with_challenge(self, challenge: &'static str) -> ApiError {
@@ -50,11 +54,30 @@ impl ApiError {
     }
 }
 
-/// A storage fault is the server's, not the client's: logged, and a 500.
+/// Low space is a 507 whose detail names the data directory and its free space (the
+/// client may retry later). Any other storage fault is the server's: its text is logged,
+/// never answered — a failed store is a 503 (the daemon is restarting), anything else a
+/// 500.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
-        tracing::error!(error = %e, "store error");
-        ApiError::internal(format!("store error: {e}"))
+        use crate::store::StoreError;
+        match &e {
+            StoreError::LowSpace { .. } => {
+                tracing::debug!(error = %e, "write refused");
+                ApiError::insufficient_storage(e.to_string())
+            }
+            _ if e.is_fault() => {
+                tracing::error!(error = %e, "store failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage failed; the daemon is restarting",
+                )
+            }
+            _ => {
+                tracing::error!(error = %e, "store error");
+                ApiError::internal("internal storage error")
+            }
+        }
     }
 }
 

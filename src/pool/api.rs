@@ -28,6 +28,9 @@ use std::sync::Arc;
 /// The pool service: state plus the listener's replay memory.
 pub struct Pool {
     pub state: PoolState,
+    /// `/health`'s verdict and the daemon's metrics.
+    pub health: Arc<crate::health::Monitor>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     guard: ReplayGuard,
     /// Seed of the evaluation suite (the validators' `task_seed`), advertised with
     /// evaluation work so every evaluator scores on the same tasks.
@@ -35,9 +38,11 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(state: PoolState, eval_task_seed: u64) -> Self {
+    pub fn new(state: PoolState, eval_task_seed: u64, ctx: &crate::context::AppContext) -> Self {
         Pool {
             state,
+            health: ctx.health.clone(),
+            metrics: ctx.metrics.clone(),
             guard: ReplayGuard::new(300, ReplayGuard::DEFAULT_CAPACITY),
             eval_task_seed,
         }
@@ -86,10 +91,7 @@ impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         match e {
             OpError::Refused(r) => r.into(),
-            OpError::Store(e) => {
-                tracing::error!(error = %e, "pool store failure");
-                ApiError::internal("Internal pool error")
-            }
+            OpError::Store(e) => e.into(),
         }
     }
 }
@@ -251,11 +253,16 @@ fn parse_dsl(text: &str, what: &str) -> Result<String, ApiError> {
 fn health(pool: Shared<'_>) -> Reply {
     let now = now_f64();
     let w = pool.state.config().window_s;
-    ok(&json!({
-        "status": "healthy",
-        "window_number": rules::window_number(now, w),
-        "time_remaining_s": rules::window_remaining(now, w),
-    }))
+    let report = pool.health.report();
+    Ok(crate::health::response(
+        &report,
+        json!({
+            "status": report.status,
+            "reasons": report.reasons,
+            "window_number": rules::window_number(now, w),
+            "time_remaining_s": rules::window_remaining(now, w),
+        }),
+    ))
 }
 
 #[handler]
@@ -830,10 +837,12 @@ fn table() -> Api {
 }
 
 /// The pool listener's routes.
-pub fn route(pool: Arc<Pool>) -> Route {
+pub fn route(pool: Arc<Pool>, extra: Api) -> Route {
     Route::new().nest(
         "/",
-        table().into_endpoint(pool, crate::http::DEFAULT_MAX_BODY_BYTES),
+        table()
+            .merge(extra)
+            .into_endpoint(pool, crate::http::DEFAULT_MAX_BODY_BYTES),
     )
 }
 

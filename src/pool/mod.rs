@@ -66,11 +66,17 @@ pub fn start(ctx: &AppContext) -> Result<Service, PoolError> {
         }
         _ => None,
     };
-    let pool = Arc::new(api::Pool::new(state, ctx.config.validator.task_seed));
+    let pool = Arc::new(api::Pool::new(state, ctx.config.validator.task_seed, ctx));
     let mut background = local_evaluators::start(ctx, pool.clone())?;
     background.spawn("pool ticks", ticks(ctx, pool.clone(), link));
+    let days = ctx.config.store.pool_history_days;
+    let pruned = pool.clone();
+    background.periodic("pool pruning", ctx, move || {
+        let cutoff = crate::retention::pool_history_cutoff(now_f64(), days);
+        pruned.state.prune_history(cutoff)
+    });
     Ok(Service {
-        routes: api::route(pool),
+        routes: api::route(pool, ctx.metrics_api()),
         background,
     })
 }

@@ -371,6 +371,7 @@ impl PoolState {
     /// therefore still hold inside it. `f` may run more than once (sled retries on
     /// conflicts), so it must not consume what it captures.
     fn transact<T>(&self, f: impl Fn(&Tx) -> TxResult<T>) -> Result<T, OpError> {
+        self.store.check_write()?;
         let trees = [
             self.miners.raw(),
             self.algorithms.raw(),
@@ -401,7 +402,9 @@ impl PoolState {
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => OpError::Store(e.into()),
+                TransactionError::Storage(e) => {
+                    OpError::Store(self.store.observe::<()>(Err(e.into())).unwrap_err())
+                }
             })?;
         self.store.commit()?;
         Ok(out)
@@ -755,6 +758,44 @@ impl PoolState {
             Ok(Ok(out))
         })?;
         Ok(submitted?)
+    }
+
+    /// Delete finished tasks and leases (with their index entries) issued before
+    /// `cutoff` (`crate::retention::prune_finished`), in one transaction. Returns how
+    /// many records went.
+    pub fn prune_history(&self, cutoff: Option<f64>) -> Result<usize, StoreError> {
+        let _g = self.lock.lock();
+        let old = |status: WorkStatus, issued_at: f64| {
+            crate::retention::prune_finished(status != WorkStatus::Active, issued_at, cutoff)
+        };
+        let mut tasks = Vec::new();
+        for r in self.tasks.iter() {
+            let (k, t) = r?;
+            if old(t.status, t.issued_at) {
+                tasks.push(k);
+            }
+        }
+        let mut leases = Vec::new();
+        for r in self.leases.iter() {
+            let (k, l) = r?;
+            if old(l.status, l.issued_at) {
+                leases.push((k, lease_index_key(&l.hotkey, l.window_number)));
+            }
+        }
+        if tasks.is_empty() && leases.is_empty() {
+            return Ok(0);
+        }
+        self.transact(|tx| {
+            for k in &tasks {
+                tx.tasks.remove(k)?;
+            }
+            for (k, index) in &leases {
+                tx.leases.remove(k)?;
+                tx.lease_index.remove(index)?;
+            }
+            Ok(tasks.len() + leases.len())
+        })
+        .map_err(store_only)
     }
 
     // ---- epochs ----

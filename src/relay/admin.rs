@@ -13,8 +13,12 @@ pub fn status(relay: &Relay, now: f64) -> Value {
         Err(e) => (false, Some(e.to_string())),
     };
     let sota = relay.sota();
+    let health = relay.health.report();
+    let store = relay.db.store();
+    let guard = store.guard_state();
     json!({
-        "status": if db_ok { "healthy" } else { "unhealthy" },
+        "status": if !db_ok { "unhealthy" } else { health.status },
+        "reasons": health.reasons,
         "db_ok": db_ok,
         "db_error": db_error,
         "uid0_hotkey": relay.uid0(),
@@ -31,6 +35,15 @@ pub fn status(relay: &Relay, now: f64) -> Value {
             "invitations": relay.db.invite_count(),
             "pending_votes": relay.db.pending_votes().map(|v| v.len()).unwrap_or(0),
             "sota_threshold": sota.value,
+        },
+        "storage": {
+            "data_dir": guard.data_dir,
+            "free_bytes": guard.free_bytes,
+            "min_free_bytes": guard.min_free_bytes,
+            "low_space": guard.low_space,
+            "failed": guard.failed,
+            "size_on_disk_bytes": store.size_on_disk(),
+            "trees": store.tree_sizes(),
         },
         "metrics": relay.metrics.snapshot(now, relay.uptime_s()),
     })

@@ -242,6 +242,33 @@ impl RelayStore {
         self.results.len()
     }
 
+    /// Delete the results past the newest `max` (`crate::retention::results_to_prune`),
+    /// keeping the one behind the latest SOTA event. Returns how many went. The caller
+    /// holds the submission lock, so no result changes meanwhile.
+    pub fn prune_results(&self, max: usize) -> Result<usize, StoreError> {
+        let sota_miner = match self.events.raw().last()? {
+            Some((_, bytes)) => Some(decode::<EventRec>(self.events.name(), &bytes)?.miner_hotkey),
+            None => None,
+        };
+        let doomed: Vec<String> = {
+            let order = self.order.read();
+            let oldest_first: Vec<&str> = order.values().map(String::as_str).collect();
+            crate::retention::results_to_prune(&oldest_first, sota_miner.as_deref(), max)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        for miner in &doomed {
+            if let Some(old) = self.results.remove(miner.as_bytes())? {
+                self.order.write().remove(&old.seq);
+            }
+        }
+        if !doomed.is_empty() {
+            self.store.commit()?;
+        }
+        Ok(doomed.len())
+    }
+
     // ----- votes, events, SOTA -----
 
     pub fn pending_votes(&self) -> Result<Vec<Vote>, StoreError> {
@@ -271,6 +298,7 @@ impl RelayStore {
         p: &Params,
         now_us: i64,
     ) -> Result<(EventRec, SotaRec), StoreError> {
+        self.store.check_write()?;
         let pending: Vec<sled::IVec> = self.votes.raw().iter().keys().collect::<Result<_, _>>()?;
         let next_id = match self.events.raw().last()? {
             Some((k, _)) => key_u64(&k).unwrap_or(0) + 1,
@@ -371,6 +399,7 @@ impl RelayStore {
         validator: &str,
         now_us: i64,
     ) -> Result<bool, StoreError> {
+        self.store.check_write()?;
         let mut key = blacklist_prefix(miner);
         key.extend_from_slice(validator.as_bytes());
         let swapped = self.blacklist.raw().compare_and_swap(
@@ -475,6 +504,7 @@ impl RelayStore {
 
     /// Write an invitation and its miner index entry atomically.
     pub fn put_invite(&self, rec: &InviteRec) -> Result<(), StoreError> {
+        self.store.check_write()?;
         let bytes = encode(rec)?;
         (self.invites.raw(), &self.invite_by_miner)
             .transaction(|(inv, by_miner)| {
@@ -504,6 +534,7 @@ impl RelayStore {
     // ----- UID0 test submissions -----
 
     pub fn add_test(&self, mut rec: TestSubRec) -> Result<TestSubRec, StoreError> {
+        self.store.check_write()?;
         let seq = self.seq();
         let bytes = encode(&rec)?;
         (self.tests.raw(), &self.tests_unclaimed)
@@ -525,6 +556,7 @@ impl RelayStore {
         by: &str,
         now_us: i64,
     ) -> Result<Vec<TestSubRec>, StoreError> {
+        self.store.check_write()?;
         let keys: Vec<sled::IVec> = self
             .tests_unclaimed
             .iter()
@@ -620,7 +652,7 @@ impl GroupCommit {
             .await
             .map_err(|_| StoreError::Aborted("the commit thread stopped".into()))?;
         match &state.1 {
-            Some(e) => Err(StoreError::Aborted(format!("flush failed: {e}"))),
+            Some(e) => Err(StoreError::Failed(format!("flush failed: {e}"))),
             None => Ok(()),
         }
     }

@@ -22,6 +22,8 @@ pub struct Sidecar {
     pub store: Arc<SidecarStore>,
     /// The daemon's miner (the appliance's supervisor).
     pub miner: Arc<dyn EmbeddedMiner>,
+    /// `/health`'s verdict.
+    pub health: Arc<crate::health::Monitor>,
 }
 
 /// The reference sidecar answers every malformed input with a 400; an empty body is
@@ -42,17 +44,21 @@ pub type Body<T> = Json<T, SidecarDialect>;
 impl From<SidecarError> for ApiError {
     fn from(e: SidecarError) -> ApiError {
         let status = match &e {
-            SidecarError::Store(e) => {
-                tracing::error!(error = %e, "sidecar store failure");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            SidecarError::BadInput(_) => StatusCode::BAD_REQUEST,
-            SidecarError::NotFound(_) => StatusCode::NOT_FOUND,
-            SidecarError::Conflict(_) => StatusCode::CONFLICT,
-            SidecarError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
-            SidecarError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // Storage answers its own status (507, or a 5xx without internal text).
+            SidecarError::Store(_) => None,
+            SidecarError::BadInput(_) => Some(StatusCode::BAD_REQUEST),
+            SidecarError::NotFound(_) => Some(StatusCode::NOT_FOUND),
+            SidecarError::Conflict(_) => Some(StatusCode::CONFLICT),
+            SidecarError::Full(_) => Some(StatusCode::TOO_MANY_REQUESTS),
+            SidecarError::Unavailable(_) => Some(StatusCode::SERVICE_UNAVAILABLE),
         };
-        ApiError::new(status, e.to_string())
+        match (e, status) {
+            (SidecarError::Store(e), _) => e.into(),
+            (e, status) => ApiError::new(
+                status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.to_string(),
+            ),
+        }
     }
 }
 
@@ -69,9 +75,19 @@ fn q_run(q: &Params) -> Option<&str> {
     q.text("run_id")
 }
 
+/// `ok` (the reference's word) while healthy, else `degraded` with the reasons and 503.
 #[handler]
-fn health() -> Reply {
-    ok(&json!({ "status": "ok", "ts": now_f64() }))
+fn health(sidecar: Shared<'_>) -> Reply {
+    let report = sidecar.health.report();
+    let status = if report.healthy() {
+        "ok"
+    } else {
+        report.status
+    };
+    Ok(crate::health::response(
+        &report,
+        json!({ "status": status, "reasons": report.reasons, "ts": now_f64() }),
+    ))
 }
 
 /// `POST /runs/start` and `POST /appliance/mine/start`: the run and, for mining, its

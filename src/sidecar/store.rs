@@ -269,6 +269,27 @@ impl SidecarStore {
         Ok(run)
     }
 
+    /// Delete the runs past the newest `keep` (`crate::retention::runs_to_prune`; never
+    /// the current run) with everything they hold. Returns how many went.
+    pub fn prune_runs(&self, keep: usize) -> Result<usize, SidecarError> {
+        let _w = self.write.lock();
+        let runs: Vec<(String, f64)> = self
+            .runs
+            .iter()
+            .map(|r| r.map(|(_, run)| (run.run_id, run.updated_at_s)))
+            .collect::<Result<_, _>>()?;
+        let current = self.current_run()?;
+        let doomed = crate::retention::runs_to_prune(&runs, current.as_deref(), keep);
+        for id in &doomed {
+            self.wipe(id)?;
+            self.runs.remove(id)?;
+        }
+        if !doomed.is_empty() {
+            self.commit()?;
+        }
+        Ok(doomed.len())
+    }
+
     fn wipe(&self, run_id: &str) -> Result<(), SidecarError> {
         let p = prefix(run_id);
         for tree in self
@@ -282,6 +303,7 @@ impl SidecarStore {
                 .keys()
                 .collect::<Result<_, _>>()
                 .map_err(StoreError::from)?;
+            self.store.check_write()?;
             for k in keys {
                 tree.remove(k).map_err(StoreError::from)?;
             }

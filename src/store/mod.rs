@@ -9,9 +9,14 @@
 //! the caller answers a client, so an acknowledged write survives `kill -9`. Concurrent
 //! commits share one flush (sled coalesces them), which keeps the cost per request low.
 
+mod guard;
 mod migrate;
 
+pub use guard::{free_bytes, GuardState};
 pub use migrate::{Migration, MigrationStep, MIGRATIONS};
+
+use guard::Guard;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -48,6 +53,36 @@ pub enum StoreError {
     },
     #[error("transaction aborted: {0}")]
     Aborted(String),
+    /// Below the free-space watermark: nothing was written.
+    #[error("insufficient storage: the data directory {data_dir} has {} MB free, below the {} MB watermark ([store] min_free_mb)", mb(*.free_bytes), mb(*.min_bytes))]
+    LowSpace {
+        data_dir: String,
+        free_bytes: u64,
+        min_bytes: u64,
+    },
+    /// sled failed a write earlier; nothing more is written before a restart.
+    #[error("the store failed ({0}); writes are refused until the daemon restarts")]
+    Failed(String),
+}
+
+/// Bytes as megabytes with one decimal, for messages.
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+impl StoreError {
+    /// A fault of sled's own (I/O, corruption, a bug): sled makes these sticky, so the
+    /// store can write nothing more before the process restarts.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            StoreError::Sled(e) | StoreError::Open { source: e, .. } => matches!(
+                e,
+                sled::Error::Io(_) | sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)
+            ),
+            StoreError::Failed(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// When acknowledged writes reach the disk.
@@ -92,18 +127,35 @@ pub fn decode<V: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<V, StoreE
 pub struct Store {
     db: sled::Db,
     durability: Durability,
+    guard: Arc<Guard>,
 }
 
 impl Store {
-    /// Open (or create) the store at `path` and run pending migrations.
+    /// Open (or create) the store at `path` and run pending migrations, with no
+    /// free-space watermark (tools and tests; the daemon uses [`Store::open_watched`]).
     /// A second process on the same path gets [`StoreError::Locked`] at once.
     pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
+        Store::open_watched(path, durability, path, 0)
+    }
+
+    /// [`Store::open`], refusing writes while the filesystem holding `watched` (the data
+    /// directory) has less than `min_free_bytes` free.
+    pub fn open_watched(
+        path: &Path,
+        durability: Durability,
+        watched: &Path,
+        min_free_bytes: u64,
+    ) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(256 * 1024 * 1024)
             .open()
             .map_err(|e| classify_open_error(path, e))?;
-        let store = Store { db, durability };
+        let store = Store {
+            db,
+            durability,
+            guard: Arc::new(Guard::new(watched, min_free_bytes)),
+        };
         migrate::run(&store.db, MIGRATIONS)?;
         Ok(store)
     }
@@ -113,8 +165,72 @@ impl Store {
         Ok(TypedTree {
             name: name.to_string(),
             tree: self.db.open_tree(name)?,
+            guard: self.guard.clone(),
             _value: PhantomData,
         })
+    }
+
+    /// Ask before writing: refuses below the free-space watermark and after a failure.
+    /// Typed trees ask by themselves; code that writes raw trees or runs transactions
+    /// asks first.
+    pub fn check_write(&self) -> Result<(), StoreError> {
+        self.guard.check()
+    }
+
+    /// Pass a write's result through, marking the store failed on a fault of sled's.
+    pub fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.guard.observe(result)
+    }
+
+    /// The watermark and failure state.
+    pub fn guard_state(&self) -> GuardState {
+        self.guard.state()
+    }
+
+    /// Cancelled once the store has failed: the daemon then shuts down.
+    pub fn failed_signal(&self) -> tokio_util::sync::CancellationToken {
+        self.guard.failed_signal()
+    }
+
+    /// Bytes of the store's files on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// The store's usage now.
+    pub fn usage(&self, at: f64) -> Usage {
+        Usage {
+            at,
+            size_on_disk_bytes: self.size_on_disk(),
+            trees: self.tree_sizes(),
+        }
+    }
+
+    /// Every tree's name, record count and bytes of keys and values (what the records
+    /// take, before sled's own overhead): for `/admin/status`, `/metrics` and
+    /// `bitsota data status`.
+    pub fn tree_sizes(&self) -> Vec<TreeSize> {
+        let mut out: Vec<TreeSize> = self
+            .db
+            .tree_names()
+            .into_iter()
+            .filter(|n| n.as_ref() != b"__sled__default")
+            .filter_map(|name| {
+                let tree = self.db.open_tree(&name).ok()?;
+                let mut size = TreeSize {
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    records: 0,
+                    bytes: 0,
+                };
+                for (k, v) in tree.iter().flatten() {
+                    size.records += 1;
+                    size.bytes += (k.len() + v.len()) as u64;
+                }
+                Some(size)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// The raw sled database (for multi-tree transactions).
@@ -128,6 +244,7 @@ impl Store {
         Store {
             db: self.db.clone(),
             durability,
+            guard: self.guard.clone(),
         }
     }
 
@@ -138,15 +255,14 @@ impl Store {
     /// Make acknowledged writes durable according to the configured durability.
     pub fn commit(&self) -> Result<(), StoreError> {
         if self.durability == Durability::Sync {
-            self.db.flush()?;
+            self.flush()?;
         }
         Ok(())
     }
 
     /// Flush unconditionally (shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.observe(self.db.flush().map(|_| ()).map_err(StoreError::from))
     }
 
     /// The schema version recorded in the store.
@@ -182,11 +298,34 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-/// A sled tree whose values are `V` (encoded with [`encode`]).
+/// Where the daemon leaves its latest [`Usage`] for `bitsota data status`, which cannot
+/// open a store the daemon holds.
+pub const USAGE_FILE: &str = "store-usage.json";
+
+/// The store's size on disk and per tree, at a time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Unix seconds.
+    pub at: f64,
+    pub size_on_disk_bytes: u64,
+    pub trees: Vec<TreeSize>,
+}
+
+/// One tree's share of the store.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TreeSize {
+    pub name: String,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A sled tree whose values are `V` (encoded with [`encode`]). Its writes ask the
+/// store's guard first.
 #[derive(Clone)]
 pub struct TypedTree<V> {
     name: String,
     tree: sled::Tree,
+    guard: Arc<Guard>,
     _value: PhantomData<fn() -> V>,
 }
 
@@ -208,15 +347,21 @@ impl<V: Serialize + DeserializeOwned> TypedTree<V> {
     }
 
     pub fn insert(&self, key: impl AsRef<[u8]>, value: &V) -> Result<(), StoreError> {
-        self.tree.insert(key.as_ref(), encode(value)?)?;
-        Ok(())
+        self.guard.check()?;
+        let bytes = encode(value)?;
+        self.write(|t| t.insert(key.as_ref(), bytes).map(|_| ()))
     }
 
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<V>, StoreError> {
-        self.tree
-            .remove(key)?
+        self.guard.check()?;
+        self.write(|t| t.remove(key))?
             .map(|b| decode(&self.name, &b))
             .transpose()
+    }
+
+    /// A raw write, a fault of which marks the store failed.
+    fn write<T>(&self, op: impl FnOnce(&sled::Tree) -> sled::Result<T>) -> Result<T, StoreError> {
+        self.guard.observe(op(&self.tree).map_err(StoreError::from))
     }
 
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
@@ -264,8 +409,8 @@ impl<V: Serialize + DeserializeOwned> TypedTree<V> {
     }
 
     pub fn clear(&self) -> Result<(), StoreError> {
-        self.tree.clear()?;
-        Ok(())
+        self.guard.check()?;
+        self.write(|t| t.clear())
     }
 
     /// This tree's view inside a transaction, `tree` being its transactional handle.

@@ -151,6 +151,9 @@ pub fn start(ctx: &AppContext) -> Result<Service, RelayError> {
             let _ = thread.join();
         });
     }
+    let max_results = ctx.config.store.max_relay_results;
+    let pruned = relay.clone();
+    background.periodic("relay pruning", ctx, move || pruned.prune(max_results));
     tracing::info!(
         test_mode = relay.cfg.test_mode,
         validators = relay.validator_count(),
@@ -159,7 +162,7 @@ pub fn start(ctx: &AppContext) -> Result<Service, RelayError> {
         "relay ready"
     );
     Ok(Service {
-        routes: with_middleware(table(), relay),
+        routes: with_middleware(table().merge(ctx.metrics_api()), relay),
         background,
     })
 }
@@ -184,14 +187,17 @@ mod tests {
         };
         config.validator.enabled = false;
         config.relay.max_body_bytes = 100;
+        let store =
+            crate::store::Store::open(&dir.join("store"), crate::store::Durability::Sync).unwrap();
         AppContext {
-            store: crate::store::Store::open(&dir.join("store"), crate::store::Durability::Sync)
-                .unwrap(),
+            store: store.clone(),
             config: Arc::new(config),
             data_dir: dir.to_path_buf(),
             endpoints: Default::default(),
             started_at: Instant::now(),
             shutdown: Default::default(),
+            health: Arc::new(crate::health::Monitor::new(store.clone())),
+            metrics: Default::default(),
         }
     }
 

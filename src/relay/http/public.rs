@@ -38,12 +38,19 @@ pub fn routes(api: Api) -> Api {
     )
 }
 
+/// `healthy`, or `degraded` with the reasons and 503.
 #[handler]
-fn health() -> Reply {
-    ok(&Health {
-        status: "healthy".into(),
+fn health(relay: Shared<'_>) -> Reply {
+    let report = relay.health.report();
+    let mut body = serde_json::to_value(Health {
+        status: report.status.into(),
         timestamp: iso(now_us()),
     })
+    .unwrap_or_default();
+    if !report.healthy() {
+        body["reasons"] = json!(report.reasons);
+    }
+    Ok(crate::health::response(&report, body))
 }
 
 #[handler]

@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use poem::http::header;
 use poem::Request;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Signatures remembered by the replay guard (about 10 minutes at 300 signed requests/s;
@@ -44,6 +45,9 @@ pub struct Relay {
     pub(super) test_lock: Mutex<()>,
     /// The SOTA, mirrored from the store for the hot `GET /sota_threshold`.
     pub(super) sota: RwLock<SotaRec>,
+    /// `/health`'s verdict and the daemon's metrics.
+    pub health: Arc<crate::health::Monitor>,
+    pub prom: Arc<crate::metrics::Metrics>,
 }
 
 pub(super) use crate::clock::{now_s, now_us};
@@ -96,6 +100,8 @@ impl Relay {
             invite_lock: Mutex::new(()),
             test_lock: Mutex::new(()),
             sota: RwLock::new(sota),
+            health: ctx.health.clone(),
+            prom: ctx.metrics.clone(),
             budget: ctx.config.budget.clone(),
             cfg,
         })
@@ -123,6 +129,12 @@ impl Relay {
 
     pub fn replay_cache_len(&self) -> usize {
         self.guard.len()
+    }
+
+    /// One pruning pass (`[store] max_relay_results`), serialised with submissions.
+    pub fn prune(&self, max_results: usize) -> Result<usize, crate::store::StoreError> {
+        let _tracker = self.submissions.lock();
+        self.db.prune_results(max_results)
     }
 
     pub(super) async fn commit(&self) -> Result<(), ApiError> {
