@@ -9,6 +9,7 @@
 
 use crate::health::Monitor;
 use crate::http::{token_eq, Api, ApiError, Op};
+use parking_lot::Mutex;
 use poem::endpoint::make_sync;
 use poem::http::header;
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -45,7 +46,12 @@ pub struct Metrics {
     store_failed: IntGauge,
     healthy: IntGauge,
     resident_bytes: IntGauge,
+    /// Read at each scrape: figures a service keeps anyway (the miner's live rate, the
+    /// pool's miners), so nothing has to push them.
+    on_scrape: Mutex<Vec<ScrapeHook>>,
 }
+
+type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -216,6 +222,7 @@ impl Default for Metrics {
                 "process_resident_memory_bytes",
                 "Resident memory of the daemon",
             ),
+            on_scrape: Mutex::new(Vec::new()),
             registry: r,
         }
     }
@@ -243,8 +250,16 @@ impl Metrics {
         counter.with_label_values(&[outcome, reason]).inc();
     }
 
+    /// Run `hook` before every scrape, to set gauges from a service's own figures.
+    pub fn on_scrape(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
+        self.on_scrape.lock().push(Box::new(hook));
+    }
+
     /// The text exposition, after reading the store and health gauges.
     pub fn render(&self, monitor: &Monitor) -> String {
+        for hook in self.on_scrape.lock().iter() {
+            hook(self);
+        }
         let store = monitor.store();
         let guard = store.guard_state();
         self.store_bytes.set(store.size_on_disk() as i64);

@@ -32,6 +32,12 @@ pub fn start(
     if ctx.config.miner.autostart {
         supervisor.start(Default::default())?;
     }
+    let sup = supervisor.clone();
+    ctx.metrics.on_scrape(move |m| {
+        let (rate, best) = sup.live_figures();
+        m.miner_children_per_s.set(rate);
+        m.miner_best_fitness.set(best.unwrap_or(0.0));
+    });
     let mut background = Background::default();
     let (sup, token) = (supervisor.clone(), ctx.shutdown.clone());
     background.spawn("miner: stop at shutdown", async move {

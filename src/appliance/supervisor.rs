@@ -171,6 +171,19 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Children per second (all workers) and the best fitness of the running run (0 and
+    /// `None` when idle), for `/metrics`.
+    pub fn live_figures(&self) -> (f64, Option<f64>) {
+        let active = self.active.lock();
+        match active.as_ref().filter(|a| a.running()) {
+            Some(a) => {
+                let live = a.live.snapshot();
+                (live.workers.iter().map(|w| w.1).sum(), live.best_fitness)
+            }
+            None => (0.0, None),
+        }
+    }
+
     /// The `miner` object of `/appliance/status`.
     pub fn status(&self) -> Value {
         let active = self.active.lock();

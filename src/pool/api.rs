@@ -5,7 +5,7 @@
 use super::rules;
 use super::state::{
     Algorithm, AlgorithmStatus, EvaluationIn, EvolutionIn, Miner, OpError, PoolState, Refusal,
-    RefusalKind, TaskKind,
+    RefusalKind, SubmitOutcome, TaskKind,
 };
 use crate::clock::now_f64;
 use crate::http::{
@@ -38,6 +38,14 @@ pub struct Pool {
 }
 
 impl Pool {
+    fn count_evaluations(&self, out: &SubmitOutcome) {
+        let c = &self.metrics.pool_evaluations;
+        c.with_label_values(&["accepted"])
+            .inc_by(out.accepted_evaluations as u64);
+        c.with_label_values(&["rejected"])
+            .inc_by(out.rejected_evaluations as u64);
+    }
+
     pub fn new(state: PoolState, eval_task_seed: u64, ctx: &crate::context::AppContext) -> Self {
         Pool {
             state,
@@ -452,6 +460,7 @@ async fn submit_evaluation(
         let out = pool
             .state
             .submit_evaluation(&signer.hotkey, batch_id, &evals, now_f64())?;
+        pool.count_evaluations(&out);
         Ok(outcome_json(&out))
     })
     .await
@@ -480,6 +489,7 @@ async fn issue_lease(SignedBody(signer, b): SignedBody<LeaseBody>, pool: Shared<
         let l = pool
             .state
             .issue_lease(&signer.hotkey, evals, seeds, now_f64())?;
+        pool.metrics.pool_leases.inc();
         Ok(json!({
             "lease_id": l.lease.lease_id,
             "window_number": l.lease.window_number,
@@ -539,6 +549,7 @@ async fn submit_lease(
             b.iterations,
             now_f64(),
         )?;
+        pool.count_evaluations(&out);
         let mut v = outcome_json(&out);
         v["lease_id"] = json!(lease_id);
         Ok(v)

@@ -67,6 +67,14 @@ pub fn start(ctx: &AppContext) -> Result<Service, PoolError> {
         _ => None,
     };
     let pool = Arc::new(api::Pool::new(state, ctx.config.validator.task_seed, ctx));
+    let scraped = pool.clone();
+    ctx.metrics.on_scrape(move |m| {
+        if let Ok(miners) = scraped.state.leaderboard(usize::MAX) {
+            m.pool_miners.set(miners.len() as i64);
+            m.pool_reputation
+                .set(miners.iter().map(|x| x.reputation).sum());
+        }
+    });
     let mut background = local_evaluators::start(ctx, pool.clone())?;
     background.spawn("pool ticks", ticks(ctx, pool.clone(), link));
     let days = ctx.config.store.pool_history_days;

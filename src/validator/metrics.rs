@@ -27,6 +27,9 @@ pub struct MetricsLog {
     path: Option<PathBuf>,
     session_id: String,
     failed: bool,
+    /// Past this size the file is rotated to `<name>.1` (0 = never; `[store]
+    /// metrics_log_max_mb`).
+    max_bytes: u64,
 }
 
 impl MetricsLog {
@@ -49,6 +52,39 @@ impl MetricsLog {
             path,
             session_id,
             failed: false,
+            max_bytes: 0,
+        }
+    }
+
+    /// Rotate the file past `max_bytes` (0 = never).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Past the cap, the current file becomes `<name>.1` (replacing an older one) and
+    /// a fresh file is started: the history kept is at most twice the cap.
+    fn rotate_if_full(&mut self) {
+        let (Some(file), Some(path)) = (&self.file, &self.path) else {
+            return;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if !crate::retention::rotate_file(len, self.max_bytes) {
+            return;
+        }
+        let mut old = path.clone().into_os_string();
+        old.push(".1");
+        let reopened = std::fs::rename(path, &old).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        });
+        match reopened {
+            Ok(f) => self.file = Some(f),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot rotate validator metrics")
+            }
         }
     }
 
@@ -79,12 +115,32 @@ impl MetricsLog {
                 self.failed = true;
             }
         }
+        self.rotate_if_full();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_rotates_past_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.jsonl");
+        let mut log = MetricsLog::open(Some(path.clone())).with_max_bytes(300);
+        for i in 0..20 {
+            log.event("tick", json!({ "i": i }));
+        }
+        let len = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let rotated = dir.path().join("v.jsonl.1");
+        assert!(
+            len(&path) <= 300 && len(&rotated) > 300,
+            "{} {}",
+            len(&path),
+            len(&rotated)
+        );
+        assert!(len(&rotated) < 600);
+    }
 
     #[test]
     fn lines_carry_the_common_fields() {

@@ -64,7 +64,11 @@ pub fn start(ctx: &AppContext) -> Result<(Vec<Arc<ValidatorState>>, Background),
             &ctx.store,
             suites.clone(),
             metrics,
-        )?;
+        )?
+        .with_metrics(
+            ctx.metrics.clone(),
+            ctx.config.store.metrics_log_max_mb << 20,
+        );
         states.push(lp.state());
         let stop = ctx.shutdown.clone();
         background.spawn_blocking("validator", move || lp.run(&stop, 0));

@@ -107,6 +107,8 @@ pub struct ValidatorLoop {
     /// New results that passed the cheap checks, waiting for re-evaluation in the
     /// relay's order (newest first); not yet in the seen-set.
     queue: Vec<Queued>,
+    /// The daemon's `/metrics` (queue depth, evaluation seconds), when embedded.
+    prom: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// A new result that passed the signature, parse and budget checks.
@@ -164,7 +166,29 @@ impl ValidatorLoop {
             backing: None,
             latest_winner: None,
             queue: Vec::new(),
+            prom: None,
         })
+    }
+
+    /// Report to the daemon's `/metrics`, and rotate the JSONL metrics past
+    /// `metrics_log_max_bytes`.
+    pub fn with_metrics(
+        mut self,
+        prom: Arc<crate::metrics::Metrics>,
+        metrics_log_max_bytes: u64,
+    ) -> Self {
+        self.prom = Some(prom);
+        self.metrics = std::mem::replace(&mut self.metrics, MetricsLog::open(None))
+            .with_max_bytes(metrics_log_max_bytes);
+        self
+    }
+
+    fn report_queue(&self) {
+        if let Some(p) = &self.prom {
+            p.validator_queue
+                .with_label_values(&[&self.state.name])
+                .set(self.queue.len() as i64);
+        }
     }
 
     pub fn state(&self) -> Arc<ValidatorState> {
@@ -233,7 +257,10 @@ impl ValidatorLoop {
         self.state.count(|c| c.fetched += raw.len() as u64);
 
         self.screen(&raw)?;
-        let judged = self.evaluate(sota, stop)?;
+        self.report_queue();
+        let judged = self.evaluate(sota, stop);
+        self.report_queue();
+        let judged = judged?;
         self.vote(judged, sota);
         self.refresh_weights();
         Ok(())
@@ -390,15 +417,22 @@ impl ValidatorLoop {
                 let Some(suite) = &suites[&(alg.task_type, alg.input_dim)] else {
                     return Outcome::NoSuite;
                 };
+                let started = Instant::now();
                 let limit = Stop {
-                    deadline: Some(Instant::now() + deadline),
+                    deadline: Some(started + deadline),
                     cancelled: &cancelled,
                 };
-                match suite.score_within(&alg.program, &limit) {
+                let outcome = match suite.score_within(&alg.program, &limit) {
                     Ok(score) => Outcome::Scored(score),
                     Err(_) if stop.is_cancelled() => Outcome::Cancelled,
                     Err(_) => Outcome::OverDeadline,
+                };
+                if let Some(p) = &self.prom {
+                    p.validator_eval_seconds
+                        .with_label_values(&[&self.state.name])
+                        .observe(started.elapsed().as_secs_f64());
                 }
+                outcome
             })
             .collect()
     }

@@ -30,6 +30,7 @@ use super::submit::Refusal;
 use super::RelayError;
 use crate::context::{AppContext, Background, Service};
 use crate::http::{Api, ApiError, Dialect, Reply};
+use crate::metrics::Metrics;
 use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response, Route};
 use std::sync::Arc;
@@ -133,6 +134,13 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
         self.relay
             .metrics
             .record(category, status, state::now_us() as f64 / 1e6);
+        if method == poem::http::Method::POST {
+            match path.as_str() {
+                "/submit_solution" => Metrics::outcome(&self.relay.prom.submissions, status),
+                "/sota/vote" => Metrics::outcome(&self.relay.prom.votes, status),
+                _ => {}
+            }
+        }
         if status >= 500 {
             tracing::warn!(%method, %path, status, "relay: server error");
         }
@@ -145,6 +153,11 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
 /// the group-commit thread, which ends when the routes are dropped at shutdown.
 pub fn start(ctx: &AppContext) -> Result<Service, RelayError> {
     let relay = Arc::new(Relay::new(ctx)?);
+    relay
+        .prom
+        .sota
+        .with_label_values(&["global"])
+        .set(relay.sota().value);
     let mut background = Background::default();
     if let Some(thread) = relay.commits.take_thread() {
         background.spawn_blocking("relay commit thread", move || {

@@ -109,6 +109,8 @@ async fn sota_vote(
         seen_block = vote.seen_block, status = decision.status.as_str(),
         votes = decision.votes_for_candidate, "relay: vote");
     if let Some(e) = &event_rec {
+        relay.prom.sota_events.inc();
+        relay.prom.sota.with_label_values(&["global"]).set(e.score);
         tracing::info!(event_id = e.id, miner = %e.miner_hotkey, score = e.score, start_block = e.start_block,
             end_block = e.end_block, "relay: SOTA event finalized");
     }
