@@ -24,6 +24,7 @@ mod keys_vectors;
 mod listeners;
 mod miner_control;
 mod miner_e2e;
+mod operations;
 mod pool_api;
 mod pool_crash;
 mod profile;
