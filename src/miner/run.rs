@@ -51,7 +51,12 @@ pub struct Policy {
     last_submit: Option<Instant>,
     /// The best verified candidate waiting for the cooldown.
     queued: Option<Verified>,
+    /// No submission before this (the relay said it is out of storage).
+    paused_until: Option<Instant>,
 }
+
+/// How long the miner holds its submissions after the relay answered 507.
+pub const STORAGE_PAUSE: Duration = Duration::from_secs(60);
 
 impl Policy {
     pub fn new(validate_every: u64, cooldown: Duration, local_best: Option<f64>) -> Self {
@@ -65,6 +70,7 @@ impl Policy {
             global_sota: None,
             last_submit: None,
             queued: None,
+            paused_until: None,
         }
     }
 
@@ -118,11 +124,20 @@ impl Policy {
         let cooled = self
             .last_submit
             .map_or(true, |t| now.duration_since(t) >= self.cooldown);
-        if !cooled {
+        if !cooled || self.paused_until.is_some_and(|t| now < t) {
             return None;
         }
         let v = self.queued.take()?;
         self.qualifies(v.score).then_some(v)
+    }
+
+    /// The relay is out of storage: keep `v` (unless a better one is queued) and submit
+    /// nothing before `until`.
+    pub fn hold(&mut self, v: Verified, until: Instant) {
+        self.paused_until = Some(until);
+        if self.queued.as_ref().map_or(true, |q| v.score > q.score) {
+            self.queued = Some(v);
+        }
     }
 
     /// Record the relay's answer to a submission made at `now`.
@@ -384,6 +399,21 @@ impl Runner {
         let body = self.submission_body(&v);
         let now = Instant::now();
         let (status, line) = match relay.submit(&body) {
+            // Not the candidate's fault: hold it, stop submitting for a while, say why.
+            Err(ClientError::Status {
+                status: 507,
+                detail,
+                ..
+            }) => {
+                self.emit(log(format!(
+                    "[submit] the relay is out of storage (HTTP 507): {detail}; holding the candidate (score={:.6}) and pausing submissions for {} s",
+                    v.score,
+                    STORAGE_PAUSE.as_secs()
+                )));
+                self.policy.hold(v, now + STORAGE_PAUSE);
+                self.flush();
+                return;
+            }
             Ok(accepted) => (
                 "accepted",
                 format!(
@@ -607,6 +637,22 @@ mod tests {
         p.offer(found(320, 0.62));
         assert!(p.take_due(499).is_none());
         assert_eq!(p.take_due(500).unwrap().children, 320);
+    }
+
+    #[test]
+    fn a_relay_out_of_storage_pauses_submissions_and_keeps_the_candidate() {
+        let t0 = Instant::now();
+        let mut p = Policy::new(1, Duration::from_secs(10), None);
+        p.global_sota = Some(0.1);
+        assert!(p.verified(Verified {
+            found: found(1, 0.9),
+            score: 0.5
+        }));
+        let taken = p.take_submission(t0).unwrap();
+        p.hold(taken, t0 + STORAGE_PAUSE);
+        assert!(p.take_submission(t0 + Duration::from_secs(59)).is_none());
+        let again = p.take_submission(t0 + STORAGE_PAUSE).unwrap();
+        assert_eq!(again.score, 0.5);
     }
 
     #[test]
