@@ -186,7 +186,7 @@ impl Default for Metrics {
             pool_miners: gauge(&r, "pool_miners", "Miners registered with the pool"),
             pool_reputation: fgauge(
                 &r,
-                "pool_reputation_total",
+                "pool_reputation",
                 "Reputation held by all pool miners",
             ),
             store_bytes: gauge(&r, "store_size_bytes", "Bytes of the store's files on disk"),
