@@ -184,11 +184,7 @@ impl Default for Metrics {
                 &["outcome"],
             ),
             pool_miners: gauge(&r, "pool_miners", "Miners registered with the pool"),
-            pool_reputation: fgauge(
-                &r,
-                "pool_reputation",
-                "Reputation held by all pool miners",
-            ),
+            pool_reputation: fgauge(&r, "pool_reputation", "Reputation held by all pool miners"),
             store_bytes: gauge(&r, "store_size_bytes", "Bytes of the store's files on disk"),
             tree_bytes,
             tree_records,

@@ -50,6 +50,7 @@ fn status(Data(a): Shared<'_>) -> Reply {
         },
         "miner": a.supervisor.status(),
         "validators": a.supervisor.validator_identities(),
+        "health": a.ctx.health.report(),
     }))
 }
 
@@ -67,7 +68,10 @@ async fn mine_stop(Data(a): Shared<'_>) -> Reply {
             r?;
             ok(&json!({ "status": "stopped" }))
         }
-        Err(e) => Err(ApiError::internal(e.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "miner: stop failed");
+            Err(ApiError::internal("the miner could not be stopped"))
+        }
     }
 }
 

@@ -27,6 +27,16 @@ pub struct ApplianceStatus {
     pub services: Services,
     #[serde(deserialize_with = "nullable")]
     pub miner: MinerStatus,
+    /// The daemon's health (`healthy`, or `degraded` with the reasons).
+    #[serde(deserialize_with = "nullable")]
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Health {
+    pub status: Option<String>,
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

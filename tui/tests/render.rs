@@ -314,3 +314,29 @@ fn sota_chart_extends_to_a_newer_threshold() {
     let after = render(&app, 120, 40);
     assert_shows(&after, &["Threshold 0.950000", "0.9637", "11-29 05:30"]);
 }
+
+#[test]
+fn a_degraded_daemon_is_named_in_red_in_the_header() {
+    let mut status: serde_json::Value =
+        serde_json::from_str(&fixture("appliance_status_idle.json")).unwrap();
+    status["health"] = serde_json::json!({
+        "status": "degraded",
+        "reasons": ["low disk: the data directory /d has 0.5 MB free"],
+    });
+    let mut app = App::new(false);
+    let payload = bitsota_tui::app::Payload::decode(Feed::ApplianceStatus, &status.to_string());
+    update(&mut app, Event::Polled(get(Feed::ApplianceStatus), payload));
+    let backend = ratatui::backend::TestBackend::new(200, 10);
+    let mut terminal = ratatui::Terminal::new(backend).unwrap();
+    terminal.draw(|f| bitsota_tui::view::view(&app, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    let first: String = (0..200).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+    let at = first.find("⚠ degraded: low disk").expect(&first);
+    let x = first[..at].chars().count() as u16;
+    assert_eq!(buf[(x, 0)].fg, ratatui::style::Color::Red);
+    // Healthy: nothing is said.
+    status["health"] = serde_json::json!({"status": "healthy", "reasons": []});
+    let payload = bitsota_tui::app::Payload::decode(Feed::ApplianceStatus, &status.to_string());
+    update(&mut app, Event::Polled(get(Feed::ApplianceStatus), payload));
+    assert!(!render(&app, 200, 10).contains("degraded"));
+}

@@ -133,6 +133,18 @@ fn header_line(app: &App) -> Paragraph<'static> {
     if let Some(v) = app.appliance.as_ref().and_then(|a| a.version.as_deref()) {
         spans.push(Span::raw(format!(" v{v}")));
     }
+    // First, so that a narrow terminal still shows it.
+    if let Some(h) = app
+        .appliance
+        .as_ref()
+        .map(|a| &a.health)
+        .filter(|h| h.status.as_deref() == Some("degraded"))
+    {
+        spans.push(Span::styled(
+            format!(" ⚠ degraded: {} ", h.reasons.join("; ")),
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
     for svc in Service::ALL {
         spans.push(Span::raw("  "));
         let (text, color) = match app.reach(svc) {
