@@ -53,28 +53,14 @@ pub struct Metrics {
 
 type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
-
-fn count(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
-
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
-}
-
-fn fgauge(r: &Registry, name: &str, help: &str) -> Gauge {
-    let g = Gauge::new(name, help).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
+/// Register `metric` (built from static names, so it cannot fail) and hand it back.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    metric: prometheus::Result<C>,
+) -> C {
+    let m = metric.expect("valid metric");
+    r.register(Box::new(m.clone())).expect("unique metric");
+    m
 }
 
 fn histogram(
@@ -84,54 +70,46 @@ fn histogram(
     labels: &[&str],
     buckets: Vec<f64>,
 ) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .expect("valid metric");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
+    reg(
+        r,
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels),
+    )
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let r = Registry::new_custom(Some("bitsota".into()), None).expect("valid prefix");
-        let sota = GaugeVec::new(
-            Opts::new("relay_sota", "The relay's current SOTA score, per task"),
-            &["task"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(sota.clone())).expect("unique metric");
-        let validator_queue = IntGaugeVec::new(
-            Opts::new(
-                "validator_queue_depth",
-                "Results waiting for a validator's re-evaluation",
+        let per = |name: &str, help: &str, label: &str| {
+            reg(&r, IntGaugeVec::new(Opts::new(name, help), &[label]))
+        };
+        let validator_queue = per(
+            "validator_queue_depth",
+            "Results waiting for a validator's re-evaluation",
+            "validator",
+        );
+        let tree_bytes = per(
+            "store_tree_bytes",
+            "Bytes of keys and values per store tree",
+            "tree",
+        );
+        let tree_records = per("store_tree_records", "Records per store tree", "tree");
+        let sota = reg(
+            &r,
+            GaugeVec::new(
+                Opts::new("relay_sota", "The relay's current SOTA score, per task"),
+                &["task"],
             ),
-            &["validator"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(validator_queue.clone()))
-            .expect("unique metric");
-        let tree_bytes = IntGaugeVec::new(
-            Opts::new(
-                "store_tree_bytes",
-                "Bytes of keys and values per store tree",
-            ),
-            &["tree"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(tree_bytes.clone()))
-            .expect("unique metric");
-        let tree_records = IntGaugeVec::new(
-            Opts::new("store_tree_records", "Records per store tree"),
-            &["tree"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(tree_records.clone()))
-            .expect("unique metric");
+        );
         Metrics {
-            requests: counter(
+            requests: reg(
                 &r,
-                "http_requests_total",
-                "HTTP requests by listener, route class and status",
-                &["listener", "class", "status"],
+                IntCounterVec::new(
+                    Opts::new(
+                        "http_requests_total",
+                        "HTTP requests by listener, route class and status",
+                    ),
+                    &["listener", "class", "status"],
+                ),
             ),
             latency: histogram(
                 &r,
@@ -142,19 +120,30 @@ impl Default for Metrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ],
             ),
-            submissions: counter(
+            submissions: reg(
                 &r,
-                "relay_submissions_total",
-                "Miner submissions by outcome and refusal reason",
-                &["outcome", "reason"],
+                IntCounterVec::new(
+                    Opts::new(
+                        "relay_submissions_total",
+                        "Miner submissions by outcome and refusal reason",
+                    ),
+                    &["outcome", "reason"],
+                ),
             ),
-            votes: counter(
+            votes: reg(
                 &r,
-                "relay_votes_total",
-                "Validator SOTA votes by outcome and refusal reason",
-                &["outcome", "reason"],
+                IntCounterVec::new(
+                    Opts::new(
+                        "relay_votes_total",
+                        "Validator SOTA votes by outcome and refusal reason",
+                    ),
+                    &["outcome", "reason"],
+                ),
             ),
-            sota_events: count(&r, "relay_sota_events_total", "Finalized SOTA events"),
+            sota_events: reg(
+                &r,
+                IntCounter::new("relay_sota_events_total", "Finalized SOTA events"),
+            ),
             sota,
             validator_queue,
             validator_eval_seconds: histogram(
@@ -166,57 +155,86 @@ impl Default for Metrics {
                     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
                 ],
             ),
-            miner_children_per_s: fgauge(
+            miner_children_per_s: reg(
                 &r,
-                "miner_children_per_second",
-                "The embedded miner's children evaluated per second (all workers)",
+                Gauge::new(
+                    "miner_children_per_second",
+                    "The embedded miner's children evaluated per second (all workers)",
+                ),
             ),
-            miner_best_fitness: fgauge(
+            miner_best_fitness: reg(
                 &r,
-                "miner_best_fitness",
-                "The embedded miner's best fitness this run",
+                Gauge::new(
+                    "miner_best_fitness",
+                    "The embedded miner's best fitness this run",
+                ),
             ),
-            pool_leases: count(&r, "pool_leases_total", "Pool leases issued"),
-            pool_evaluations: counter(
+            pool_leases: reg(
                 &r,
-                "pool_evaluations_total",
-                "Pool evaluations submitted, by outcome",
-                &["outcome"],
+                IntCounter::new("pool_leases_total", "Pool leases issued"),
             ),
-            pool_miners: gauge(&r, "pool_miners", "Miners registered with the pool"),
-            pool_reputation: fgauge(&r, "pool_reputation", "Reputation held by all pool miners"),
-            store_bytes: gauge(&r, "store_size_bytes", "Bytes of the store's files on disk"),
+            pool_evaluations: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_evaluations_total",
+                        "Pool evaluations submitted, by outcome",
+                    ),
+                    &["outcome"],
+                ),
+            ),
+            pool_miners: reg(
+                &r,
+                IntGauge::new("pool_miners", "Miners registered with the pool"),
+            ),
+            pool_reputation: reg(
+                &r,
+                Gauge::new("pool_reputation", "Reputation held by all pool miners"),
+            ),
+            store_bytes: reg(
+                &r,
+                IntGauge::new("store_size_bytes", "Bytes of the store's files on disk"),
+            ),
             tree_bytes,
             tree_records,
-            free_bytes: gauge(
+            free_bytes: reg(
                 &r,
-                "store_free_bytes",
-                "Free bytes on the data directory's filesystem",
+                IntGauge::new(
+                    "store_free_bytes",
+                    "Free bytes on the data directory's filesystem",
+                ),
             ),
-            min_free_bytes: gauge(
+            min_free_bytes: reg(
                 &r,
-                "store_min_free_bytes",
-                "The free-space watermark ([store] min_free_mb)",
+                IntGauge::new(
+                    "store_min_free_bytes",
+                    "The free-space watermark ([store] min_free_mb)",
+                ),
             ),
-            low_space: gauge(
+            low_space: reg(
                 &r,
-                "store_low_space",
-                "1 while free space is below the watermark and writes are refused",
+                IntGauge::new(
+                    "store_low_space",
+                    "1 while free space is below the watermark and writes are refused",
+                ),
             ),
-            store_failed: gauge(
+            store_failed: reg(
                 &r,
-                "store_failed",
-                "1 once the store has failed (the daemon is exiting)",
+                IntGauge::new(
+                    "store_failed",
+                    "1 once the store has failed (the daemon is exiting)",
+                ),
             ),
-            healthy: gauge(
+            healthy: reg(
                 &r,
-                "healthy",
-                "1 when /health says healthy, 0 when degraded",
+                IntGauge::new("healthy", "1 when /health says healthy, 0 when degraded"),
             ),
-            resident_bytes: gauge(
+            resident_bytes: reg(
                 &r,
-                "process_resident_memory_bytes",
-                "Resident memory of the daemon",
+                IntGauge::new(
+                    "process_resident_memory_bytes",
+                    "Resident memory of the daemon",
+                ),
             ),
             on_scrape: Mutex::new(Vec::new()),
             registry: r,

@@ -123,23 +123,30 @@ fn results_held(api: &Api) -> usize {
     admin_status(api)["store"]["results"].as_u64().unwrap() as usize
 }
 
-#[test]
-fn a_full_disk_refuses_recovers_and_loses_nothing_acknowledged() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(mnt) = Tmpfs::mount(&tmp.path().join("mnt"), "4m") else {
-        return;
-    };
-    // Ballast to free later, as an operator would.
+/// A daemon whose data directory is a 4 MB tmpfs holding 1 MB of ballast (to free
+/// later, as an operator would), with `min_free_mb`; `None` where mounting is not
+/// permitted.
+fn on_small_disk(tmp: &Path, min_free_mb: &str) -> Option<(Tmpfs, PathBuf, Daemon)> {
+    let mnt = Tmpfs::mount(&tmp.join("mnt"), "4m")?;
     let ballast = mnt.0.join("ballast");
     std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
     // The mount point is the data directory (the daemon's stderr file lands beside it).
-    let data_dir = mnt.0.clone();
     let opts = Opts {
-        data_dir: Some(data_dir.clone()),
+        data_dir: Some(mnt.0.clone()),
         ..Opts::default()
     }
-    .env("BITSOTA_STORE_MIN_FREE_MB", "1");
-    let mut d = Daemon::start(opts.clone());
+    .env("BITSOTA_STORE_MIN_FREE_MB", min_free_mb);
+    let d = Daemon::start(opts);
+    Some((mnt, ballast, d))
+}
+
+#[test]
+fn a_full_disk_refuses_recovers_and_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((mnt, ballast, mut d)) = on_small_disk(tmp.path(), "1") else {
+        return;
+    };
+    let data_dir = mnt.0.clone();
     let api = Api::new(&d.relay);
 
     // Fill until refused, and a little past it.
@@ -244,17 +251,9 @@ fn a_full_disk_refuses_recovers_and_loses_nothing_acknowledged() {
 #[test]
 fn a_store_that_fails_stops_the_daemon_and_a_restart_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(mnt) = Tmpfs::mount(&tmp.path().join("mnt"), "4m") else {
+    let Some((_mnt, ballast, mut d)) = on_small_disk(tmp.path(), "0") else {
         return;
     };
-    let ballast = mnt.0.join("ballast");
-    std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
-    let opts = Opts {
-        data_dir: Some(mnt.0.clone()),
-        ..Opts::default()
-    }
-    .env("BITSOTA_STORE_MIN_FREE_MB", "0");
-    let mut d = Daemon::start(opts);
     let api = Api::new(&d.relay);
     let seen = Mutex::new(Fill::default());
     fill(&api, 0, &seen, |f| {
