@@ -464,7 +464,7 @@ impl BudgetConfig {
 }
 
 /// `[store]`: the free-space watermark and what each store tree may keep
-/// (`crate::retention`, applied by the background pruner).
+/// (the rules of `retention.rs`, applied by background pruners).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
