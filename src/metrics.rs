@@ -298,15 +298,16 @@ impl Metrics {
     }
 }
 
-/// The route class of a request: its first path segment, or `unmatched`.
+/// The route class of a request: the first segment of its path past an `api`/`v1`
+/// prefix (`/api/v1/tasks/7/submit_lease` → `tasks`), or `unmatched`. Parameters never
+/// become labels: they come later in every route's path.
 pub fn route_class(path: &str, status: u16) -> &str {
     if status == 404 || status == 405 {
         return "unmatched";
     }
-    match path.trim_start_matches('/').split('/').next() {
-        Some("") | None => "root",
-        Some(seg) => seg,
-    }
+    path.split('/')
+        .find(|seg| !matches!(*seg, "" | "api" | "v1"))
+        .unwrap_or("root")
 }
 
 /// Why a request was refused, by its status: a small fixed set.
@@ -423,6 +424,7 @@ mod tests {
     fn classes_are_bounded() {
         assert_eq!(route_class("/results/5Abc", 200), "results");
         assert_eq!(route_class("/", 200), "root");
+        assert_eq!(route_class("/api/v1/tasks/7/submit_lease", 200), "tasks");
         assert_eq!(route_class("/anything/at/all", 404), "unmatched");
         assert_eq!(route_class("/submit_solution", 405), "unmatched");
         assert_eq!(refusal_class(507), "insufficient_storage");
