@@ -45,7 +45,7 @@ pub fn results_to_prune<'a>(
 
 /// Finished pool work issued before this unix time may be deleted (`None`: keep all).
 pub fn pool_history_cutoff(now: f64, days: f64) -> Option<f64> {
-    (days > 0.0).then(|| now - days * 86_400.0)
+    (days > 0.0).then_some(now - days * 86_400.0)
 }
 
 /// Whether a pool task or lease may be deleted: finished and issued before `cutoff`.
