@@ -681,3 +681,41 @@ fn flusher(weak: std::sync::Weak<GcInner>) {
         covered = target;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+
+    #[test]
+    fn pruning_drops_the_oldest_results_past_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Sync).unwrap();
+        let db = RelayStore::open(&store).unwrap();
+        for i in 0..5 {
+            db.put_result(ResultRec {
+                id: format!("id{i}"),
+                miner_hotkey: format!("m{i}"),
+                task_id: "t".into(),
+                algorithm_result: "{}".into(),
+                score: 0.5,
+                timestamp_us: i,
+                signature: String::new(),
+                timestamp_message: String::new(),
+                seq: 0,
+            })
+            .unwrap();
+        }
+        assert_eq!(db.prune_results(3).unwrap(), 2);
+        assert_eq!(db.result_count(), 3);
+        assert!(db.result_of("m0").unwrap().is_none() && db.result_of("m1").unwrap().is_none());
+        let newest: Vec<String> = db
+            .results_newest(10, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.miner_hotkey)
+            .collect();
+        assert_eq!(newest, ["m4", "m3", "m2"]);
+        assert_eq!(db.prune_results(0).unwrap(), 0, "0 = unlimited");
+    }
+}

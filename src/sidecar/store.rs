@@ -796,6 +796,24 @@ mod tests {
     }
 
     #[test]
+    fn pruning_keeps_the_newest_runs_and_the_current_one() {
+        let (_d, s) = open();
+        for r in ["a", "b", "c", "d"] {
+            s.ingest(r, &[log(r)]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(s.prune_runs(2).unwrap(), 2);
+        assert!(s.run("a").unwrap().is_none() && s.run("b").unwrap().is_none());
+        // Keeping none still keeps the current run ("d", written last).
+        assert_eq!(s.prune_runs(0).unwrap(), 1);
+        assert!(s.run("c").unwrap().is_none());
+        let (_, kept) = s.page(Some("d"), Stream::Logs, 0, 10).unwrap();
+        assert_eq!(kept.len(), 1);
+        let left = s.items[Stream::Logs.index()].iter().count();
+        assert_eq!(left, 1, "the pruned runs' items went with them");
+    }
+
+    #[test]
     fn logs_roll_out_past_the_cap_and_cursors_skip_them() {
         let (_d, s) = open();
         let events: Vec<Event> = (0..5003).map(|i| log(&format!("m{i}"))).collect();
