@@ -24,7 +24,7 @@ pub mod suite;
 pub const MAX_INPUT_DIM: usize = 64;
 
 pub use error::TaskError;
-pub use prepare::{prepare_suite, DataConfig};
+pub use prepare::{prepare_suite, prepare_suite_until, DataConfig};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -368,12 +368,15 @@ impl ValidatorLoop {
     /// Re-evaluate one round in parallel (across results, and across tasks inside
     /// each), each under its own deadline and the shutdown token.
     fn evaluate_round(&self, round: &[Queued], stop: &CancellationToken) -> Vec<Outcome> {
-        // Suites are prepared here, on this plain thread, before the parallel section.
+        // Suites are prepared here, on this plain thread, before the parallel section;
+        // preparation, like evaluation, stops at shutdown (the round is then left unjudged).
+        let cancelled = || stop.is_cancelled();
         let mut suites: HashMap<(TaskType, usize), Option<Arc<PreparedSuite>>> = HashMap::new();
         for q in round {
             let key = (q.pending.alg.task_type, q.pending.alg.input_dim);
-            suites.entry(key).or_insert_with(|| match self.suites.prepared(key.0, key.1) {
+            suites.entry(key).or_insert_with(|| match self.suites.prepared(key.0, key.1, &cancelled) {
                 Ok(s) => Some(s),
+                Err(_) if stop.is_cancelled() => None,
                 Err(reason) => {
                     tracing::warn!(validator = %self.state.name, task_type = %key.0, input_dim = key.1, %reason,
                         "cannot prepare the validator suite; results of this kind are not evaluated");
@@ -381,8 +384,10 @@ impl ValidatorLoop {
                 }
             });
         }
+        if stop.is_cancelled() {
+            return round.iter().map(|_| Outcome::Cancelled).collect();
+        }
         let deadline = self.suites.deadline();
-        let cancelled = || stop.is_cancelled();
         round
             .par_iter()
             .map(|q| {
