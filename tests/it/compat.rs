@@ -510,10 +510,12 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
         {"type": "progress", "worker_id": 0, "iteration": 1},
         {"type": "candidate", "worker_id": 0, "iteration": 1, "eval_score": 0.1,
          "validator_score": 0.1, "input_dim": 16, "algorithm_dsl": "", "task_type": "scalar_linear"},
-        {"type": "population", "worker_id": 0, "population": []}]})));
+        {"type": "population", "worker_id": 0, "population": []},
+        {"type": "error", "worker_id": 0, "message": "boom",
+         "traceback": "Traceback (most recent call last):\nValueError: boom"}]})));
     assert_eq!(
         (s, &v["status"], &v["received"]),
-        (200, &json!("ok"), &json!(3))
+        (200, &json!("ok"), &json!(4))
     );
     for path in ["/logs", "/candidates", "/populations", "/jobs/results"] {
         let (s, v) = send(c.get(url(&format!("{path}?run_id=k&cursor=0&limit=10"))));
@@ -568,6 +570,38 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
     );
     assert_eq!(item["status"], "completed");
     assert_eq!(item["payload"], json!({"batch_id": "1", "algorithms": []}));
+
+    // Log items: the reference's `{"type": "log", "ts", "message"}`, with its lines for
+    // population events, errors (the traceback) and job results.
+    let (s, v) = send(
+        c.post(url("/jobs/enqueue"))
+            .json(&json!({"run_id": "k", "job_id": "j-bad", "kind": "evaluate", "payload": {}})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(send(c.get(url("/jobs/next?run_id=k"))).0, 200);
+    let (s, _) = send(
+        c.post(url("/jobs/j-bad/result"))
+            .json(&json!({"run_id": "k", "status": "error", "result": {}, "error": "x"})),
+    );
+    assert_eq!(s, 200);
+    let (_, v) = send(c.get(url("/logs?run_id=k&cursor=0&limit=500")));
+    let items = v["items"].as_array().unwrap();
+    for item in items {
+        has_keys("/logs item", item, &["type", "ts", "message"]);
+        assert_eq!(item["type"], "log", "{item}");
+    }
+    let messages: Vec<&str> = items.iter().filter_map(|i| i["message"].as_str()).collect();
+    for line in [
+        "[population] w0 pop_size=0".to_string(),
+        "[error] Traceback (most recent call last):\nValueError: boom".to_string(),
+        format!("[job] {job_id} -> completed"),
+        "[job] j-bad -> failed".to_string(),
+    ] {
+        assert!(
+            messages.contains(&line.as_str()),
+            "no {line:?} in {messages:?}"
+        );
+    }
 }
 
 #[test]

@@ -197,13 +197,14 @@ fn ingest_events_logs_and_candidates() {
             "[w0] Iter 0042: engine_best=0.500000 pop_best=n/a rate=1500.25",
             "[w1] Iter 0008: engine_best=n/a pop_best=n/a rate=n/a",
             "[candidate] w0 iter 42: verified_score=0.550000",
+            "[population] w0 pop_size=n/a",
             "[error] boom",
             "plain",
             r#"{"type":"custom","x":1}"#,
             "[w1] done",
         ]
     );
-    assert_eq!(v["cursor"], 7);
+    assert_eq!(v["cursor"], 8);
     let (_, v) = get(&c, &format!("{}/candidates?run_id=m", d.sidecar));
     let cand = &v["items"][0];
     assert_eq!(
@@ -245,7 +246,7 @@ fn ingest_events_logs_and_candidates() {
         let (s, v) = post_raw(&c, &url, body.clone());
         assert_eq!((s, v["detail"].as_str()), (400, Some(reason)), "{body}");
     }
-    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=8", d.sidecar));
+    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=9", d.sidecar));
     assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
     // Events that are not objects are skipped, as the reference does; the rest land.
     let (s, v) = post(
@@ -254,7 +255,7 @@ fn ingest_events_logs_and_candidates() {
         &json!({"run_id": "m", "events": [5, {"message": "kept"}, "x", null, [1]]}),
     );
     assert_eq!((s, v["received"].as_u64()), (200, Some(1)), "{v}");
-    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=8", d.sidecar));
+    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=9", d.sidecar));
     assert_eq!(v["items"][0]["message"], "kept", "{v}");
 }
 
