@@ -191,8 +191,11 @@ impl Api {
             ops[method.as_str().to_ascii_lowercase()] = op.0.clone();
         }
         let mut components = self.components.clone();
+        // A 422's detail is FastAPI's list of validation errors.
+        let invalid = json!({"type": "object", "required": ["loc", "msg", "type"], "properties": {
+            "loc": array(json!({})), "msg": {"type": "string"}, "type": {"type": "string"}}});
         components["schemas"]["Error"] = json!({"type": "object", "required": ["detail"],
-            "properties": {"detail": {"type": "string"}}});
+            "properties": {"detail": {"oneOf": [{"type": "string"}, array(invalid)]}}});
         json!({"openapi": "3.0.3", "info": self.info, "paths": paths, "components": components})
     }
 

@@ -86,7 +86,7 @@ fn check_hotkey(hotkey: &str, detail: &str) -> Result<(), ApiError> {
 fn table() -> Api {
     let api = Api::new(
         "BitSota relay",
-        "Miners submit, validators poll and vote, SOTA consensus, admin. Wire-compatible with the reference relay. Every error is {\"detail\": str}; every response carries X-Request-ID; bodies over max_body_bytes get 413.",
+        "Miners submit, validators poll and vote, SOTA consensus, admin. Wire-compatible with the reference relay. Every error is {\"detail\": str}, a 422 FastAPI's {\"detail\": [{loc, msg, type}]}; every response carries X-Request-ID; bodies over max_body_bytes get 413.",
     )
     .components(doc::components());
     let api = public::routes(api);
