@@ -604,6 +604,92 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
     }
 }
 
+/// FastAPI's validation answer: 422 and `{"detail": [{"loc", "msg", "type"}]}` with the
+/// failing field at the end of `loc`.
+fn assert_fastapi_422(what: &str, (status, body): (u16, Value), loc: Value) {
+    assert_eq!(status, 422, "{what}: {body}");
+    let items = body["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: {body}"));
+    assert_eq!(items.len(), 1, "{what}: {body}");
+    has_keys(what, &items[0], &["loc", "msg", "type"]);
+    assert_eq!(items[0]["loc"], loc, "{what}: {body}");
+    assert!(
+        items[0]["msg"].is_string() && items[0]["type"].is_string(),
+        "{what}: {body}"
+    );
+}
+
+#[test]
+fn validation_errors_answer_fastapis_422_on_both_listeners() {
+    use relay_support::{Api, As};
+    let d = Daemon::start(Opts::default());
+    let c = http();
+    let url = |p: &str| format!("{}{p}", d.sidecar);
+    // The sidecar: a required field missing, or of the wrong type.
+    let post = |path: &str, body: Value| send(c.post(url(path)).json(&body));
+    assert_fastapi_422(
+        "set_global_sota without value",
+        post("/set_global_sota", json!({"run_id": "k"})),
+        json!(["body", "value"]),
+    );
+    assert_fastapi_422(
+        "enqueue without kind",
+        post("/jobs/enqueue", json!({"run_id": "k", "payload": {}})),
+        json!(["body", "kind"]),
+    );
+    assert_fastapi_422(
+        "submission_result with a text score",
+        post("/submission_result", json!({"score": "x", "status": "ok"})),
+        json!(["body", "score"]),
+    );
+    assert_fastapi_422(
+        "logs?limit=x",
+        send(c.get(url("/logs?limit=x"))),
+        json!(["query", "limit"]),
+    );
+    // The sidecar's own checks stay 400s with a string.
+    let (s, v) = post("/jobs/enqueue", json!({"kind": " ", "payload": {}}));
+    assert_eq!((s, v["detail"].as_str()), (400, Some("kind is required")));
+    // The relay.
+    let api = Api::new(&d.relay);
+    let (m, v) = (Keypair::generate(), Keypair::generate());
+    let a = api.post(
+        "/submit_solution",
+        As::Miner(&m),
+        &json!({"algorithm_result": {}, "score": 0.9}),
+    );
+    assert_fastapi_422(
+        "submit without task_id",
+        (a.status, a.body),
+        json!(["body", "task_id"]),
+    );
+    let a = api.post(
+        "/sota/vote",
+        As::Validator(&v),
+        &json!({"miner_hotkey": m.ss58(), "score": "high", "seen_block": 5}),
+    );
+    assert_fastapi_422(
+        "vote with a text score",
+        (a.status, a.body),
+        json!(["body", "score"]),
+    );
+    let a = api.get("/results?limit=abc", As::Validator(&v));
+    assert_fastapi_422(
+        "results?limit=abc",
+        (a.status, a.body),
+        json!(["query", "limit"]),
+    );
+    // Deliberate differences (ARCHITECTURE.md): a missing signature header is a 401.
+    let a = api.post(
+        "/submit_solution",
+        As::Nobody,
+        &json!({"task_id": "t", "algorithm_result": {}, "score": 0.9}),
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.body["detail"].is_string(), "{}", a.body);
+}
+
 #[test]
 fn relay_endpoints_answer_the_reference_shapes() {
     use relay_support::{Api, As};
@@ -613,6 +699,14 @@ fn relay_endpoints_answer_the_reference_shapes() {
     let a = api.get("/health", As::Nobody);
     assert_eq!(a.status, 200);
     has_keys("/health", &a.body, &["status", "timestamp"]);
+    // The seed's GUI config points update_manifest_url here: served without configuration.
+    let a = api.get("/version.json", As::Nobody);
+    assert_eq!(a.status, 200, "{}", a.body);
+    has_keys(
+        "/version.json",
+        &a.body,
+        &["version", "versionCode", "desc", "mac", "linux", "windows"],
+    );
     let a = api.get("/sota_threshold", As::Nobody);
     assert_eq!(a.status, 200);
     has_keys(
