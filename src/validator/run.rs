@@ -47,7 +47,9 @@ pub const MIN_SLICE: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq)]
 struct VoteOutcome {
     /// `vote_recorded`, `vote_updated`, `already_voted`, `finalized`,
-    /// `blacklist vote recorded`, or `rejected` when the relay refused or failed.
+    /// `blacklist vote recorded`, `late` when the relay refused a SOTA vote because the
+    /// SOTA already reached its score ([`rules::vote_was_late`]), or `rejected` when the
+    /// relay refused otherwise or failed. The detail is the relay's answer.
     status: String,
     detail: String,
     /// The SOTA after the vote (SOTA votes only).
@@ -63,12 +65,16 @@ impl VoteOutcome {
         }
     }
 
-    fn of_vote(answer: Result<VoteAnswer, ClientError>) -> Self {
+    fn of_vote(answer: Result<VoteAnswer, ClientError>, score: f64) -> Self {
         match answer {
             Ok(a) => VoteOutcome {
                 detail: format!("{}/{} votes", a.votes_for_candidate, a.votes_needed),
                 status: a.status,
                 current_sota: Some(a.current_sota),
+            },
+            Err(e) if rules::vote_was_late(&e.detail(), score) => VoteOutcome {
+                status: "late".into(),
+                ..Self::rejected(e)
             },
             Err(e) => Self::rejected(e),
         }
@@ -87,7 +93,7 @@ impl VoteOutcome {
 
     /// The relay took the vote (any 2xx).
     fn accepted(&self) -> bool {
-        self.status != "rejected"
+        !matches!(self.status.as_str(), "rejected" | "late")
     }
 }
 
@@ -442,11 +448,14 @@ impl ValidatorLoop {
                 ),
                 result_id: Some(p.sub.id.clone()).filter(|id| !id.is_empty()),
             };
-            let answer = VoteOutcome::of_vote(self.client.vote(&vote));
+            let answer = VoteOutcome::of_vote(self.client.vote(&vote), *score);
             self.state.count(|c| {
                 c.votes_tried += 1;
                 if answer.accepted() {
                     c.votes_ok += 1;
+                }
+                if answer.status == "late" {
+                    c.votes_late += 1;
                 }
                 if answer.status == "finalized" {
                     c.finalized += 1;

@@ -188,6 +188,8 @@ pub struct ValidatorCounters {
     pub passed: u64,
     pub votes_ok: u64,
     pub votes_tried: u64,
+    /// Votes refused only because another validator's vote had already finalized the score.
+    pub votes_late: u64,
     pub finalized: u64,
     pub unique_seen: u64,
 }

@@ -137,7 +137,7 @@ fn validators_tab() {
                 "validator-2",
                 "412",
                 "4/5",
-                "3/4",
+                "3/5",
                 "1 blacklist votes",
                 "finalized",
                 "blacklist vote recorded",
@@ -151,6 +151,45 @@ fn validators_tab() {
     }
     // Wide screens show every counter.
     assert_shows(&render(&app, 200, 60), &["Sig fail", "Parse fail", "Dupe"]);
+}
+
+/// Names are never cut (at 150 columns every counter fitted only by shrinking the name
+/// column to `validator-`); narrower terminals drop the least useful columns instead.
+#[test]
+fn validators_tab_keeps_names_whole_at_any_width() {
+    let app = on_tab(Tab::Validators, true);
+    for (w, h) in [(80, 24), (150, 45), (200, 60)] {
+        let s = render(&app, w, h);
+        for name in ["validator-1", "validator-2"] {
+            let rows = s.lines().filter(|l| l.contains(name)).count();
+            // The counters row, the weights line and its votes.
+            assert!(rows >= 3, "{w}x{h}: {name} whole on {rows} lines:\n{s}");
+        }
+        // The votes, what became of them, and the SOTA are kept at every width.
+        let head = s.lines().find(|l| l.contains("Validator ")).unwrap();
+        for col in ["Votes", "Late", "Final.", "SOTA"] {
+            assert!(head.contains(col), "{w}x{h}: no {col} in {head:?}");
+        }
+    }
+    assert_shows(&render(&app, 150, 45), &["Sig fail", "Parse fail", "Seen"]);
+    assert!(!render(&app, 80, 24).contains("Seen"));
+}
+
+/// The second validator's vote after consensus 1 finalized is labelled late, not as a
+/// failure; other refusals still read "rejected".
+#[test]
+fn a_late_vote_is_labelled_for_what_it_is() {
+    let app = on_tab(Tab::Validators, true);
+    for (w, h) in SIZES {
+        let s = render(&app, w, h);
+        let late = s.lines().find(|l| l.contains("05:20:02")).unwrap();
+        assert!(late.contains("late, already finalized"), "{late}");
+        assert!(!late.contains("rejected"), "{late}");
+    }
+    assert_shows(
+        &render(&app, 200, 60),
+        &["late, already finalized: Score 0.915 is not above current SOTA 0.915"],
+    );
 }
 
 #[test]
