@@ -70,6 +70,64 @@ fn mining_tab() {
     assert_shows(&render(&app, 200, 60), &["Iter 0100: engine_best=0.812345"]);
 }
 
+/// When the task's SOTA is at its ceiling the tab says so and names the next task.
+#[test]
+fn mining_tab_says_when_the_task_is_solved() {
+    let mut app = on_tab(Tab::Mining, true);
+    let miner = &mut app.appliance.as_mut().unwrap().miner;
+    miner.ceiling = Some(bitsota_tui::api::Ceiling {
+        sota: Some(0.9999997),
+        next_task: Some("mnist_binary".into()),
+    });
+    for (w, h) in SIZES {
+        let s = render(&app, w, h);
+        assert_shows(&s, &["SOTA 0.9999997 is at the task's ceiling"]);
+    }
+    assert_shows(
+        &render(&app, 200, 60),
+        &["Mining goes on until you stop it (s). Next task: press t for mnist_binary"],
+    );
+    // Not at the ceiling: no note.
+    let plain = render(&on_tab(Tab::Mining, true), 200, 60);
+    assert!(!plain.contains("ceiling"), "{plain}");
+}
+
+/// Pool mode shows the pool's progress instead of generations, and never `-0`.
+#[test]
+fn mining_tab_in_pool_mode_shows_pool_progress() {
+    let mut app = on_tab(Tab::Mining, true);
+    let miner = &mut app.appliance.as_mut().unwrap().miner;
+    miner.task_type = Some("pool".into());
+    miner.generation = None;
+    miner.children_per_sec = Some(-0.0);
+    miner.pool = Some(bitsota_tui::api::PoolProgress {
+        evolutions_submitted: 4,
+        evaluations_submitted: 2,
+        leases_submitted: 0,
+        current: Some("evaluate batch 9".into()),
+        reputation: Some(1.25),
+    });
+    for (w, h) in SIZES {
+        let s = render(&app, w, h);
+        assert_shows(
+            &s,
+            &[
+                "4 evolutions, 2 evaluations, 0 leases",
+                "evaluate batch 9",
+                "Reputation",
+                "1.250000",
+            ],
+        );
+        assert!(!s.contains("Generation") && !s.contains("-0"), "{s}");
+    }
+    // A local run's rate of -0.0 (an empty sum) prints as 0.
+    let mut app = on_tab(Tab::Mining, true);
+    app.appliance.as_mut().unwrap().miner.children_per_sec = Some(-0.0);
+    let s = render(&app, 80, 24);
+    let line = s.lines().find(|l| l.contains("Children/s")).unwrap();
+    assert!(line.contains(" 0 ") && !line.contains("-0"), "{line}");
+}
+
 #[test]
 fn mining_tab_idle_shows_next_start_settings() {
     let mut app = App::new(false);
