@@ -453,6 +453,26 @@ fn pool_mining_on_one_appliance_completes_a_cycle() {
     assert_eq!(m["local_evaluators"], 3, "{m}");
     let (_, board) = pool.get("/api/v1/miners/leaderboard");
     assert!(board.as_array().unwrap().len() >= 4, "{board}");
+    // `mine status` shows the pool's progress, not generations (nor a `-0` rate).
+    let out = std::process::Command::new(common::bin())
+        .args(["mine", "status", "--sidecar-url", &d.sidecar])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in ["evolutions:", "evaluations:", "working on:", "reputation:"] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("generation") && !text.contains("-0.0"),
+        "{text}"
+    );
+    let evolutions = text
+        .lines()
+        .find_map(|l| l.strip_prefix("evolutions:"))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(evolutions >= Some(1), "{text}");
 }
 
 // ---- conformance: status and keys of every endpoint a reference client calls ----

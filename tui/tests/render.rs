@@ -112,7 +112,7 @@ fn mining_tab_in_pool_mode_shows_pool_progress() {
         assert_shows(
             &s,
             &[
-                "4 evolutions, 2 evaluations, 0 leases",
+                "4 evol., 2 eval., 0 leases",
                 "evaluate batch 9",
                 "Reputation",
                 "1.250000",

@@ -78,7 +78,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
             kv(
                 "Submitted",
                 format!(
-                    "{} evolutions, {} evaluations, {} leases",
+                    "{} evol., {} eval., {} leases",
                     p.evolutions_submitted, p.evaluations_submitted, p.leases_submitted
                 ),
             ),
