@@ -81,7 +81,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
     // useful go first (`KEEP` order), and the name column always stays, whole.
     let columns: Vec<(&str, Vec<String>)> = COLUMNS
         .iter()
-        .map(|&(head, cell)| (head, app.validators.iter().map(|v| cell(v)).collect()))
+        .map(|&(head, cell)| (head, app.validators.iter().map(cell).collect()))
         .collect();
     let widths: Vec<u16> = columns
         .iter()
