@@ -318,7 +318,7 @@ mod tests {
             let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
             assert!(doc["components"]["schemas"][&name].is_object(), "{name}");
         }
-        // 19 resource routes, `/openapi.json` and `/docs`.
-        assert_eq!(crate::http::documented(&doc).len(), 21);
+        // 19 resource routes, `/openapi.json`, `/docs` and its two assets.
+        assert_eq!(crate::http::documented(&doc).len(), 23);
     }
 }
