@@ -89,7 +89,8 @@ pub struct RelayConfig {
     pub duplicate_window_s: u64,
     /// 0 = unlimited.
     pub max_submissions_per_hour: u32,
-    /// The update manifest served at `/version.json` (404 when absent).
+    /// The update manifest served at `/version.json`; absent, the appliance's own
+    /// ([`VersionManifest::appliance`]).
     pub version_manifest: Option<VersionManifest>,
 }
 
@@ -153,6 +154,34 @@ pub struct VersionManifest {
     pub linux: String,
     #[serde(default)]
     pub windows: String,
+}
+
+impl VersionManifest {
+    /// The manifest of this build: its version, `versionCode` `major·10000 + minor·100 +
+    /// patch`, and no download links (the appliance is built from source, not downloaded).
+    pub fn appliance() -> VersionManifest {
+        let version = env!("CARGO_PKG_VERSION");
+        VersionManifest {
+            version: version.to_string(),
+            version_code: version_code(version),
+            desc: format!("bitsota {version}, the BitSota appliance"),
+            mac: String::new(),
+            linux: String::new(),
+            windows: String::new(),
+        }
+    }
+}
+
+/// `major·10000 + minor·100 + patch` of a `major.minor.patch[-pre]` version (0 for a part
+/// that does not parse), so that a later release has a larger code.
+fn version_code(version: &str) -> i64 {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    core.split('.')
+        .take(3)
+        .map(|p| p.parse::<i64>().unwrap_or(0))
+        .chain(std::iter::repeat(0))
+        .take(3)
+        .fold(0, |code, part| code * 100 + part)
 }
 
 /// `[sidecar]` (sidecar-miner.md §1).
@@ -936,6 +965,16 @@ mod tests {
         let path = dir.path().join("a.toml");
         std::fs::write(&path, text).unwrap();
         load(Some(&path), true, &vars(env), flags)
+    }
+
+    #[test]
+    fn the_appliance_manifest_numbers_its_version() {
+        assert_eq!(version_code("0.1.0"), 100);
+        assert_eq!(version_code("2.13.7-rc.1"), 21307);
+        assert_eq!(version_code("3"), 30000);
+        let m = VersionManifest::appliance();
+        assert_eq!(m.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(m.version_code, version_code(env!("CARGO_PKG_VERSION")));
     }
 
     #[test]

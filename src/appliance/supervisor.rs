@@ -3,10 +3,12 @@
 //! It owns the bridge from the miner's [`RunSink`] to the sidecar store.
 
 use crate::context::AppContext;
+use crate::miner::pool::CoordinatorStats;
 use crate::miner::settings::{MinerSettings, Overrides};
 use crate::miner::{run, Live, RunSink, SinkError};
 use crate::protocol::run_events::Event;
 use crate::sidecar::{EmbeddedMiner, SidecarError, SidecarStore, StartRequest};
+use crate::tasks::TaskType;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +40,8 @@ struct Active {
     started_at: String,
     stop: Arc<AtomicBool>,
     live: Arc<Live>,
+    /// Pool mining's progress (none for local mining).
+    pool: Option<Arc<CoordinatorStats>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -62,17 +66,19 @@ fn start_pool_mining(
     settings: &MinerSettings,
     run_id: &str,
     stop: Arc<AtomicBool>,
-) -> Result<JoinHandle<()>, MinerError> {
+) -> Result<(JoinHandle<()>, Arc<CoordinatorStats>), MinerError> {
     use crate::miner::pool::{spawn_coordinator, PoolMode};
     let mode = PoolMode::from_task_type(&settings.task_type).ok_or_else(|| {
         MinerError::Settings(format!("{} is not a pool task", settings.task_type))
     })?;
     let handle = spawn_coordinator(ctx, mode, run_id, settings.workers, stop)
         .map_err(|e| MinerError::Pool(e.to_string()))?;
-    std::thread::Builder::new()
+    let stats = handle.stats.clone();
+    let thread = std::thread::Builder::new()
         .name(format!("pool-{run_id}"))
         .spawn(move || handle.join())
-        .map_err(|e| MinerError::Thread(e.to_string()))
+        .map_err(|e| MinerError::Thread(e.to_string()))?;
+    Ok((thread, stats))
 }
 
 impl Supervisor {
@@ -108,8 +114,10 @@ impl Supervisor {
         let run = self.sidecar.start_run(req.run_id.as_deref(), req.replace)?;
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Live::default());
-        let thread = if settings.is_pool() {
-            start_pool_mining(&self.ctx, &settings, &run.run_id, stop.clone())?
+        let (thread, pool) = if settings.is_pool() {
+            let (thread, stats) =
+                start_pool_mining(&self.ctx, &settings, &run.run_id, stop.clone())?;
+            (thread, Some(stats))
         } else {
             let job = run::RunJob {
                 run_id: run.run_id.clone(),
@@ -123,10 +131,11 @@ impl Supervisor {
                 invite_code: config.miner.invite_code.clone(),
                 data_dir: self.ctx.data_dir.clone(),
             };
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("miner-{}", run.run_id))
                 .spawn(move || run::mine(job))
-                .map_err(|e| MinerError::Thread(e.to_string()))?
+                .map_err(|e| MinerError::Thread(e.to_string()))?;
+            (thread, None)
         };
         tracing::info!(run = %run.run_id, task = %settings.task_type, engine = %settings.engine,
             workers = settings.workers, "mining started");
@@ -137,6 +146,7 @@ impl Supervisor {
             started_at: crate::clock::now_iso(crate::clock::SecondsFormat::Secs),
             stop,
             live,
+            pool,
             thread: Some(thread),
         });
         Ok(run.run_id)
@@ -195,10 +205,19 @@ impl Supervisor {
                 // What the next start does unless it asks otherwise.
                 "start_from_sota": self.ctx.config.miner.start_from_sota,
                 "children_per_sec": null, "best_fitness": null, "started_at": null,
-                "last_error": last_error,
+                "last_error": last_error, "pool": null, "ceiling": null,
             });
         };
         let live = a.live.snapshot();
+        // Pool mining has no generations of its own: its progress is the pool's.
+        let (generation, rate) = match &a.pool {
+            Some(_) => (None, None),
+            None => (
+                Some(live.workers.iter().map(|w| w.0).sum::<u64>()),
+                // Folded from +0.0: an empty f64 sum is -0.0.
+                Some(live.workers.iter().fold(0.0, |r, w| r + w.1)),
+            ),
+        };
         json!({
             "running": true,
             "run_id": a.run_id,
@@ -207,12 +226,25 @@ impl Supervisor {
             "workers": a.settings.workers,
             "start_from_sota": a.settings.start_from_sota,
             "hotkey": a.hotkey,
-            "generation": live.workers.iter().map(|w| w.0).sum::<u64>(),
-            "children_per_sec": live.workers.iter().map(|w| w.1).sum::<f64>(),
+            "generation": generation,
+            "children_per_sec": rate,
             "best_fitness": live.best_fitness,
             "started_at": a.started_at,
             "last_error": live.error,
+            "pool": a.pool.as_ref().map(|p| p.progress()),
+            "ceiling": self.ceiling(a),
         })
+    }
+
+    /// `{sota, next_task}` when the run's task has its SOTA at the ceiling
+    /// ([`TaskType::sota_at_ceiling`]): nothing it mines can be accepted any more. Mining
+    /// goes on until the user stops it (a relay's SOTA can be reset, and the run's
+    /// candidates stay useful); the dashboard and `mine status` say so.
+    fn ceiling(&self, a: &Active) -> Option<Value> {
+        let task: TaskType = a.settings.task_type.parse().ok()?;
+        let run = self.sidecar.run(&a.run_id).ok().flatten()?;
+        let sota = run.global_sota.filter(|s| task.sota_at_ceiling(*s))?;
+        Some(json!({"sota": sota, "next_task": task.next_task().map(TaskType::as_str)}))
     }
 
     /// The embedded validators' identities (`/appliance/status`).

@@ -102,8 +102,9 @@ fn call(rb: reqwest::blocking::RequestBuilder, url: &str) -> anyhow::Result<Valu
     }
     let detail = body["detail"]
         .as_str()
+        .or_else(|| body["detail"][0]["msg"].as_str())
         .map_or_else(|| body.to_string(), str::to_string);
-    if status == reqwest::StatusCode::BAD_REQUEST {
+    if matches!(status.as_u16(), 400 | 422) {
         Err(UsageError(detail).into())
     } else {
         anyhow::bail!("{detail} (HTTP {status})")
@@ -114,10 +115,11 @@ fn opt(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
+        // `+ 0.0` turns a negative zero into zero: never print `-0.000000`.
         Value::Number(n) => n
             .as_f64()
             .filter(|_| n.is_f64())
-            .map_or_else(|| n.to_string(), |f| format!("{f:.6}")),
+            .map_or_else(|| n.to_string(), |f| format!("{:.6}", f + 0.0)),
         other => other.to_string(),
     }
 }
@@ -168,23 +170,7 @@ pub fn run(args: MineArgs) -> anyhow::Result<()> {
                 "mining:       {}",
                 if running { "running" } else { "stopped" }
             );
-            for (label, key) in [
-                ("run:", "run_id"),
-                ("task:", "task_type"),
-                ("engine:", "engine"),
-                ("workers:", "workers"),
-                ("from SOTA:", "start_from_sota"),
-                ("hotkey:", "hotkey"),
-                ("generation:", "generation"),
-                ("children/s:", "children_per_sec"),
-                ("best fitness:", "best_fitness"),
-                ("started at:", "started_at"),
-                ("last error:", "last_error"),
-            ] {
-                if running || key == "last_error" && !miner[key].is_null() {
-                    println!("{label:<14}{}", opt(&miner[key]));
-                }
-            }
+            print!("{}", status_lines(miner));
             println!(
                 "sidecar run:  {} ({})",
                 opt(&state["run_id"]),
@@ -196,4 +182,96 @@ pub fn run(args: MineArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The miner's part of `mine status`: in pool mode the pool's progress (submissions by
+/// kind, the work in hand, reputation) rather than generations, which pool mining does
+/// not have; and a note when the task's SOTA is at its ceiling.
+fn status_lines(miner: &Value) -> String {
+    let running = miner["running"].as_bool().unwrap_or(false);
+    let pool = &miner["pool"];
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    let mut field = |label, v: &Value| rows.push((label, opt(v)));
+    if running {
+        field("run:", &miner["run_id"]);
+        field("task:", &miner["task_type"]);
+        field("engine:", &miner["engine"]);
+        field("workers:", &miner["workers"]);
+        field("from SOTA:", &miner["start_from_sota"]);
+        field("hotkey:", &miner["hotkey"]);
+        if pool.is_object() {
+            field("evolutions:", &pool["evolutions_submitted"]);
+            field("evaluations:", &pool["evaluations_submitted"]);
+            field("leases:", &pool["leases_submitted"]);
+            field("working on:", &pool["current"]);
+            field("reputation:", &pool["reputation"]);
+        } else {
+            field("generation:", &miner["generation"]);
+            field("children/s:", &miner["children_per_sec"]);
+            field("best fitness:", &miner["best_fitness"]);
+        }
+        field("started at:", &miner["started_at"]);
+    }
+    if !miner["last_error"].is_null() {
+        field("last error:", &miner["last_error"]);
+    }
+    let mut out: String = rows
+        .iter()
+        .map(|(label, v)| format!("{label:<14}{v}\n"))
+        .collect();
+    let ceiling = &miner["ceiling"];
+    if ceiling.is_object() {
+        let next = match ceiling["next_task"].as_str() {
+            Some(t) => format!("; try the next task: bitsota mine start --task {t}"),
+            None => String::new(),
+        };
+        out += &format!(
+            "note:         the SOTA {} is at the task's ceiling: no candidate can beat it. \
+             Mining goes on until you stop it{next}\n",
+            // In full: at six decimals 0.9999997 would read 1.000000.
+            ceiling["sota"]
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_mode_shows_pool_progress_and_never_a_negative_zero() {
+        let pool = json!({"running": true, "run_id": "r", "task_type": "pool",
+            "generation": null, "children_per_sec": null, "last_error": null,
+            "pool": {"evolutions_submitted": 3, "evaluations_submitted": 2,
+                     "leases_submitted": 0, "current": "evolve batch 7", "reputation": 1.5}});
+        let out = status_lines(&pool);
+        for line in [
+            "evolutions:   3",
+            "evaluations:  2",
+            "working on:   evolve batch 7",
+            "reputation:   1.500000",
+        ] {
+            assert!(out.contains(line), "{out}");
+        }
+        assert!(
+            !out.contains("generation") && !out.contains("children/s"),
+            "{out}"
+        );
+        let local = json!({"running": true, "generation": 0, "children_per_sec": -0.0});
+        let out = status_lines(&local);
+        assert!(out.contains("children/s:   0.000000"), "{out}");
+        assert!(!out.contains("-0"), "{out}");
+    }
+
+    #[test]
+    fn a_task_at_its_ceiling_says_so_and_names_the_next() {
+        let m = json!({"running": true, "task_type": "scalar_linear",
+            "ceiling": {"sota": 0.9999997, "next_task": "mnist_binary"}});
+        let out = status_lines(&m);
+        assert!(out.contains("the SOTA 0.9999997 is"), "{out}");
+        assert!(out.contains("at the task's ceiling"), "{out}");
+        assert!(out.contains("--task mnist_binary"), "{out}");
+        assert!(!status_lines(&json!({"running": true})).contains("ceiling"));
+    }
 }

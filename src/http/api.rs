@@ -1,6 +1,8 @@
 //! One route table per listener: each entry is a method, a path, its OpenAPI operation
 //! and its endpoint, and both the router and the `/openapi.json` document are built from
-//! the table, so they cannot disagree. `/docs` renders the document with Swagger UI.
+//! the table, so they cannot disagree. `/docs` renders the document with Swagger UI,
+//! whose assets are built into the binary (`swagger-ui/`, from the npm package
+//! `swagger-ui-dist` with its license), so the page works offline.
 //!
 //! The document is assembled from our own entries rather than derived by
 //! `poem-openapi`: the wire formats are the reference services' (FastAPI's), which typed
@@ -180,6 +182,8 @@ impl Api {
         let own = [
             (Method::GET, "/openapi.json", doc_op()),
             (Method::GET, "/docs", docs_op()),
+            (Method::GET, DOCS_CSS, asset_op("Swagger UI's stylesheet")),
+            (Method::GET, DOCS_JS, asset_op("Swagger UI's script")),
         ];
         let all = self
             .entries
@@ -191,8 +195,11 @@ impl Api {
             ops[method.as_str().to_ascii_lowercase()] = op.0.clone();
         }
         let mut components = self.components.clone();
+        // A 422's detail is FastAPI's list of validation errors.
+        let invalid = json!({"type": "object", "required": ["loc", "msg", "type"], "properties": {
+            "loc": array(json!({})), "msg": {"type": "string"}, "type": {"type": "string"}}});
         components["schemas"]["Error"] = json!({"type": "object", "required": ["detail"],
-            "properties": {"detail": {"type": "string"}}});
+            "properties": {"detail": {"oneOf": [{"type": "string"}, array(invalid)]}}});
         json!({"openapi": "3.0.3", "info": self.info, "paths": paths, "components": components})
     }
 
@@ -215,6 +222,14 @@ impl Api {
             .at(
                 "/docs",
                 fixed("text/html; charset=utf-8", page.into_bytes()),
+            )
+            .at(
+                DOCS_CSS,
+                fixed("text/css; charset=utf-8", SWAGGER_CSS.to_vec()),
+            )
+            .at(
+                DOCS_JS,
+                fixed("text/javascript; charset=utf-8", SWAGGER_JS.to_vec()),
             );
         for (path, methods) in by_path {
             route = route.at(router_path(path), methods);
@@ -256,18 +271,30 @@ fn docs_op() -> Op {
     )
 }
 
-/// Swagger UI over `./openapi.json`, loaded from a CDN as FastAPI's `/docs` does; the
-/// page links the raw document for machines without internet access.
+fn asset_op(summary: &str) -> Op {
+    Op::new(summary).response(200, json!({"description": "a static file of /docs"}))
+}
+
+/// Where `/docs` loads Swagger UI from: this listener, never a CDN (the appliance is often
+/// offline).
+const DOCS_CSS: &str = "/docs/swagger-ui.css";
+const DOCS_JS: &str = "/docs/swagger-ui-bundle.js";
+/// swagger-ui-dist 5.36.0 (Apache-2.0; `swagger-ui/LICENSE`, `NOTICE`).
+const SWAGGER_CSS: &[u8] = include_bytes!("swagger-ui/swagger-ui.css");
+const SWAGGER_JS: &[u8] = include_bytes!("swagger-ui/swagger-ui-bundle.js");
+
+/// Swagger UI over `./openapi.json`, from the assets above; the page also links the raw
+/// document. `validatorUrl: null` keeps Swagger UI from asking an online validator.
 fn docs_page(title: &str) -> String {
     format!(
         r##"<!doctype html>
 <html><head><meta charset="utf-8"><title>{title} — API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="stylesheet" href="{DOCS_CSS}">
 </head><body>
 <p style="font-family:sans-serif">The document itself: <a href="openapi.json">openapi.json</a></p>
 <div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui"}});</script>
+<script src="{DOCS_JS}"></script>
+<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", validatorUrl: null}});</script>
 </body></html>
 "##
     )
@@ -349,7 +376,7 @@ mod tests {
         let doc = table().document();
         let ep = table().into_endpoint((), 1024);
         let listed = documented(&doc);
-        assert_eq!(listed.len(), 6, "{listed:?}");
+        assert_eq!(listed.len(), 8, "{listed:?}");
         for (method, path) in &listed {
             let (status, body) = answer(&ep, method, &sample_path(path, "7")).await;
             assert!(

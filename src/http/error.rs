@@ -1,5 +1,6 @@
 //! The one error answer of every listener: a status and `{"detail": "<reason>"}`, the
-//! shape FastAPI gives the reference services and their clients read.
+//! shape FastAPI gives the reference services and their clients read. A 422 is FastAPI's
+//! validation answer, `{"detail": [{"loc", "msg", "type"}]}`, naming the failing field.
 
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{IntoResponse, Response};
@@ -15,6 +16,15 @@ pub struct ApiError {
     /// A `WWW-Authenticate` challenge to send with a 401 (a browser then asks for HTTP
     /// Basic credentials).
     pub challenge: Option<&'static str>,
+    /// Where and how the input failed validation, for a 422.
+    pub invalid: Option<Invalid>,
+}
+
+/// FastAPI's `loc` (`["body", "value"]`, `["query", "limit"]`) and error `type`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub loc: Vec<serde_json::Value>,
+    pub kind: &'static str,
 }
 
 impl ApiError {
@@ -23,6 +33,15 @@ impl ApiError {
             status,
             detail: detail.into(),
             challenge: None,
+            invalid: None,
+        }
+    }
+
+    /// Input that failed validation at `invalid.loc` (answered as FastAPI's list on a 422).
+    pub fn invalid(status: StatusCode, invalid: Invalid, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            invalid: Some(invalid),
+            ..ApiError::new(status, detail)
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
@@ -104,7 +123,18 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        let mut resp = json_response(self.status, &serde_json::json!({ "detail": self.detail }));
+        let body = if self.status == StatusCode::UNPROCESSABLE_ENTITY {
+            let (loc, kind) = self
+                .invalid
+                .as_ref()
+                .map_or((vec!["body".into()], "value_error"), |i| {
+                    (i.loc.clone(), i.kind)
+                });
+            serde_json::json!({ "detail": [{"loc": loc, "msg": self.detail, "type": kind}] })
+        } else {
+            serde_json::json!({ "detail": self.detail })
+        };
+        let mut resp = json_response(self.status, &body);
         if let Some(c) = self.challenge {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));

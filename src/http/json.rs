@@ -4,6 +4,7 @@
 //! The listeners refuse malformed input with the statuses and words their reference
 //! services used, which clients and tests read: a [`Dialect`] says them once per listener.
 
+use super::error::Invalid;
 use super::ApiError;
 use poem::http::StatusCode;
 use poem::{FromRequest, Request, RequestBody};
@@ -58,7 +59,11 @@ pub fn parse<T: DeserializeOwned, D: Dialect>(bytes: &[u8]) -> Result<T, ApiErro
         })?
     };
     if !value.is_object() {
-        return Err(ApiError::new(D::SHAPE, D::NOT_OBJECT));
+        let at = Invalid {
+            loc: vec!["body".into()],
+            kind: "type_error.dict",
+        };
+        return Err(ApiError::invalid(D::SHAPE, at, D::NOT_OBJECT));
     }
     from_value::<T, D>(value)
 }
@@ -66,30 +71,48 @@ pub fn parse<T: DeserializeOwned, D: Dialect>(bytes: &[u8]) -> Result<T, ApiErro
 /// Deserialise an already parsed body into `T` (for handlers that look at the raw
 /// object first, such as the pool's signed envelope).
 pub fn from_value<T: DeserializeOwned, D: Dialect>(value: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| ApiError::new(D::SHAPE, field_problem(&e)))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let (at, detail) = field_problem(&e);
+        ApiError::invalid(D::SHAPE, at, detail)
+    })
 }
 
-/// `"<field> is required"`, `"<field> must be <kind>"`, or `"<field>: <serde's reason>"`.
+/// Where the body failed (`loc` from `"body"` down to the field, FastAPI's error `type`)
+/// and why: `"<field> is required"`, `"<field> must be <kind>"`, or `"<field>: <serde's
+/// reason>"`.
 ///
 /// serde reports a missing field at its parent, and says what it expected only in its
 /// message (`missing field `x``, `invalid type: …, expected f64`): both are read from
 /// there. The wording is serde's stable `de::Error` default, pinned by the unit test.
-fn field_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+fn field_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (Invalid, String) {
+    use serde_path_to_error::Segment;
+    let mut loc: Vec<Value> = vec!["body".into()];
+    loc.extend(e.path().iter().filter_map(|seg| match seg {
+        Segment::Seq { index } => Some(Value::from(*index)),
+        Segment::Map { key } => Some(Value::from(key.as_str())),
+        Segment::Enum { variant } => Some(Value::from(variant.as_str())),
+        Segment::Unknown => None,
+    }));
+    let at = |loc: Vec<Value>, kind| Invalid { loc, kind };
     let path = e.path().to_string();
     let msg = e.inner().to_string();
     if msg.starts_with(&path) {
         // A field's own deserialiser already named it.
-        return msg;
+        return (at(loc, "value_error"), msg);
     }
-    let join = |field: &str| match path.as_str() {
-        "." => field.to_string(),
-        p => format!("{p}.{field}"),
-    };
     if let Some(field) = msg
         .strip_prefix("missing field `")
         .and_then(|r| r.strip_suffix('`'))
     {
-        return format!("{} is required", join(field));
+        let name = match path.as_str() {
+            "." => field.to_string(),
+            p => format!("{p}.{field}"),
+        };
+        loc.push(field.into());
+        return (
+            at(loc, "value_error.missing"),
+            format!("{name} is required"),
+        );
     }
     let expected = msg
         .strip_prefix("invalid type: ")
@@ -97,22 +120,23 @@ fn field_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
         .and_then(|r| r.rsplit_once(", expected "))
         .map(|(_, exp)| exp);
     match expected.and_then(kind) {
-        Some(kind) => format!("{path} must be {kind}"),
-        None => format!("{path}: {msg}"),
+        Some((kind, fastapi)) => (at(loc, fastapi), format!("{path} must be {kind}")),
+        None => (at(loc, "value_error"), format!("{path}: {msg}")),
     }
 }
 
-/// A reader's name for what serde's primitive visitors say they expected.
-fn kind(expected: &str) -> Option<&'static str> {
+/// A reader's name for what serde's primitive visitors say they expected, and FastAPI's
+/// error type for it.
+fn kind(expected: &str) -> Option<(&'static str, &'static str)> {
     Some(match expected {
-        "f64" | "f32" => "a number",
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer",
-        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer",
-        "a string" => "a string",
-        "a boolean" => "a boolean",
-        "a sequence" => "a list",
-        "a map" => "an object",
-        e if e.starts_with("struct ") => "an object",
+        "f64" | "f32" => ("a number", "type_error.float"),
+        "u8" | "u16" | "u32" | "u64" | "usize" => ("a non-negative integer", "type_error.integer"),
+        "i8" | "i16" | "i32" | "i64" | "isize" => ("an integer", "type_error.integer"),
+        "a string" => ("a string", "type_error.str"),
+        "a boolean" => ("a boolean", "type_error.bool"),
+        "a sequence" => ("a list", "type_error.list"),
+        "a map" => ("an object", "type_error.dict"),
+        e if e.starts_with("struct ") => ("an object", "type_error.dict"),
         _ => return None,
     })
 }
@@ -154,31 +178,48 @@ impl Params {
                 .trim()
                 .parse::<i128>()
                 .map(|n| n.clamp(lo, hi))
-                .map_err(|_| ApiError::new(D::SHAPE, format!("{name} must be an integer"))),
+                .map_err(|_| {
+                    let at = Invalid {
+                        loc: vec!["query".into(), name.into()],
+                        kind: "type_error.integer",
+                    };
+                    ApiError::invalid(D::SHAPE, at, format!("{name} must be an integer"))
+                }),
         }
     }
 
     /// An optional parameter that must parse as `T`.
     pub fn parse<T: FromStr, D: Dialect>(&self, name: &str) -> Result<Option<T>, ApiError> {
         self.get(name)
-            .map(|v| v.trim().parse::<T>().map_err(|_| invalid::<D>(name, v)))
+            .map(|v| {
+                v.trim()
+                    .parse::<T>()
+                    .map_err(|_| invalid::<D>("query", name, v))
+            })
             .transpose()
     }
 }
 
 /// An integer path parameter.
 pub fn path_int<T: FromStr, D: Dialect>(raw: &str, name: &str) -> Result<T, ApiError> {
-    raw.parse::<T>().map_err(|_| invalid::<D>(name, raw))
+    raw.parse::<T>()
+        .map_err(|_| invalid::<D>("path", name, raw))
 }
 
-fn invalid<D: Dialect>(name: &str, raw: &str) -> ApiError {
-    ApiError::new(D::SHAPE, format!("invalid {name} '{raw}'"))
+/// `raw` of parameter `name` (`place`: `query` or `path`) does not parse.
+fn invalid<D: Dialect>(place: &str, name: &str, raw: &str) -> ApiError {
+    let at = Invalid {
+        loc: vec![place.into(), name.into()],
+        kind: "value_error",
+    };
+    ApiError::invalid(D::SHAPE, at, format!("invalid {name} '{raw}'"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use serde_json::json;
 
     struct Strict;
     impl Dialect for Strict {
@@ -258,6 +299,40 @@ mod tests {
         let (s, d) = r("{");
         assert!(s == 400 && d.starts_with("malformed JSON body: "), "{d}");
         assert_eq!(r("").0, 400, "an empty body is not JSON here");
+    }
+
+    #[test]
+    fn refusals_carry_fastapis_loc_and_type() {
+        let at = |b: &str| {
+            parse::<Body, Strict>(b.as_bytes())
+                .unwrap_err()
+                .invalid
+                .unwrap()
+        };
+        let i = at(r#"{"score":1}"#);
+        assert_eq!(
+            (i.loc, i.kind),
+            (vec![json!("body"), json!("name")], "value_error.missing")
+        );
+        let i = at(r#"{"name":"a","score":1,"items":[{"n":1},{"n":-1}]}"#);
+        assert_eq!(
+            (i.loc, i.kind),
+            (
+                vec![json!("body"), json!("items"), json!(1), json!("n")],
+                "type_error.integer"
+            )
+        );
+        let i = at(r#"{"name":"a","score":"x"}"#);
+        assert_eq!(
+            (i.loc, i.kind),
+            (vec![json!("body"), json!("score")], "type_error.float")
+        );
+        assert_eq!(at("[1]").loc, vec![json!("body")]);
+        let q = Params(HashMap::from([("limit".to_string(), "x".to_string())]));
+        let e = q.int::<Strict>("limit", 1, 0, 10).unwrap_err();
+        assert_eq!(e.invalid.unwrap().loc, vec![json!("query"), json!("limit")]);
+        let e = path_int::<u64, Strict>("x", "epoch").unwrap_err();
+        assert_eq!(e.invalid.unwrap().loc, vec![json!("path"), json!("epoch")]);
     }
 
     #[test]

@@ -323,10 +323,13 @@ mod tests {
             eprintln!("SKIPPED: no CIFAR-10 files at {}", datasets.display());
             return;
         }
+        // Link the dataset folder, not its parent: the prepared-task cache then lands in
+        // the temporary `datasets/prepared`, never in the (read-only) shared folder.
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("datasets")).unwrap();
         std::os::unix::fs::symlink(
-            datasets.canonicalize().unwrap(),
-            dir.path().join("datasets"),
+            datasets.join("cifar10").canonicalize().unwrap(),
+            dir.path().join("datasets/cifar10"),
         )
         .unwrap();
         let mut s = MinerSettings::from_config(&Config::default());

@@ -27,12 +27,11 @@ pub enum Event {
         body: Map<String, Value>,
     },
     Population {
+        worker_id: Option<String>,
         body: Map<String, Value>,
     },
     /// `done` without a worker stops the run; with one it only logs.
-    Done {
-        worker_id: Option<String>,
-    },
+    Done { worker_id: Option<String> },
     Error {
         worker_id: Option<String>,
         message: String,
@@ -119,13 +118,20 @@ pub fn parse_event(value: &Value, at: &str) -> Result<Event, String> {
                 body: obj.clone(),
             }
         }
-        "population" => Event::Population { body: obj.clone() },
+        "population" => Event::Population {
+            worker_id: worker_id(obj, false, at).ok().flatten(),
+            body: obj.clone(),
+        },
         "done" => Event::Done {
             worker_id: worker_id(obj, false, at)?,
         },
+        // The reference logs an error's traceback (its message when there is none).
         "error" => Event::Error {
             worker_id: worker_id(obj, false, at)?,
-            message: message(),
+            message: match obj.get("traceback") {
+                Some(Value::String(t)) if !t.trim().is_empty() => t.clone(),
+                _ => message(),
+            },
         },
         _ => Event::Log {
             worker_id: worker_id(obj, false, at).ok().flatten(),
@@ -198,6 +204,30 @@ pub fn candidate_line(worker_id: &str, iteration: u64, verified: Option<f64>) ->
     )
 }
 
+/// `[population] w{wid} iter {it} pop_size={n}`, each part present when the event has it:
+/// the size is `pop_size`, or else the length of `population`.
+pub fn population_line(worker_id: Option<&str>, body: &Map<String, Value>) -> String {
+    let mut line = String::from("[population]");
+    if let Some(w) = worker_id {
+        line += &format!(" w{w}");
+    }
+    if let Some(it) = body.get("iteration").and_then(Value::as_u64) {
+        line += &format!(" iter {it}");
+    }
+    let size = match (body.get("pop_size"), body.get("population")) {
+        (Some(Value::Number(n)), _) => Some(n.to_string()),
+        (_, Some(Value::Array(a))) => Some(a.len().to_string()),
+        _ => None,
+    };
+    line += &format!(" pop_size={}", size.as_deref().unwrap_or("n/a"));
+    line
+}
+
+/// `[job] {job_id} -> completed|failed`, when a job's result arrives.
+pub fn job_line(job_id: &str, status: &str) -> String {
+    format!("[job] {job_id} -> {status}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +295,39 @@ mod tests {
             candidate_line("1", 300, Some(0.93)),
             "[candidate] w1 iter 300: verified_score=0.930000"
         );
+        let pop = |v: Value| match parse_event(&v, "e").unwrap() {
+            Event::Population { worker_id, body } => population_line(worker_id.as_deref(), &body),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            pop(
+                json!({"type": "population", "worker_id": 0, "iteration": 5, "population": [1, 2, 3]})
+            ),
+            "[population] w0 iter 5 pop_size=3"
+        );
+        assert_eq!(
+            pop(json!({"type": "population", "pop_size": 100, "population": []})),
+            "[population] pop_size=100"
+        );
+        assert_eq!(
+            pop(json!({"type": "population"})),
+            "[population] pop_size=n/a"
+        );
+        assert_eq!(job_line("j1", "failed"), "[job] j1 -> failed");
+    }
+
+    #[test]
+    fn an_error_logs_its_traceback() {
+        let e = |v: Value| match parse_event(&v, "e").unwrap() {
+            Event::Error { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            e(
+                json!({"type": "error", "message": "boom", "traceback": "Traceback ...\nValueError: boom"})
+            ),
+            "Traceback ...\nValueError: boom"
+        );
+        assert_eq!(e(json!({"type": "error", "message": "boom"})), "boom");
     }
 }

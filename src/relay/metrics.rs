@@ -61,6 +61,7 @@ impl Category {
             path,
             "/health" | "/version.json" | "/sota_threshold" | "/sota-events" | "/docs"
         ) || starts("/openapi")
+            || starts("/docs/")
         {
             Category::Public
         } else {
@@ -264,6 +265,7 @@ mod tests {
             ("/version.json", Category::Public),
             ("/openapi.json", Category::Public),
             ("/docs", Category::Public),
+            ("/docs/swagger-ui-bundle.js", Category::Public),
             ("/invitation_code/generate/3", Category::Other),
             ("/nope", Category::Other),
         ];

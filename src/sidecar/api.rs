@@ -1,5 +1,5 @@
 //! HTTP handlers of the sidecar (sidecar-miner.md §1.2): thin shells that take typed
-//! input (every malformed input is a 400 with a reason, never a 500) and call
+//! input (malformed input is a 400 or FastAPI's 422 with a reason, never a 500) and call
 //! [`SidecarStore`] or the daemon's [`EmbeddedMiner`]. The route table builds the router
 //! and the `/openapi.json` document.
 
@@ -26,16 +26,30 @@ pub struct Sidecar {
     pub health: Arc<crate::health::Monitor>,
 }
 
-/// The reference sidecar answers every malformed input with a 400; an empty body is
+/// The reference sidecar is a FastAPI app: a body of the wrong shape (a required field
+/// missing, a field of the wrong type) is FastAPI's 422; a body that is not JSON, and its
+/// own checks (a blank `kind` or `run_id`, bad ingest events), are 400s. An empty body is
 /// `{}` (its Python clients post none to `/runs/start`).
 pub struct SidecarDialect;
 
 impl Dialect for SidecarDialect {
-    const SHAPE: StatusCode = StatusCode::BAD_REQUEST;
+    const SHAPE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
     const NOT_JSON: &'static str = "Invalid JSON";
     const NOT_JSON_REASON: bool = false;
     const NOT_OBJECT: &'static str = "body must be a JSON object";
     const EMPTY_IS_OBJECT: bool = true;
+}
+
+/// `/ingest_batch`, which the reference reads by hand rather than through a model: every
+/// refusal of its body is a 400 with a reason.
+struct IngestDialect;
+
+impl Dialect for IngestDialect {
+    const SHAPE: StatusCode = StatusCode::BAD_REQUEST;
+    const NOT_JSON: &'static str = SidecarDialect::NOT_JSON;
+    const NOT_JSON_REASON: bool = SidecarDialect::NOT_JSON_REASON;
+    const NOT_OBJECT: &'static str = SidecarDialect::NOT_OBJECT;
+    const EMPTY_IS_OBJECT: bool = SidecarDialect::EMPTY_IS_OBJECT;
 }
 
 type Shared<'a> = Data<&'a Arc<Sidecar>>;
@@ -192,7 +206,7 @@ async fn submission_result(Data(s): Shared<'_>, Json(b, ..): Body<SubmissionResu
 /// The events keep their own parser ([`crate::protocol::run_events::parse_ingest`]):
 /// events that are not objects are skipped, not refused, as the reference does.
 #[handler]
-async fn ingest_batch(Data(s): Shared<'_>, Json(body, ..): Body<Value>) -> Reply {
+async fn ingest_batch(Data(s): Shared<'_>, Json(body, ..): Json<Value, IngestDialect>) -> Reply {
     let (run_id, events) = crate::protocol::run_events::parse_ingest(&body).map_err(bad)?;
     let n = s.store.ingest(&run_id, &events)?;
     ok(&json!({ "status": "ok", "received": n }))
@@ -236,17 +250,14 @@ struct Enqueue {
     run_id: Option<String>,
     #[serde(default)]
     job_id: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
+    kind: String,
     #[serde(default)]
     payload: Option<Map<String, Value>>,
 }
 
 #[handler]
 async fn jobs_enqueue(Data(s): Shared<'_>, Json(b, ..): Body<Enqueue>) -> Reply {
-    let kind = b
-        .kind
-        .as_deref()
+    let kind = Some(b.kind.as_str())
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| bad("kind is required"))?;
     let payload = Value::Object(b.payload.unwrap_or_default());
@@ -361,7 +372,7 @@ pub fn table() -> Api {
     let start = start_schema();
     Api::new(
         "BitSota sidecar",
-        "Run state, logs, candidates and the local job queue (wire-compatible with the reference sidecar), and the appliance API that starts and stops the embedded miner. Every error is {\"detail\": str}; no authentication (loopback).",
+        "Run state, logs, candidates and the local job queue (wire-compatible with the reference sidecar), and the appliance API that starts and stops the embedded miner. Every error is {\"detail\": str}, a 422 FastAPI's {\"detail\": [{loc, msg, type}]}; no authentication (loopback).",
     )
     .get("/health", Op::new("Liveness").ok(object()), health)
     .post(
@@ -369,7 +380,7 @@ pub fn table() -> Api {
         Op::new("Start or resume a run; mining fields start the embedded miner on it")
             .body(start.clone())
             .ok(body(&["run_id"], json!({"run_id": string})))
-            .errors(&[400, 409, 413]),
+            .errors(&[400, 422, 409, 413]),
         runs_start,
     )
     .post(
@@ -377,7 +388,7 @@ pub fn table() -> Api {
         Op::new("Stop a run (and its miner)")
             .body(body(&[], json!({"run_id": string})))
             .ok(object())
-            .errors(&[400, 404, 413]),
+            .errors(&[400, 422, 404, 413]),
         runs_stop,
     )
     .get(
@@ -390,7 +401,7 @@ pub fn table() -> Api {
         Op::new("Set the run's global SOTA")
             .body(body(&["value"], json!({"run_id": string, "value": {"type": "number"}})))
             .ok(object())
-            .errors(&[400, 413]),
+            .errors(&[400, 422, 413]),
         set_global_sota,
     )
     .post(
@@ -398,7 +409,7 @@ pub fn table() -> Api {
         Op::new("Record what became of a submission")
             .body(body(&["score", "status"], json!({"run_id": string, "score": {"type": "number"}, "status": string})))
             .ok(object())
-            .errors(&[400, 413]),
+            .errors(&[400, 422, 413]),
         submission_result,
     )
     .post(
@@ -406,18 +417,18 @@ pub fn table() -> Api {
         Op::new("Ingest a batch of run events")
             .body(body(&["run_id", "events"], json!({"run_id": string, "events": array(object())})))
             .ok(object())
-            .errors(&[400, 413]),
+            .errors(&[400, 422, 413]),
         ingest_batch,
     )
-    .get("/logs", Op::new("Log lines after a cursor").params(page_q(500)).ok(object()).errors(&[400]), logs)
+    .get("/logs", Op::new("Log lines after a cursor").params(page_q(500)).ok(object()).errors(&[400, 422]), logs)
     .get(
         "/candidates",
-        Op::new("Candidates after a cursor").params(page_q(500)).ok(object()).errors(&[400]),
+        Op::new("Candidates after a cursor").params(page_q(500)).ok(object()).errors(&[400, 422]),
         candidates,
     )
     .get(
         "/populations",
-        Op::new("Population snapshots after a cursor").params(page_q(50)).ok(object()).errors(&[400]),
+        Op::new("Population snapshots after a cursor").params(page_q(50)).ok(object()).errors(&[400, 422]),
         populations,
     )
     .post(
@@ -425,7 +436,7 @@ pub fn table() -> Api {
         Op::new("Queue a job")
             .body(body(&["kind"], json!({"run_id": string, "job_id": string, "kind": string, "payload": object()})))
             .ok(object())
-            .errors(&[400, 409, 413, 429]),
+            .errors(&[400, 422, 409, 413, 429]),
         jobs_enqueue,
     )
     .get(
@@ -434,12 +445,12 @@ pub fn table() -> Api {
             .params(vec![run_q(), query("worker_id", string.clone()), query("lease_seconds", json!({"type": "number", "default": 60}))])
             .ok(object())
             .response(204, json!({"description": "no job"}))
-            .errors(&[400]),
+            .errors(&[400, 422]),
         jobs_next,
     )
     .get(
         "/jobs/results",
-        Op::new("Job results after a cursor").params(page_q(500)).ok(object()).errors(&[400]),
+        Op::new("Job results after a cursor").params(page_q(500)).ok(object()).errors(&[400, 422]),
         job_results,
     )
     .post(
@@ -448,7 +459,7 @@ pub fn table() -> Api {
             .params(vec![crate::http::path_param("job_id", string.clone())])
             .body(body(&["status"], json!({"run_id": string, "status": {"type": "string", "enum": ["ok", "error"]}, "result": object(), "error": string})))
             .ok(object())
-            .errors(&[400, 404, 413]),
+            .errors(&[400, 422, 404, 413]),
         jobs_result,
     )
 }
@@ -468,6 +479,7 @@ mod tests {
     #[test]
     fn the_document_lists_every_route_once() {
         let listed = crate::http::documented(&super::table().document());
-        assert_eq!(listed.len(), 16, "{listed:?}");
+        // 14 resource routes, `/openapi.json`, `/docs` and its two assets.
+        assert_eq!(listed.len(), 18, "{listed:?}");
     }
 }

@@ -420,8 +420,10 @@ impl SidecarStore {
                 let line = run_events::candidate_line(worker_id, *iteration, *verified);
                 self.push_log(run, now, "info", Some(worker_id), line)?;
             }
-            Event::Population { body } => {
+            Event::Population { worker_id, body } => {
                 self.push(run, Stream::Populations, now, body.clone())?;
+                let line = run_events::population_line(worker_id.as_deref(), body);
+                self.push_log(run, now, "info", worker_id.as_deref(), line)?;
             }
             Event::Done { worker_id: None } => {
                 run.status = "stopped".into();
@@ -451,6 +453,9 @@ impl SidecarStore {
         message: String,
     ) -> Result<(), SidecarError> {
         let mut body = Map::new();
+        // The reference's log items are `{"type": "log", "ts", "message"}`; `level` and
+        // `worker_id` are ours.
+        body.insert("type".into(), json!("log"));
         body.insert("level".into(), json!(level));
         body.insert("message".into(), json!(message));
         if let Some(w) = worker_id {
@@ -766,6 +771,9 @@ impl SidecarStore {
         body.insert("result".into(), result.clone());
         body.insert("error".into(), json!(error));
         self.push(&mut run, Stream::JobResults, now, body)?;
+        let (level, status) = (if ok { "info" } else { "error" }, job.status.as_str());
+        let line = run_events::job_line(job_id, status);
+        self.push_log(&mut run, now, level, None, line)?;
         self.touch(run, now)?;
         self.commit()
     }

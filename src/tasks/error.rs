@@ -49,6 +49,9 @@ pub enum TaskError {
     /// A setting (sizes, input_dim, hyperparameter file) is invalid.
     #[error("{0}")]
     Config(String),
+    /// Preparation gave up because its caller was cancelled (shutdown).
+    #[error("task preparation cancelled")]
+    Cancelled,
     /// The dataset holds too few images for the task.
     #[error("{dataset} dataset: task {task_id} has only {available} candidate images ({detail})")]
     NotEnoughImages {

@@ -24,7 +24,7 @@ pub mod suite;
 pub const MAX_INPUT_DIM: usize = 64;
 
 pub use error::TaskError;
-pub use prepare::{prepare_suite, DataConfig};
+pub use prepare::{prepare_suite, prepare_suite_until, DataConfig};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -39,6 +39,9 @@ pub enum TaskType {
     Cifar10Binary,
 }
 
+/// How close to the top score (1) a SOTA is at its ceiling ([`TaskType::sota_at_ceiling`]).
+pub const CEILING_MARGIN: f64 = 1e-6;
+
 impl TaskType {
     pub const ALL: [TaskType; 3] = [
         TaskType::ScalarLinear,
@@ -52,6 +55,23 @@ impl TaskType {
             TaskType::ScalarLinear => "scalar_linear",
             TaskType::MnistBinary => "mnist_binary",
             TaskType::Cifar10Binary => "cifar10_binary",
+        }
+    }
+
+    /// Whether a SOTA of `sota` leaves nothing to mine for: every score is at most 1, and
+    /// within [`CEILING_MARGIN`] of it a learner is exact up to `f32` rounding (the shipped
+    /// scalar_linear loop reaches 0.9999997 in under a minute). No candidate can then be
+    /// accepted, since the relay takes only scores above the SOTA.
+    pub fn sota_at_ceiling(self, sota: f64) -> bool {
+        sota >= 1.0 - CEILING_MARGIN
+    }
+
+    /// The task to mine once this one is solved: the next harder one, if any.
+    pub fn next_task(self) -> Option<TaskType> {
+        match self {
+            TaskType::ScalarLinear => Some(TaskType::MnistBinary),
+            TaskType::MnistBinary => Some(TaskType::Cifar10Binary),
+            TaskType::Cifar10Binary => None,
         }
     }
 
@@ -191,5 +211,25 @@ impl Task {
     #[inline]
     pub fn val_row(&self, i: usize) -> &[f32] {
         &self.val_x[i * self.input_dim..(i + 1) * self.input_dim]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_solved_task_is_at_its_ceiling_and_names_the_next() {
+        let t = TaskType::ScalarLinear;
+        assert!(t.sota_at_ceiling(0.9999997));
+        assert!(t.sota_at_ceiling(1.0));
+        assert!(!t.sota_at_ceiling(0.99));
+        assert!(!TaskType::Cifar10Binary.sota_at_ceiling(0.7165));
+        assert_eq!(t.next_task(), Some(TaskType::MnistBinary));
+        assert_eq!(
+            TaskType::MnistBinary.next_task(),
+            Some(TaskType::Cifar10Binary)
+        );
+        assert_eq!(TaskType::Cifar10Binary.next_task(), None);
     }
 }

@@ -105,7 +105,23 @@ pub struct Progress {
 
 /// Prepare every task of a suite through the process-wide cache.
 pub fn prepare_suite(spec: &SuiteSpec, cfg: &DataConfig) -> Result<Vec<Arc<Task>>, TaskError> {
-    prepare_tasks(TaskCache::global(), &spec.tasks, cfg, &log_progress)
+    prepare_suite_until(spec, cfg, &|| false)
+}
+
+/// [`prepare_suite`] that gives up with [`TaskError::Cancelled`] once `cancelled` says so,
+/// looked at before each task (a daemon's shutdown must not wait out a large suite).
+pub fn prepare_suite_until(
+    spec: &SuiteSpec,
+    cfg: &DataConfig,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Arc<Task>>, TaskError> {
+    prepare_tasks_until(
+        TaskCache::global(),
+        &spec.tasks,
+        cfg,
+        &log_progress,
+        cancelled,
+    )
 }
 
 /// Progress as `tracing` events: debug per task, info every 16 tasks and at the end.
@@ -124,6 +140,18 @@ pub fn prepare_tasks(
     specs: &[TaskSpec],
     cfg: &DataConfig,
     progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<Arc<Task>>, TaskError> {
+    prepare_tasks_until(cache, specs, cfg, progress, &|| false)
+}
+
+/// [`prepare_tasks`] that looks at `cancelled` before each task and then ends with
+/// [`TaskError::Cancelled`]; tasks already built stay in the caches.
+pub fn prepare_tasks_until(
+    cache: &TaskCache,
+    specs: &[TaskSpec],
+    cfg: &DataConfig,
+    progress: &(dyn Fn(Progress) + Sync),
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Arc<Task>>, TaskError> {
     cfg.validate()?;
     if let Some(bad) = specs.iter().find(|s| s.input_dim == 0) {
@@ -203,6 +231,9 @@ pub fn prepare_tasks(
         }
         if let Some(kind) = DatasetKind::for_task(spec.task_type) {
             if let Entry::Vacant(slot) = loaded.entry(kind) {
+                if cancelled() {
+                    return Err(TaskError::Cancelled);
+                }
                 tracing::info!(dataset = kind.name(), dir = %cfg.datasets_dir.display(), "loading dataset");
                 slot.insert(datasets::load(kind, &cfg.datasets_dir)?);
             }
@@ -215,6 +246,9 @@ pub fn prepare_tasks(
         .map(|(spec, hit)| {
             if let Some(t) = hit {
                 return Ok(t);
+            }
+            if cancelled() {
+                return Err(TaskError::Cancelled);
             }
             let key = key_of(spec);
             let task = match DatasetKind::for_task(spec.task_type) {
@@ -238,4 +272,32 @@ pub fn prepare_tasks(
             Ok(task)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preparation_stops_between_tasks_when_cancelled() {
+        let specs: Vec<TaskSpec> = (0..64)
+            .map(|i| TaskSpec::new(TaskType::ScalarLinear, i, 4))
+            .collect();
+        let cfg = DataConfig {
+            cache_dir: None,
+            ..DataConfig::default()
+        };
+        let looks = AtomicUsize::new(0);
+        let after_five = || looks.fetch_add(1, Ordering::Relaxed) >= 5;
+        let built = AtomicUsize::new(0);
+        let count = |_: Progress| {
+            built.fetch_add(1, Ordering::Relaxed);
+        };
+        let cache = TaskCache::new(1 << 30);
+        let e = prepare_tasks_until(&cache, &specs, &cfg, &count, &after_five).unwrap_err();
+        assert!(matches!(e, TaskError::Cancelled), "{e}");
+        assert!(built.load(Ordering::Relaxed) <= 5, "{built:?} tasks built");
+        let all = prepare_tasks(&cache, &specs, &cfg, &|_| {}).unwrap();
+        assert_eq!(all.len(), 64);
+    }
 }

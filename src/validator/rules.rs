@@ -228,6 +228,9 @@ pub struct Counters {
     /// SOTA votes the relay accepted / attempted (blacklist votes are `blacklisted`).
     pub votes_ok: u64,
     pub votes_tried: u64,
+    /// SOTA votes refused only because the SOTA had already reached the voted score
+    /// ([`vote_was_late`]): another validator's vote finalized it first.
+    pub votes_late: u64,
     /// Votes of ours that finalized an event.
     pub finalized: u64,
     /// Size of the persisted seen-set.
@@ -244,11 +247,23 @@ impl Counters {
     }
 }
 
+/// Whether the relay's refusal of a SOTA vote for `score` only says that the vote came
+/// late: the reference's `Score <score> is not above current SOTA <current>` with
+/// `current ≥ score`, as when another validator's vote finalized the same candidate first
+/// (with two validators and consensus 1, the second vote always does).
+pub fn vote_was_late(detail: &str, score: f64) -> bool {
+    detail
+        .strip_prefix("Score ")
+        .and_then(|rest| rest.split_once(" is not above current SOTA "))
+        .and_then(|(_, current)| current.trim().parse::<f64>().ok())
+        .is_some_and(|current| current >= score)
+}
+
 /// The periodic stats line.
 pub fn stats_line(c: &Counters, sota: f64) -> String {
     format!(
         "polls={} fetched={} new={} dupe={} invalid={} sig_fail={} parse_fail={} eval_err={} \
-         failed_sota={} blacklisted={} passed={} votes={}/{} finalized={} unique_seen={} sota={:.6}",
+         failed_sota={} blacklisted={} passed={} votes={}/{} votes_late={} finalized={} unique_seen={} sota={:.6}",
         c.polls,
         c.fetched,
         c.new,
@@ -262,6 +277,7 @@ pub fn stats_line(c: &Counters, sota: f64) -> String {
         c.passed,
         c.votes_ok,
         c.votes_tried,
+        c.votes_late,
         c.finalized,
         c.unique_seen,
         sota
@@ -272,6 +288,25 @@ pub fn stats_line(c: &Counters, sota: f64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_vote_refused_for_a_sota_already_reached_is_late() {
+        assert!(vote_was_late(
+            "Score 0.9999997 is not above current SOTA 0.9999997",
+            0.9999997
+        ));
+        assert!(vote_was_late(
+            "Score 0.9 is not above current SOTA 0.915",
+            0.9
+        ));
+        // A different refusal, or a SOTA below the vote (not what the relay says), is not.
+        assert!(!vote_was_late("seen_block must be > 0", 0.9));
+        assert!(!vote_was_late(
+            "Score 0.9 is not above current SOTA 0.8",
+            0.9
+        ));
+        assert!(!vote_was_late("Score 0.9 is not above current SOTA x", 0.9));
+    }
 
     fn cand(miner: &str, score: f64, signed_at: u64, id: &str) -> Candidate {
         Candidate {

@@ -47,7 +47,9 @@ pub const MIN_SLICE: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq)]
 struct VoteOutcome {
     /// `vote_recorded`, `vote_updated`, `already_voted`, `finalized`,
-    /// `blacklist vote recorded`, or `rejected` when the relay refused or failed.
+    /// `blacklist vote recorded`, `late` when the relay refused a SOTA vote because the
+    /// SOTA already reached its score ([`rules::vote_was_late`]), or `rejected` when the
+    /// relay refused otherwise or failed. The detail is the relay's answer.
     status: String,
     detail: String,
     /// The SOTA after the vote (SOTA votes only).
@@ -63,12 +65,16 @@ impl VoteOutcome {
         }
     }
 
-    fn of_vote(answer: Result<VoteAnswer, ClientError>) -> Self {
+    fn of_vote(answer: Result<VoteAnswer, ClientError>, score: f64) -> Self {
         match answer {
             Ok(a) => VoteOutcome {
                 detail: format!("{}/{} votes", a.votes_for_candidate, a.votes_needed),
                 status: a.status,
                 current_sota: Some(a.current_sota),
+            },
+            Err(e) if rules::vote_was_late(&e.detail(), score) => VoteOutcome {
+                status: "late".into(),
+                ..Self::rejected(e)
             },
             Err(e) => Self::rejected(e),
         }
@@ -87,7 +93,7 @@ impl VoteOutcome {
 
     /// The relay took the vote (any 2xx).
     fn accepted(&self) -> bool {
-        self.status != "rejected"
+        !matches!(self.status.as_str(), "rejected" | "late")
     }
 }
 
@@ -395,12 +401,15 @@ impl ValidatorLoop {
     /// Re-evaluate one round in parallel (across results, and across tasks inside
     /// each), each under its own deadline and the shutdown token.
     fn evaluate_round(&self, round: &[Queued], stop: &CancellationToken) -> Vec<Outcome> {
-        // Suites are prepared here, on this plain thread, before the parallel section.
+        // Suites are prepared here, on this plain thread, before the parallel section;
+        // preparation, like evaluation, stops at shutdown (the round is then left unjudged).
+        let cancelled = || stop.is_cancelled();
         let mut suites: HashMap<(TaskType, usize), Option<Arc<PreparedSuite>>> = HashMap::new();
         for q in round {
             let key = (q.pending.alg.task_type, q.pending.alg.input_dim);
-            suites.entry(key).or_insert_with(|| match self.suites.prepared(key.0, key.1) {
+            suites.entry(key).or_insert_with(|| match self.suites.prepared(key.0, key.1, &cancelled) {
                 Ok(s) => Some(s),
+                Err(_) if stop.is_cancelled() => None,
                 Err(reason) => {
                     tracing::warn!(validator = %self.state.name, task_type = %key.0, input_dim = key.1, %reason,
                         "cannot prepare the validator suite; results of this kind are not evaluated");
@@ -408,8 +417,10 @@ impl ValidatorLoop {
                 }
             });
         }
+        if stop.is_cancelled() {
+            return round.iter().map(|_| Outcome::Cancelled).collect();
+        }
         let deadline = self.suites.deadline();
-        let cancelled = || stop.is_cancelled();
         round
             .par_iter()
             .map(|q| {
@@ -471,11 +482,14 @@ impl ValidatorLoop {
                 ),
                 result_id: Some(p.sub.id.clone()).filter(|id| !id.is_empty()),
             };
-            let answer = VoteOutcome::of_vote(self.client.vote(&vote));
+            let answer = VoteOutcome::of_vote(self.client.vote(&vote), *score);
             self.state.count(|c| {
                 c.votes_tried += 1;
                 if answer.accepted() {
                     c.votes_ok += 1;
+                }
+                if answer.status == "late" {
+                    c.votes_late += 1;
                 }
                 if answer.status == "finalized" {
                     c.finalized += 1;

@@ -8,7 +8,7 @@ use crate::engine::{Halted, OverBudget, Stop};
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::suite::SuiteSpec;
 use crate::tasks::MAX_INPUT_DIM;
-use crate::tasks::{prepare_suite, DataConfig, Task, TaskType};
+use crate::tasks::{prepare_suite_until, DataConfig, Task, TaskType};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::Arc;
@@ -139,11 +139,14 @@ impl Suites {
 
     /// The prepared suite for `(task_type, input_dim)`, built on first use. Call it from a
     /// plain thread, never from inside a rayon task: preparation runs on rayon and holds
-    /// the cache lock, so that two validators never prepare the same suite twice.
+    /// the cache lock, so that two validators never prepare the same suite twice. Gives up
+    /// between tasks once `cancelled` says so (shutdown); a suite left half-prepared is
+    /// not kept.
     pub fn prepared(
         &self,
         task_type: TaskType,
         input_dim: usize,
+        cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<Arc<PreparedSuite>, String> {
         let key = (task_type, input_dim);
         let mut cache = self.cache.lock();
@@ -159,7 +162,7 @@ impl Suites {
             self.config.task_count,
             self.config.task_seed,
         );
-        let tasks = prepare_suite(&spec, &self.data).map_err(|e| e.to_string())?;
+        let tasks = prepare_suite_until(&spec, &self.data, cancelled).map_err(|e| e.to_string())?;
         let seeds = (0..spec.tasks.len()).map(|i| spec.eval_seed(i)).collect();
         let suite = Arc::new(PreparedSuite { tasks, seeds });
         if cache.len() >= SUITES_KEPT {
@@ -234,8 +237,8 @@ mod tests {
                 serde_json::json!({"task_type": "scalar_linear", "input_dim": 4}),
             ))
             .unwrap();
-        let sa = a.prepared(TaskType::ScalarLinear, 4).unwrap();
-        let sb = b.prepared(TaskType::ScalarLinear, 4).unwrap();
+        let sa = a.prepared(TaskType::ScalarLinear, 4, &|| false).unwrap();
+        let sb = b.prepared(TaskType::ScalarLinear, 4, &|| false).unwrap();
         assert_eq!(sa.tasks.len(), 3);
         let (x, y) = (sa.score(&alg.program), sb.score(&alg.program));
         assert_eq!(
@@ -251,7 +254,7 @@ mod tests {
         // The second lookup is the cached suite.
         assert!(Arc::ptr_eq(
             &sa,
-            &a.prepared(TaskType::ScalarLinear, 4).unwrap()
+            &a.prepared(TaskType::ScalarLinear, 4, &|| false).unwrap()
         ));
     }
 
@@ -259,7 +262,7 @@ mod tests {
     fn missing_dataset_is_an_error_not_a_crash() {
         let dir = tempfile::tempdir().unwrap();
         let err = suites(dir.path(), 2)
-            .prepared(TaskType::Cifar10Binary, 16)
+            .prepared(TaskType::Cifar10Binary, 16, &|| false)
             .err()
             .expect("no CIFAR-10 files in an empty data directory");
         assert!(err.to_lowercase().contains("cifar"), "{err}");
@@ -282,7 +285,7 @@ mod tests {
         let s = Suites::from_config(&cfg, dir.path()).unwrap();
         let alg = s.parse(&result(LINEAR, serde_json::json!({}))).unwrap();
         assert_eq!((alg.task_type, alg.input_dim), (TaskType::ScalarLinear, 4));
-        let suite = s.prepared(TaskType::ScalarLinear, 4).unwrap();
+        let suite = s.prepared(TaskType::ScalarLinear, 4, &|| false).unwrap();
         assert_eq!(suite.tasks.len(), 3);
         assert_eq!(
             (suite.tasks[0].train_len(), suite.tasks[0].val_len()),

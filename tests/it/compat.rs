@@ -453,6 +453,26 @@ fn pool_mining_on_one_appliance_completes_a_cycle() {
     assert_eq!(m["local_evaluators"], 3, "{m}");
     let (_, board) = pool.get("/api/v1/miners/leaderboard");
     assert!(board.as_array().unwrap().len() >= 4, "{board}");
+    // `mine status` shows the pool's progress, not generations (nor a `-0` rate).
+    let out = std::process::Command::new(common::bin())
+        .args(["mine", "status", "--sidecar-url", &d.sidecar])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in ["evolutions:", "evaluations:", "working on:", "reputation:"] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("generation") && !text.contains("-0.0"),
+        "{text}"
+    );
+    let evolutions = text
+        .lines()
+        .find_map(|l| l.strip_prefix("evolutions:"))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(evolutions >= Some(1), "{text}");
 }
 
 // ---- conformance: status and keys of every endpoint a reference client calls ----
@@ -510,10 +530,12 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
         {"type": "progress", "worker_id": 0, "iteration": 1},
         {"type": "candidate", "worker_id": 0, "iteration": 1, "eval_score": 0.1,
          "validator_score": 0.1, "input_dim": 16, "algorithm_dsl": "", "task_type": "scalar_linear"},
-        {"type": "population", "worker_id": 0, "population": []}]})));
+        {"type": "population", "worker_id": 0, "population": []},
+        {"type": "error", "worker_id": 0, "message": "boom",
+         "traceback": "Traceback (most recent call last):\nValueError: boom"}]})));
     assert_eq!(
         (s, &v["status"], &v["received"]),
-        (200, &json!("ok"), &json!(3))
+        (200, &json!("ok"), &json!(4))
     );
     for path in ["/logs", "/candidates", "/populations", "/jobs/results"] {
         let (s, v) = send(c.get(url(&format!("{path}?run_id=k&cursor=0&limit=10"))));
@@ -568,6 +590,124 @@ fn sidecar_endpoints_answer_the_reference_shapes() {
     );
     assert_eq!(item["status"], "completed");
     assert_eq!(item["payload"], json!({"batch_id": "1", "algorithms": []}));
+
+    // Log items: the reference's `{"type": "log", "ts", "message"}`, with its lines for
+    // population events, errors (the traceback) and job results.
+    let (s, v) = send(
+        c.post(url("/jobs/enqueue"))
+            .json(&json!({"run_id": "k", "job_id": "j-bad", "kind": "evaluate", "payload": {}})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(send(c.get(url("/jobs/next?run_id=k"))).0, 200);
+    let (s, _) = send(
+        c.post(url("/jobs/j-bad/result"))
+            .json(&json!({"run_id": "k", "status": "error", "result": {}, "error": "x"})),
+    );
+    assert_eq!(s, 200);
+    let (_, v) = send(c.get(url("/logs?run_id=k&cursor=0&limit=500")));
+    let items = v["items"].as_array().unwrap();
+    for item in items {
+        has_keys("/logs item", item, &["type", "ts", "message"]);
+        assert_eq!(item["type"], "log", "{item}");
+    }
+    let messages: Vec<&str> = items.iter().filter_map(|i| i["message"].as_str()).collect();
+    for line in [
+        "[population] w0 pop_size=0".to_string(),
+        "[error] Traceback (most recent call last):\nValueError: boom".to_string(),
+        format!("[job] {job_id} -> completed"),
+        "[job] j-bad -> failed".to_string(),
+    ] {
+        assert!(
+            messages.contains(&line.as_str()),
+            "no {line:?} in {messages:?}"
+        );
+    }
+}
+
+/// FastAPI's validation answer: 422 and `{"detail": [{"loc", "msg", "type"}]}` with the
+/// failing field at the end of `loc`.
+fn assert_fastapi_422(what: &str, (status, body): (u16, Value), loc: Value) {
+    assert_eq!(status, 422, "{what}: {body}");
+    let items = body["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: {body}"));
+    assert_eq!(items.len(), 1, "{what}: {body}");
+    has_keys(what, &items[0], &["loc", "msg", "type"]);
+    assert_eq!(items[0]["loc"], loc, "{what}: {body}");
+    assert!(
+        items[0]["msg"].is_string() && items[0]["type"].is_string(),
+        "{what}: {body}"
+    );
+}
+
+#[test]
+fn validation_errors_answer_fastapis_422_on_both_listeners() {
+    use relay_support::{Api, As};
+    let d = Daemon::start(Opts::default());
+    let c = http();
+    let url = |p: &str| format!("{}{p}", d.sidecar);
+    // The sidecar: a required field missing, or of the wrong type.
+    let post = |path: &str, body: Value| send(c.post(url(path)).json(&body));
+    assert_fastapi_422(
+        "set_global_sota without value",
+        post("/set_global_sota", json!({"run_id": "k"})),
+        json!(["body", "value"]),
+    );
+    assert_fastapi_422(
+        "enqueue without kind",
+        post("/jobs/enqueue", json!({"run_id": "k", "payload": {}})),
+        json!(["body", "kind"]),
+    );
+    assert_fastapi_422(
+        "submission_result with a text score",
+        post("/submission_result", json!({"score": "x", "status": "ok"})),
+        json!(["body", "score"]),
+    );
+    assert_fastapi_422(
+        "logs?limit=x",
+        send(c.get(url("/logs?limit=x"))),
+        json!(["query", "limit"]),
+    );
+    // The sidecar's own checks stay 400s with a string.
+    let (s, v) = post("/jobs/enqueue", json!({"kind": " ", "payload": {}}));
+    assert_eq!((s, v["detail"].as_str()), (400, Some("kind is required")));
+    // The relay.
+    let api = Api::new(&d.relay);
+    let (m, v) = (Keypair::generate(), Keypair::generate());
+    let a = api.post(
+        "/submit_solution",
+        As::Miner(&m),
+        &json!({"algorithm_result": {}, "score": 0.9}),
+    );
+    assert_fastapi_422(
+        "submit without task_id",
+        (a.status, a.body),
+        json!(["body", "task_id"]),
+    );
+    let a = api.post(
+        "/sota/vote",
+        As::Validator(&v),
+        &json!({"miner_hotkey": m.ss58(), "score": "high", "seen_block": 5}),
+    );
+    assert_fastapi_422(
+        "vote with a text score",
+        (a.status, a.body),
+        json!(["body", "score"]),
+    );
+    let a = api.get("/results?limit=abc", As::Validator(&v));
+    assert_fastapi_422(
+        "results?limit=abc",
+        (a.status, a.body),
+        json!(["query", "limit"]),
+    );
+    // Deliberate differences (ARCHITECTURE.md): a missing signature header is a 401.
+    let a = api.post(
+        "/submit_solution",
+        As::Nobody,
+        &json!({"task_id": "t", "algorithm_result": {}, "score": 0.9}),
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.body["detail"].is_string(), "{}", a.body);
 }
 
 #[test]
@@ -579,6 +719,14 @@ fn relay_endpoints_answer_the_reference_shapes() {
     let a = api.get("/health", As::Nobody);
     assert_eq!(a.status, 200);
     has_keys("/health", &a.body, &["status", "timestamp"]);
+    // The seed's GUI config points update_manifest_url here: served without configuration.
+    let a = api.get("/version.json", As::Nobody);
+    assert_eq!(a.status, 200, "{}", a.body);
+    has_keys(
+        "/version.json",
+        &a.body,
+        &["version", "versionCode", "desc", "mac", "linux", "windows"],
+    );
     let a = api.get("/sota_threshold", As::Nobody);
     assert_eq!(a.status, 200);
     has_keys(

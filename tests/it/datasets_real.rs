@@ -96,6 +96,20 @@ fn image_tasks_build_deterministic_and_distinct() {
     }
 }
 
+/// `../shared` is read-only for the project. `cargo test` runs the library's unit tests
+/// before this binary, so a unit test whose prepared-task cache writes through a link into
+/// the shared folder shows here (`.ci/run` also compares the whole folder before and after).
+#[test]
+fn the_shared_datasets_hold_no_prepared_cache() {
+    let Some(dir) = shared_datasets() else { return };
+    let prepared = dir.join("prepared");
+    assert!(
+        !prepared.exists(),
+        "{} exists: a test wrote its prepared-task cache into the shared datasets",
+        prepared.display()
+    );
+}
+
 #[test]
 fn caches_hit_and_corrupt_entries_rebuild() {
     let Some(dir) = shared_datasets() else { return };

@@ -30,8 +30,14 @@ fn public_endpoints_and_request_ids() {
     assert_eq!(s.body["sota_threshold"], 0.25);
     assert_eq!(s.body["cached"], true);
     assert!(s.body["updated_at"].as_str().unwrap().ends_with('Z'));
+    // Without a configured manifest, the appliance's own, in the reference's keys.
     let v = api.get("/version.json", As::Nobody);
-    assert_eq!(v.status, 404);
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    for key in ["version", "versionCode", "desc", "mac", "linux", "windows"] {
+        assert!(v.body.get(key).is_some(), "no {key} in {:?}", v.body);
+    }
+    assert_eq!(v.body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v.body["versionCode"].as_i64() > Some(0), "{:?}", v.body);
     let e = api.get("/sota-events?page=0&page_size=1000", As::Nobody);
     assert_eq!(e.status, 200);
     assert_eq!(

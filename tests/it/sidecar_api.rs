@@ -115,21 +115,24 @@ fn run_state_sota_and_submissions() {
         &json!({"value": "x"}),
     );
     assert_eq!(
-        (s, v["detail"].as_str()),
-        (400, Some("value must be a number"))
+        (s, v["detail"][0]["msg"].as_str()),
+        (422, Some("value must be a number"))
     );
     let (s, v) = post(
         &c,
         &format!("{}/submission_result", d.sidecar),
         &json!({"score": 1.0}),
     );
-    assert_eq!((s, v["detail"].as_str()), (400, Some("status is required")));
+    assert_eq!(
+        (s, v["detail"][0]["msg"].as_str()),
+        (422, Some("status is required"))
+    );
     let (s, _) = post(
         &c,
         &format!("{}/runs/start", d.sidecar),
         &json!({"replace": "yes"}),
     );
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     let (s, v) = get(&c, &format!("{}/nope", d.sidecar));
     assert_eq!((s, v["detail"].as_str()), (404, Some("Not Found")));
     let (s, v) = get(&c, &format!("{}/runs/start", d.sidecar));
@@ -197,13 +200,14 @@ fn ingest_events_logs_and_candidates() {
             "[w0] Iter 0042: engine_best=0.500000 pop_best=n/a rate=1500.25",
             "[w1] Iter 0008: engine_best=n/a pop_best=n/a rate=n/a",
             "[candidate] w0 iter 42: verified_score=0.550000",
+            "[population] w0 pop_size=n/a",
             "[error] boom",
             "plain",
             r#"{"type":"custom","x":1}"#,
             "[w1] done",
         ]
     );
-    assert_eq!(v["cursor"], 7);
+    assert_eq!(v["cursor"], 8);
     let (_, v) = get(&c, &format!("{}/candidates?run_id=m", d.sidecar));
     let cand = &v["items"][0];
     assert_eq!(
@@ -245,7 +249,7 @@ fn ingest_events_logs_and_candidates() {
         let (s, v) = post_raw(&c, &url, body.clone());
         assert_eq!((s, v["detail"].as_str()), (400, Some(reason)), "{body}");
     }
-    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=8", d.sidecar));
+    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=9", d.sidecar));
     assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
     // Events that are not objects are skipped, as the reference does; the rest land.
     let (s, v) = post(
@@ -254,7 +258,7 @@ fn ingest_events_logs_and_candidates() {
         &json!({"run_id": "m", "events": [5, {"message": "kept"}, "x", null, [1]]}),
     );
     assert_eq!((s, v["received"].as_u64()), (200, Some(1)), "{v}");
-    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=8", d.sidecar));
+    let (_, v) = get(&c, &format!("{}/logs?run_id=m&cursor=9", d.sidecar));
     assert_eq!(v["items"][0]["message"], "kept", "{v}");
 }
 
@@ -313,8 +317,8 @@ fn cursors_over_rolling_stores() {
     // Only a cursor that is not an integer is refused.
     let (s, v) = logs("cursor=x");
     assert_eq!(
-        (s, v["detail"].as_str()),
-        (400, Some("cursor must be an integer"))
+        (s, v["detail"][0]["msg"].as_str()),
+        (422, Some("cursor must be an integer"))
     );
     let (s, v) = get(&c, &format!("{}/populations?run_id=c&limit=51", d.sidecar));
     assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(0)));
@@ -367,13 +371,13 @@ fn job_queue_leases_and_results() {
     let (s, v) = enqueue(json!({"run_id": "j", "kind": "evaluate"}));
     assert_eq!(s, 200);
     let generated = v["job_id"].as_str().unwrap().to_string();
-    assert_eq!(enqueue(json!({"run_id": "j", "payload": {}})).0, 400);
+    assert_eq!(enqueue(json!({"run_id": "j", "payload": {}})).0, 422);
     // A blank kind or run id is refused, as the reference does.
     assert_eq!(enqueue(json!({"run_id": "j", "kind": "  "})).0, 400);
     assert_eq!(enqueue(json!({"run_id": " ", "kind": "evolve"})).0, 400);
     assert_eq!(
         enqueue(json!({"run_id": "j", "kind": "x", "payload": [1]})).0,
-        400
+        422
     );
 
     // Lease a (short) and b (long); a expires and returns to the FRONT, before c.
@@ -577,5 +581,5 @@ fn appliance_api_when_not_mining() {
         &format!("{}/appliance/mine/start", d.sidecar),
         &json!({"workers": -1}),
     );
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
 }

@@ -120,6 +120,48 @@ fn embedded_validators_reach_consensus_and_agree_with_another_process() {
     assert!(stats.is_some(), "stats lines: {}", d.stderr());
 }
 
+/// The shipped loop (two validators, consensus 1): the second validator's vote arrives
+/// after the first finalized the same score. The relay refuses it with the reference's own
+/// words; the validator labels it `late`, not `rejected`, and counts it as such.
+#[test]
+fn the_vote_after_consensus_is_late_not_rejected() {
+    let d = embedded("1");
+    let score = local_score(LINEAR);
+    let miner = Keypair::generate();
+    submit_linear(&d.relay, &miner, score);
+    let votes = poll_until(200, Duration::from_millis(100), || {
+        let v = get(&format!("{}/appliance/validators", d.sidecar));
+        let all = v["validators"].as_array()?.clone();
+        all.iter()
+            .all(|x| x["recent_votes"].as_array().is_some_and(|r| !r.is_empty()))
+            .then_some(all)
+    })
+    .unwrap_or_else(|| panic!("both validators never voted: {}", d.stderr()));
+    let mut statuses: Vec<String> = votes
+        .iter()
+        .flat_map(|v| v["recent_votes"].as_array().unwrap().clone())
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["finalized", "late"], "{votes:?}");
+    let late = votes
+        .iter()
+        .flat_map(|v| v["recent_votes"].as_array().unwrap().clone())
+        .find(|r| r["status"] == "late")
+        .unwrap();
+    assert_eq!(
+        late["detail"],
+        format!("Score {score} is not above current SOTA {score}")
+    );
+    let count = |key: &str| -> u64 {
+        votes
+            .iter()
+            .map(|v| v["counters"][key].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!((count("votes_late"), count("votes_ok")), (1, 1));
+}
+
 #[test]
 fn validators_disabled_serve_an_empty_list() {
     let d = Daemon::start(Opts::default());

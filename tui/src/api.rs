@@ -71,6 +71,29 @@ pub struct MinerStatus {
     pub children_per_sec: Option<f64>,
     pub best_fitness: Option<f64>,
     pub started_at: Option<String>,
+    /// Pool mining's progress (pool mode only).
+    pub pool: Option<PoolProgress>,
+    /// Set when the task's SOTA is at its ceiling: nothing mined can be accepted.
+    pub ceiling: Option<Ceiling>,
+}
+
+/// `miner.pool` of `/appliance/status`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PoolProgress {
+    pub evolutions_submitted: u64,
+    pub evaluations_submitted: u64,
+    pub leases_submitted: u64,
+    pub current: Option<String>,
+    pub reputation: Option<f64>,
+}
+
+/// `miner.ceiling` of `/appliance/status`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Ceiling {
+    pub sota: Option<f64>,
+    pub next_task: Option<String>,
 }
 
 /// `GET /state` (sidecar-miner.md §1.1).
@@ -198,6 +221,8 @@ pub struct ValidatorCounters {
     pub passed: u64,
     pub votes_ok: u64,
     pub votes_tried: u64,
+    /// Votes refused only because another validator's vote had already finalized the score.
+    pub votes_late: u64,
     pub finalized: u64,
     pub unique_seen: u64,
 }

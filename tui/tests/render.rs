@@ -70,6 +70,64 @@ fn mining_tab() {
     assert_shows(&render(&app, 200, 60), &["Iter 0100: engine_best=0.812345"]);
 }
 
+/// When the task's SOTA is at its ceiling the tab says so and names the next task.
+#[test]
+fn mining_tab_says_when_the_task_is_solved() {
+    let mut app = on_tab(Tab::Mining, true);
+    let miner = &mut app.appliance.as_mut().unwrap().miner;
+    miner.ceiling = Some(bitsota_tui::api::Ceiling {
+        sota: Some(0.9999997),
+        next_task: Some("mnist_binary".into()),
+    });
+    for (w, h) in SIZES {
+        let s = render(&app, w, h);
+        assert_shows(&s, &["SOTA 0.9999997 is at the task's ceiling"]);
+    }
+    assert_shows(
+        &render(&app, 200, 60),
+        &["Mining goes on until you stop it (s). Next task: press t for mnist_binary"],
+    );
+    // Not at the ceiling: no note.
+    let plain = render(&on_tab(Tab::Mining, true), 200, 60);
+    assert!(!plain.contains("ceiling"), "{plain}");
+}
+
+/// Pool mode shows the pool's progress instead of generations, and never `-0`.
+#[test]
+fn mining_tab_in_pool_mode_shows_pool_progress() {
+    let mut app = on_tab(Tab::Mining, true);
+    let miner = &mut app.appliance.as_mut().unwrap().miner;
+    miner.task_type = Some("pool".into());
+    miner.generation = None;
+    miner.children_per_sec = Some(-0.0);
+    miner.pool = Some(bitsota_tui::api::PoolProgress {
+        evolutions_submitted: 4,
+        evaluations_submitted: 2,
+        leases_submitted: 0,
+        current: Some("evaluate batch 9".into()),
+        reputation: Some(1.25),
+    });
+    for (w, h) in SIZES {
+        let s = render(&app, w, h);
+        assert_shows(
+            &s,
+            &[
+                "4 evol., 2 eval., 0 leases",
+                "evaluate batch 9",
+                "Reputation",
+                "1.250000",
+            ],
+        );
+        assert!(!s.contains("Generation") && !s.contains("-0"), "{s}");
+    }
+    // A local run's rate of -0.0 (an empty sum) prints as 0.
+    let mut app = on_tab(Tab::Mining, true);
+    app.appliance.as_mut().unwrap().miner.children_per_sec = Some(-0.0);
+    let s = render(&app, 80, 24);
+    let line = s.lines().find(|l| l.contains("Children/s")).unwrap();
+    assert!(line.contains(" 0 ") && !line.contains("-0"), "{line}");
+}
+
 #[test]
 fn mining_tab_idle_shows_next_start_settings() {
     let mut app = App::new(false);
@@ -137,7 +195,7 @@ fn validators_tab() {
                 "validator-2",
                 "412",
                 "4/5",
-                "3/4",
+                "3/5",
                 "1 blacklist votes",
                 "finalized",
                 "blacklist vote recorded",
@@ -151,6 +209,45 @@ fn validators_tab() {
     }
     // Wide screens show every counter.
     assert_shows(&render(&app, 200, 60), &["Sig fail", "Parse fail", "Dupe"]);
+}
+
+/// Names are never cut (at 150 columns every counter fitted only by shrinking the name
+/// column to `validator-`); narrower terminals drop the least useful columns instead.
+#[test]
+fn validators_tab_keeps_names_whole_at_any_width() {
+    let app = on_tab(Tab::Validators, true);
+    for (w, h) in [(80, 24), (150, 45), (200, 60)] {
+        let s = render(&app, w, h);
+        for name in ["validator-1", "validator-2"] {
+            let rows = s.lines().filter(|l| l.contains(name)).count();
+            // The counters row, the weights line and its votes.
+            assert!(rows >= 3, "{w}x{h}: {name} whole on {rows} lines:\n{s}");
+        }
+        // The votes, what became of them, and the SOTA are kept at every width.
+        let head = s.lines().find(|l| l.contains("Validator ")).unwrap();
+        for col in ["Votes", "Late", "Final.", "SOTA"] {
+            assert!(head.contains(col), "{w}x{h}: no {col} in {head:?}");
+        }
+    }
+    assert_shows(&render(&app, 150, 45), &["Sig fail", "Parse fail", "Seen"]);
+    assert!(!render(&app, 80, 24).contains("Seen"));
+}
+
+/// The second validator's vote after consensus 1 finalized is labelled late, not as a
+/// failure; other refusals still read "rejected".
+#[test]
+fn a_late_vote_is_labelled_for_what_it_is() {
+    let app = on_tab(Tab::Validators, true);
+    for (w, h) in SIZES {
+        let s = render(&app, w, h);
+        let late = s.lines().find(|l| l.contains("05:20:02")).unwrap();
+        assert!(late.contains("late, already finalized"), "{late}");
+        assert!(!late.contains("rejected"), "{late}");
+    }
+    assert_shows(
+        &render(&app, 200, 60),
+        &["late, already finalized: Score 0.915 is not above current SOTA 0.915"],
+    );
 }
 
 #[test]

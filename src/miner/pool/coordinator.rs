@@ -70,6 +70,27 @@ pub struct CoordinatorStats {
     pub jobs_enqueued: AtomicU64,
     pub submissions_ok: AtomicU64,
     pub submissions_dropped: AtomicU64,
+    /// Accepted submissions by kind.
+    pub evolutions_submitted: AtomicU64,
+    pub evaluations_submitted: AtomicU64,
+    pub leases_submitted: AtomicU64,
+    /// The work in hand (`evolve batch 3`, `lease 7`), none between pieces.
+    pub current: parking_lot::Mutex<Option<String>>,
+    /// This miner's reputation at the pool, read after each accepted submission.
+    pub reputation: parking_lot::Mutex<Option<f64>>,
+}
+
+impl CoordinatorStats {
+    /// Pool-mode progress as `mine status` and the dashboard show it.
+    pub fn progress(&self) -> Value {
+        json!({
+            "evolutions_submitted": self.evolutions_submitted.load(Ordering::Relaxed),
+            "evaluations_submitted": self.evaluations_submitted.load(Ordering::Relaxed),
+            "leases_submitted": self.leases_submitted.load(Ordering::Relaxed),
+            "current": *self.current.lock(),
+            "reputation": *self.reputation.lock(),
+        })
+    }
 }
 
 /// A running coordinator and its worker threads.
@@ -185,14 +206,20 @@ struct PoolClient {
 }
 
 impl PoolClient {
+    fn signed(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        let h = pool_headers(&self.kp, crate::clock::now_s());
+        h.pairs().iter().fold(rb, |rb, (k, v)| rb.header(*k, *v))
+    }
+
     fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let h = pool_headers(&self.kp, crate::clock::now_s());
-        let rb = h
-            .pairs()
-            .iter()
-            .fold(self.http.post(&url), |rb, (k, v)| rb.header(*k, *v));
-        read_json(&url, rb.json(body).send()).map(|(_, v)| v)
+        let rb = self.signed(self.http.post(&url)).json(body);
+        read_json(&url, rb.send()).map(|(_, v)| v)
+    }
+
+    fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        read_json(&url, self.signed(self.http.get(&url)).send()).map(|(_, v)| v)
     }
 
     fn health(&self) -> Result<Value, ClientError> {
@@ -363,6 +390,12 @@ impl Coordinator {
 
     fn do_task(&mut self, kind: &str, task: &Value) {
         let batch_id = task["batch_id"].as_u64().unwrap_or(0);
+        *self.stats.current.lock() = Some(format!("{kind} batch {batch_id}"));
+        self.do_task_inner(kind, task, batch_id);
+        *self.stats.current.lock() = None;
+    }
+
+    fn do_task_inner(&mut self, kind: &str, task: &Value, batch_id: u64) {
         let algorithms = algorithm_refs(&task["algorithms"]);
         let (task_type, input_dim) = first_task_of(&task["algorithms"]);
         let payload = if kind == "evolve" {
@@ -443,6 +476,12 @@ impl Coordinator {
 
     fn do_lease(&mut self, lease: &Value) {
         let lease_id = lease["lease_id"].as_u64().unwrap_or(0);
+        *self.stats.current.lock() = Some(format!("lease {lease_id}"));
+        self.do_lease_inner(lease, lease_id);
+        *self.stats.current.lock() = None;
+    }
+
+    fn do_lease_inner(&mut self, lease: &Value, lease_id: u64) {
         let evaluate = algorithm_refs(&lease["evaluate_algorithms"]);
         let seeds = algorithm_refs(&lease["seed_algorithms"]);
         let (task_type, input_dim) = first_task_of(&lease["seed_algorithms"]);
@@ -534,6 +573,15 @@ impl Coordinator {
             match self.pool.post(path, body) {
                 Ok(r) => {
                     self.stats.submissions_ok.fetch_add(1, Ordering::Relaxed);
+                    let by_kind = match name {
+                        "submit_evolution" => &self.stats.evolutions_submitted,
+                        "submit_evaluation" => &self.stats.evaluations_submitted,
+                        _ => &self.stats.leases_submitted,
+                    };
+                    by_kind.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(me) = self.pool.get("/api/v1/miners/stats") {
+                        *self.stats.reputation.lock() = me["reputation"].as_f64();
+                    }
                     let ids = &r["algorithm_ids"];
                     let ids = if ids.is_null() {
                         &r["algorithm_id"]

@@ -13,7 +13,7 @@
 pub mod coordinator;
 pub mod worker;
 
-pub use coordinator::{spawn_coordinator, CoordinatorHandle, PoolMode};
+pub use coordinator::{spawn_coordinator, CoordinatorHandle, CoordinatorStats, PoolMode};
 
 /// Why pool mining cannot start.
 #[derive(Debug, thiserror::Error)]

@@ -87,7 +87,7 @@ fn check_hotkey(hotkey: &str, detail: &str) -> Result<(), ApiError> {
 fn table() -> Api {
     let api = Api::new(
         "BitSota relay",
-        "Miners submit, validators poll and vote, SOTA consensus, admin. Wire-compatible with the reference relay. Every error is {\"detail\": str}; every response carries X-Request-ID; bodies over max_body_bytes get 413.",
+        "Miners submit, validators poll and vote, SOTA consensus, admin. Wire-compatible with the reference relay. Every error is {\"detail\": str}, a 422 FastAPI's {\"detail\": [{loc, msg, type}]}; every response carries X-Request-ID; bodies over max_body_bytes get 413.",
     )
     .components(doc::components());
     let api = public::routes(api);
@@ -337,7 +337,7 @@ mod tests {
             let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
             assert!(doc["components"]["schemas"][&name].is_object(), "{name}");
         }
-        // 19 resource routes, `/openapi.json` and `/docs`.
-        assert_eq!(crate::http::documented(&doc).len(), 21);
+        // 19 resource routes, `/openapi.json`, `/docs` and its two assets.
+        assert_eq!(crate::http::documented(&doc).len(), 23);
     }
 }

@@ -2,7 +2,7 @@
 
 use super::state::{iso, now_us};
 use super::{RelayDialect, Reply, Shared};
-use crate::http::{ok, query_int, schema_ref, Api, ApiError, Op, Params};
+use crate::http::{ok, query_int, schema_ref, Api, Op, Params};
 use crate::protocol::wire::{Health, PublicEvent, SotaEventsPage, SotaThreshold};
 use poem::handler;
 use serde_json::json;
@@ -15,9 +15,8 @@ pub fn routes(api: Api) -> Api {
     )
     .get(
         "/version.json",
-        Op::new("Update manifest from the configuration")
-            .ok(schema_ref("VersionManifest"))
-            .errors(&[404]),
+        Op::new("Update manifest: the configured one, else this appliance's own version")
+            .ok(schema_ref("VersionManifest")),
         version_json,
     )
     .get(
@@ -55,9 +54,11 @@ fn health(relay: Shared<'_>) -> Reply {
 
 #[handler]
 fn version_json(relay: Shared<'_>) -> Reply {
+    // The reference ships a manifest (its GUI's `update_manifest_url` points here); without
+    // a configured one the appliance describes itself.
     match &relay.cfg.version_manifest {
         Some(m) => ok(m),
-        None => Err(ApiError::not_found("Version info not found")),
+        None => ok(&crate::config::VersionManifest::appliance()),
     }
 }
 

@@ -37,8 +37,10 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The refusal's reason: `detail`, or the first `msg` of a 422's list.
     pub fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or("")
+        let d = &self.body["detail"];
+        d.as_str().or_else(|| d[0]["msg"].as_str()).unwrap_or("")
     }
 }
 
@@ -162,7 +164,12 @@ pub fn answer(resp: Response) -> Answer {
     assert!(!request_id.is_empty(), "response without X-Request-ID");
     let text = resp.text().unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if status >= 400 {
+    if status == 422 {
+        assert!(
+            body["detail"][0]["msg"].is_string(),
+            "422 without FastAPI's detail list: {text}"
+        );
+    } else if status >= 400 {
         assert!(
             body["detail"].is_string(),
             "error {status} without a JSON detail: {text}"

@@ -47,7 +47,7 @@ pub fn local_score(dsl: &str) -> f64 {
     let suites = Suites::from_config(&cfg, dir.path()).unwrap();
     let alg = suites.parse(&algorithm(dsl).to_string()).unwrap();
     suites
-        .prepared(TaskType::ScalarLinear, 16)
+        .prepared(TaskType::ScalarLinear, 16, &|| false)
         .unwrap()
         .score(&alg.program)
 }

@@ -9,12 +9,30 @@ use ratatui::widgets::{Paragraph, Sparkline};
 use ratatui::Frame;
 
 pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
-    let [top, logs] = Layout::vertical([Constraint::Length(13), Constraint::Min(3)]).areas(area);
-    let [info, spark] =
-        Layout::horizontal([Constraint::Length(45), Constraint::Min(10)]).areas(top);
-
     let miner = app.appliance.as_ref().map(|a| &a.miner);
     let running = app.mining();
+    let ceiling = miner.and_then(|m| m.ceiling.as_ref()).filter(|_| running);
+    let [top, note, logs] = Layout::vertical([
+        Constraint::Length(13),
+        Constraint::Length(u16::from(ceiling.is_some())),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let [info, spark] =
+        Layout::horizontal([Constraint::Length(45), Constraint::Min(10)]).areas(top);
+    if let Some(c) = ceiling {
+        let next = c.next_task.as_deref().map_or_else(String::new, |t| {
+            format!(" Next task: press t for {t}, then s twice.")
+        });
+        let text = format!(
+            " SOTA {} is at the task's ceiling: no candidate can beat it. Mining goes on until you stop it (s).{next}",
+            c.sota.map_or_else(|| DASH.into(), |s| s.to_string())
+        );
+        f.render_widget(
+            Paragraph::new(text).style(Style::default().fg(Color::Yellow)),
+            note,
+        );
+    }
     let state = app.state.as_ref();
     let status = match (miner, state.and_then(|s| s.status.as_deref())) {
         (None, _) => no_data(app, Service::Sidecar, DASH),
@@ -53,22 +71,49 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         kv("Task", task),
         kv("Engine", engine),
         kv("Workers", format!("{workers}, start {start}")),
-        kv("Generation", num(miner.and_then(|m| m.generation))),
-        kv(
-            "Children/s",
-            miner
-                .and_then(|m| m.children_per_sec)
-                .filter(|_| running)
-                .map_or_else(|| DASH.into(), |r| format!("{r:.0}")),
-        ),
-        kv("Best fitness", score(miner.and_then(|m| m.best_fitness))),
-        kv("Local SOTA", score(state.and_then(|s| s.local_sota))),
-        kv("Global SOTA", score(global)),
-        kv(
-            "Submissions",
-            num(state.and_then(|s| s.successful_submissions)),
-        ),
     ];
+    // Pool mining has no generations: the pool's progress takes their three lines.
+    let progress = match miner.and_then(|m| m.pool.as_ref()).filter(|_| running) {
+        Some(p) => vec![
+            kv(
+                "Submitted",
+                format!(
+                    "{} evol., {} eval., {} leases",
+                    p.evolutions_submitted, p.evaluations_submitted, p.leases_submitted
+                ),
+            ),
+            kv(
+                "Working on",
+                p.current.clone().unwrap_or_else(|| DASH.into()),
+            ),
+            kv("Reputation", score(p.reputation)),
+        ],
+        None => vec![
+            kv("Generation", num(miner.and_then(|m| m.generation))),
+            kv(
+                "Children/s",
+                miner
+                    .and_then(|m| m.children_per_sec)
+                    .filter(|_| running)
+                    // `+ 0.0`: a negative zero prints as 0.
+                    .map_or_else(|| DASH.into(), |r| format!("{:.0}", r + 0.0)),
+            ),
+            kv("Best fitness", score(miner.and_then(|m| m.best_fitness))),
+        ],
+    };
+    let lines = [
+        lines,
+        progress,
+        vec![
+            kv("Local SOTA", score(state.and_then(|s| s.local_sota))),
+            kv("Global SOTA", score(global)),
+            kv(
+                "Submissions",
+                num(state.and_then(|s| s.successful_submissions)),
+            ),
+        ],
+    ]
+    .concat();
     f.render_widget(Paragraph::new(lines).block(block("Miner")), info);
 
     let width = spark.width.saturating_sub(2) as usize;

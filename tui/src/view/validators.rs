@@ -2,13 +2,58 @@
 //! with the relay's answers.
 
 use super::{block, header_row, no_data, placeholder, score, short_key, time_as, DASH};
-use crate::api::RecentVote;
+use crate::api::{RecentVote, ValidatorInfo};
 use crate::app::{App, Service};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
+
+/// A counters column: its header and its cell for one validator.
+type Column = (&'static str, fn(&ValidatorInfo) -> String);
+
+/// The counters table's columns, in display order.
+const COLUMNS: [Column; 17] = [
+    ("Validator", |v| v.name.clone()),
+    ("Polls", |v| v.counters.polls.to_string()),
+    ("New", |v| v.counters.new.to_string()),
+    ("Passed", |v| v.counters.passed.to_string()),
+    ("Fail SOTA", |v| v.counters.failed_sota.to_string()),
+    ("Blackl.", |v| v.counters.blacklisted.to_string()),
+    ("Votes", |v| {
+        format!("{}/{}", v.counters.votes_ok, v.counters.votes_tried)
+    }),
+    ("Late", |v| v.counters.votes_late.to_string()),
+    ("Final.", |v| v.counters.finalized.to_string()),
+    ("SOTA", |v| score(v.sota)),
+    ("Fetched", |v| v.counters.fetched.to_string()),
+    ("Dupe", |v| v.counters.dupe.to_string()),
+    ("Invalid", |v| v.counters.invalid.to_string()),
+    ("Sig fail", |v| v.counters.sig_fail.to_string()),
+    ("Parse fail", |v| v.counters.parse_fail.to_string()),
+    ("Eval err", |v| v.counters.eval_err.to_string()),
+    ("Seen", |v| v.counters.unique_seen.to_string()),
+];
+
+/// Indices into [`COLUMNS`], most useful first: what a narrow terminal keeps.
+const KEEP: [usize; 17] = [0, 6, 8, 9, 7, 3, 4, 2, 5, 1, 15, 12, 13, 14, 10, 11, 16];
+
+/// The columns (indices, in display order) that fit in `room` cells: taken in `keep`
+/// order while they fit, one cell of spacing between two; the first is always taken.
+fn fit_columns(widths: &[u16], keep: &[usize], room: u16) -> Vec<usize> {
+    let mut used = 0u16;
+    let mut taken: Vec<usize> = Vec::new();
+    for &c in keep {
+        let need = widths[c] + u16::from(!taken.is_empty());
+        if taken.is_empty() || used + need <= room {
+            used += need;
+            taken.push(c);
+        }
+    }
+    taken.sort_unstable();
+    taken
+}
 
 pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
     if app.validators.is_empty() {
@@ -32,75 +77,29 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
     ])
     .areas(area);
 
-    let wide = area.width >= 140;
-    let mut head = vec![
-        "Validator",
-        "Polls",
-        "New",
-        "Passed",
-        "Fail SOTA",
-        "Blackl.",
-        "Votes",
-        "Final.",
-        "SOTA",
-    ];
-    if wide {
-        head.extend([
-            "Fetched",
-            "Dupe",
-            "Invalid",
-            "Sig fail",
-            "Parse fail",
-            "Eval err",
-            "Seen",
-        ]);
-    }
-    let rows = app.validators.iter().map(|v| {
-        let c = &v.counters;
-        let mut cells = vec![
-            v.name.clone(),
-            c.polls.to_string(),
-            c.new.to_string(),
-            c.passed.to_string(),
-            c.failed_sota.to_string(),
-            c.blacklisted.to_string(),
-            format!("{}/{}", c.votes_ok, c.votes_tried),
-            c.finalized.to_string(),
-            score(v.sota),
-        ];
-        if wide {
-            cells.extend(
-                [
-                    c.fetched,
-                    c.dupe,
-                    c.invalid,
-                    c.sig_fail,
-                    c.parse_fail,
-                    c.eval_err,
-                    c.unique_seen,
-                ]
-                .map(|x| x.to_string()),
-            );
-        }
-        Row::new(cells)
-    });
-    let mut widths = vec![
-        Constraint::Length(12),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(6),
-        Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(9),
-    ];
-    if wide {
-        widths.extend([Constraint::Length(10); 7]);
-    }
+    // Every column is as wide as its widest cell; when they do not all fit, the least
+    // useful go first (`KEEP` order), and the name column always stays, whole.
+    let columns: Vec<(&str, Vec<String>)> = COLUMNS
+        .iter()
+        .map(|&(head, cell)| (head, app.validators.iter().map(cell).collect()))
+        .collect();
+    let widths: Vec<u16> = columns
+        .iter()
+        .map(|(head, cells)| {
+            cells
+                .iter()
+                .map(|c| c.chars().count())
+                .chain([head.chars().count()])
+                .max()
+                .unwrap_or(0) as u16
+        })
+        .collect();
+    let shown = fit_columns(&widths, &KEEP, area.width.saturating_sub(2));
+    let rows =
+        (0..app.validators.len()).map(|r| Row::new(shown.iter().map(|&c| columns[c].1[r].clone())));
     f.render_widget(
-        Table::new(rows, widths)
-            .header(header_row(head))
+        Table::new(rows, shown.iter().map(|&c| Constraint::Length(widths[c])))
+            .header(header_row(shown.iter().map(|&c| columns[c].0)))
             .block(block("Validators")),
         counters,
     );
@@ -142,9 +141,17 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         placeholder(f, votes, &title, "no votes yet".into());
         return;
     }
+    let name_width = all
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .chain(["Validator".len()])
+        .max()
+        .unwrap_or(0) as u16;
     let rows = all.iter().map(|(name, r)| {
         let kind = r.kind.clone().unwrap_or_else(|| DASH.into());
         let answer = match (&r.status, &r.detail) {
+            // Refused only because another validator's vote finalized this score first.
+            (Some(s), Some(d)) if s == "late" => format!("late, already finalized: {d}"),
             (Some(s), Some(d)) if !d.is_empty() => format!("{s}: {d}"),
             (Some(s), _) => s.clone(),
             (None, d) => d.clone().unwrap_or_else(|| DASH.into()),
@@ -152,6 +159,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
         let color = match r.status.as_deref() {
             Some("finalized") => Color::Green,
             Some("rejected") => Color::Red,
+            Some("late") => Color::DarkGray,
             _ if kind == "blacklist" => Color::Magenta,
             _ => Color::Reset,
         };
@@ -170,7 +178,7 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
             rows,
             [
                 Constraint::Length(8),
-                Constraint::Length(12),
+                Constraint::Length(name_width),
                 Constraint::Length(9),
                 Constraint::Length(9),
                 Constraint::Length(6),
