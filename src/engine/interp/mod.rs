@@ -43,4 +43,6 @@ pub use evaluate::{
 pub(crate) use evaluate::{Lanes, RunSpec};
 
 #[cfg(test)]
+mod pins;
+#[cfg(test)]
 mod tests;
