@@ -37,6 +37,9 @@ pub enum BenchKind {
     /// The daemon's miner against the bare engine on the same settings and seed
     /// (see `bench_miner`).
     Miner,
+    /// Elements per second of each instruction kernel per size, lockstep and
+    /// single-task, beside this machine's FMA ceiling (see `bench_kernels`).
+    Kernels,
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,7 +48,7 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub bench: BenchKind,
     /// Measurement window (discover: the cap per seed). Defaults: demo 10, cifar 180,
-    /// validator 10, discover 300.
+    /// validator 10, discover 300, kernels 40 (the whole run).
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Worker threads (islands for searches, rayon threads for validator).
@@ -501,6 +504,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.bench == BenchKind::Miner {
         return print_summary(&args, &super::bench_miner::run(&args, &args.miner)?);
     }
+    if args.bench == BenchKind::Kernels {
+        return print_summary(&args, &super::bench_kernels::run(&args)?);
+    }
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()).into());
     }
@@ -514,7 +520,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Demo | BenchKind::Validator => 10.0,
         BenchKind::Cifar => 180.0,
         BenchKind::Discover => 300.0,
-        BenchKind::Quality | BenchKind::Miner => unreachable!("handled above"),
+        BenchKind::Quality | BenchKind::Miner | BenchKind::Kernels => unreachable!("handled above"),
     });
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(UsageError("--seconds must be positive".into()).into());
@@ -595,7 +601,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "exact_cache": !args.no_exact_cache,
             })
         }
-        BenchKind::Quality | BenchKind::Miner => unreachable!("handled above"),
+        BenchKind::Quality | BenchKind::Miner | BenchKind::Kernels => unreachable!("handled above"),
         BenchKind::Validator => {
             let (tasks, seeds) = cifar_tasks(128, 1000, 1000, &args)?;
             let profile = Profile::builtin("cifar").expect("built in");

@@ -2,6 +2,7 @@
 //! and an exit code (0 success, 1 runtime failure, 2 usage or configuration error).
 
 mod bench;
+mod bench_kernels;
 mod bench_miner;
 mod bench_quality;
 mod dash;

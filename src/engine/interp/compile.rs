@@ -384,11 +384,7 @@ pub fn compile(program: &Program, input_dim: usize) -> Compiled {
 #[cfg(test)]
 pub(crate) fn compile_keeping_dead(p: &Program, input_dim: usize) -> Compiled {
     let mut out = Compiled::default();
-    let mut compiler = Compiler {
-        keep_dead: true,
-        ..Compiler::default()
-    };
-    compiler.compile_into(p, input_dim, &mut out);
+    Compiler::keeping_dead().compile_into(p, input_dim, &mut out);
     out
 }
 
@@ -403,6 +399,15 @@ pub struct Compiler {
 }
 
 impl Compiler {
+    /// A compiler that keeps dead instructions: tests compare scores with and without
+    /// elimination, and `bench kernels` times instructions whose results nothing reads.
+    pub fn keeping_dead() -> Compiler {
+        Compiler {
+            keep_dead: true,
+            ..Compiler::default()
+        }
+    }
+
     /// [`compile`] into `out`, reusing its buffers and this compiler's.
     pub fn compile_into(&mut self, program: &Program, input_dim: usize, out: &mut Compiled) {
         let meta = &program.meta;

@@ -622,3 +622,41 @@ pub(super) fn squared_errors(preds: &[f32], labels: &[f32], sums: &mut [f64]) ->
     }
     body(preds, labels, sums)
 }
+
+/// `bench kernels`' ceiling: `out = m·v` for every lane of a task-major lockstep
+/// layout (the interpreter's: element `e` of lane `t` at `e·T + t`), summed in column
+/// order like the kernel's but with a fused multiply-add per product — one instruction
+/// where the kernel needs two, so it is what this CPU can do on this layout, not what
+/// bit-identical scores allow. Returns `out[0]` so the work cannot be optimised away.
+/// With `D`×`D` matrices and `T` lanes: `m` holds `D²·T` values, `v` and `out` `D·T`.
+pub(crate) fn fma_matvec<const D: usize, const T: usize>(
+    m: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+) -> f32 {
+    #[inline(always)]
+    fn body<const D: usize, const T: usize>(m: &[f32], v: &[f32], out: &mut [f32]) -> f32 {
+        let (m, v) = (&m[..D * D * T], &v[..D * T]);
+        for (row, o) in out[..D * T].chunks_exact_mut(T).enumerate() {
+            let mut acc = [0.0f32; T];
+            for c in 0..D {
+                let (mc, vc) = (&m[(row * D + c) * T..][..T], &v[c * T..][..T]);
+                for t in 0..T {
+                    acc[t] = mc[t].mul_add(vc[t], acc[t]);
+                }
+            }
+            o.copy_from_slice(&acc);
+        }
+        out[0]
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn wide<const D: usize, const T: usize>(m: &[f32], v: &[f32], o: &mut [f32]) -> f32 {
+            body::<D, T>(m, v, o)
+        }
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { wide::<D, T>(m, v, out) };
+    }
+    body::<D, T>(m, v, out)
+}

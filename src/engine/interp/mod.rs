@@ -41,6 +41,7 @@ pub use evaluate::{
     Evaluator, Halted, Stop, SuiteScore, TaskBatch, MIN_FITNESS,
 };
 pub(crate) use evaluate::{Lanes, RunSpec};
+pub(crate) use kernel::fma_matvec;
 
 #[cfg(test)]
 mod pins;
