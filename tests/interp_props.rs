@@ -109,7 +109,9 @@ fn every_op_with_every_operand_kind() {
         Some(Kind::Matrix),
     ];
     let reg = |k: Option<Kind>, i: u16| k.map(|k| Addr::new(k, i));
-    for &dim in &[1, 3, 16] {
+    // 10 tasks at D = 4 and 16 take the kernels specialised for the miner's lockstep
+    // batch (and, alone, for one lane; the suite's batches of 8 at D = 16 too).
+    for (dim, count) in [(1, 3), (3, 3), (4, 10), (16, 10)] {
         for op in Op::ALL {
             for a in kinds {
                 for b in kinds {
@@ -136,7 +138,7 @@ fn every_op_with_every_operand_kind() {
                             ],
                             learn: vec![i],
                         };
-                        run_every_way(&p, dim, 3);
+                        run_every_way(&p, dim, count);
                     }
                 }
             }
@@ -185,6 +187,68 @@ fn arb_instruction(counts: [usize; 3]) -> impl Strategy<Value = Instruction> {
         })
 }
 
+/// Well-typed instructions of the matrix learners' ops — products, outer, dot, norm
+/// and element-wise ops with every broadcast (scalar with anything, a vector on every
+/// row of a matrix) — over `[4, 3, 2]` registers.
+fn arb_matrix_instruction() -> impl Strategy<Value = Instruction> {
+    use Kind::{Matrix as M, Scalar as S, Vector as V};
+    let typed = [
+        (Op::Matmul, M, Some(V), V),
+        (Op::Matmul, M, Some(V), M),
+        (Op::Matmul, M, Some(M), M),
+        (Op::Outer, V, Some(V), M),
+        (Op::Dot, V, Some(V), S),
+        (Op::Dot, V, Some(V), V),
+        (Op::Norm, M, None, S),
+        (Op::Heaviside, M, None, M),
+        (Op::Add, M, Some(M), M),
+        (Op::Sub, M, Some(V), M),
+        (Op::Mul, V, Some(M), M),
+        (Op::Mul, S, Some(M), M),
+        (Op::Div, M, Some(S), M),
+        (Op::Mul, S, Some(V), V),
+        (Op::Max, V, Some(V), V),
+        (Op::Add, S, Some(S), S),
+        (Op::Gaussian, M, None, M),
+    ];
+    let index = |k: Kind| 0..[4u16, 3, 2][k as usize];
+    proptest::sample::select(typed.to_vec()).prop_flat_map(move |(op, ka, kb, kd)| {
+        let b = kb.map_or(Just(None).boxed(), |kb| {
+            index(kb).prop_map(move |i| Some(Addr::new(kb, i))).boxed()
+        });
+        (index(ka), b, index(kd), -1.0f32..1.0).prop_map(move |(a, b, d, c)| Instruction {
+            op,
+            arg1: Some(Addr::new(ka, a)),
+            arg2: b,
+            dest: Some(Addr::new(kd, d)),
+            const1: c * 0.1,
+            const2: c.abs() * 0.3,
+        })
+    })
+}
+
+/// A program of [`arb_matrix_instruction`]s whose matrices and vectors all reach the
+/// prediction (`s0` sums the norms of `m0`, `m1`, `v1`, `v2`), so that dead-code
+/// elimination leaves most instructions running.
+fn arb_matrix_program(max_ops: usize) -> impl Strategy<Value = Program> {
+    let phase = || proptest::collection::vec(arb_matrix_instruction(), 1..max_ops);
+    (phase(), phase(), phase()).prop_map(|(setup, mut predict, learn)| {
+        let norms = "s2 = norm(m0)\ns3 = norm(m1)\ns0 = s2 + s3\ns2 = norm(v1)\n\
+                     s0 = s0 + s2\ns2 = norm(v2)\ns0 = s0 + s2\n";
+        let tail = parse_program(&format!(
+            "# meta: scalar_count=4 vector_count=3 matrix_count=2\n# predict\n{norms}"
+        ))
+        .unwrap();
+        predict.extend(tail.predict);
+        Program {
+            meta: meta([4, 3, 2], None),
+            setup,
+            predict,
+            learn,
+        }
+    })
+}
+
 /// A program over random register counts (from none up to the DSL maxima).
 fn arb_program(max_ops: usize) -> impl Strategy<Value = Program> {
     (
@@ -206,6 +270,18 @@ fn arb_program(max_ops: usize) -> impl Strategy<Value = Program> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Matrix programs at the sizes and lane counts with specialised kernels (products
+    /// four sums at a time, tiled scalar operands, whole-row broadcasting) and at sizes
+    /// without them.
+    #[test]
+    fn matrix_programs_in_every_specialisation(
+        p in arb_matrix_program(8),
+        dim in proptest::sample::select(vec![3usize, 4, 8, 16]),
+        lanes in proptest::sample::select(vec![1usize, 8, 10]),
+    ) {
+        run_every_way(&p, dim, lanes);
+    }
 
     #[test]
     fn random_programs_at_every_vector_size(
