@@ -16,7 +16,7 @@ use crate::tasks::TaskType;
 use anyhow::Context;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,29 @@ struct Mark {
     rate: f64,
     fitness: Option<f64>,
     score: Option<f64>,
+}
+
+fn points(marks: &[Mark]) -> Vec<Point> {
+    marks
+        .iter()
+        .map(|m| Point {
+            seconds: m.seconds,
+            children: m.children,
+            score: m.score,
+            fitness: m.fitness,
+        })
+        .collect()
+}
+
+/// Write the curve so far and the best program (a file `--from` reads).
+fn save(csv: &Path, marks: &[Mark], best: &Option<Best>) -> anyhow::Result<()> {
+    std::fs::write(csv, curve::csv(&points(marks)))
+        .with_context(|| format!("writing {}", csv.display()))?;
+    if let Some(b) = best {
+        let path = curve::best_path(csv);
+        std::fs::write(&path, &b.dsl).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A miner-suite example count for the header (`None` = the validators' count).
@@ -190,6 +213,10 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
             m.score.map_or("-".into(), |f| format!("{f:.6}")),
         );
         marks.push(m);
+        // Kept current, so a run that is stopped early still leaves its curve and best.
+        if let Err(e) = save(&curve_csv, marks, best) {
+            error = Some(e);
+        }
     };
     std::thread::scope(|scope| {
         let stop = &stop;
@@ -236,17 +263,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     if let Some(e) = error {
         return Err(e);
     }
-    let points: Vec<Point> = marks
-        .iter()
-        .map(|m| Point {
-            seconds: m.seconds,
-            children: m.children,
-            score: m.score,
-            fitness: m.fitness,
-        })
-        .collect();
-    std::fs::write(&curve_csv, curve::csv(&points))
-        .with_context(|| format!("writing {}", curve_csv.display()))?;
+    save(&curve_csv, &marks, &best)?;
     let task: TaskType = s.task_type.parse().map_err(anyhow::Error::msg)?;
     let title = format!(
         "bench quality: {} seed {}, {} workers{}",
@@ -258,11 +275,13 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
             .map_or(String::new(), |_| ", from a program".into())
     );
     let svg = curve::svg_path(&curve_csv);
-    curve::draw(&svg, &title, &points, curve::reference_lines(task)).map_err(anyhow::Error::msg)?;
+    curve::draw(&svg, &title, &points(&marks), curve::reference_lines(task))
+        .map_err(anyhow::Error::msg)?;
     eprintln!(
-        "[quality] curve: {} and {}",
+        "[quality] curve: {} and {}; best program: {}",
         curve_csv.display(),
-        svg.display()
+        svg.display(),
+        curve::best_path(&curve_csv).display()
     );
     let mut references = serde_json::Map::new();
     for (name, dsl) in REFERENCES {

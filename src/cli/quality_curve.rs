@@ -48,6 +48,11 @@ pub fn svg_path(csv: &Path) -> PathBuf {
     csv.with_extension("svg")
 }
 
+/// The best program's DSL file beside a curve's CSV.
+pub fn best_path(csv: &Path) -> PathBuf {
+    csv.with_extension("best.dsl")
+}
+
 /// Draw the curve (suite score and miner fitness against minutes) with `lines` marked.
 pub fn draw(
     path: &Path,
@@ -117,7 +122,7 @@ pub fn draw(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::MiddleRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -153,6 +158,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = svg_path(&dir.path().join("curve.csv"));
         assert_eq!(path.extension().unwrap(), "svg");
+        assert_eq!(
+            best_path(Path::new("runs/q.csv")),
+            Path::new("runs/q.best.dsl")
+        );
         draw(
             &path,
             "t",

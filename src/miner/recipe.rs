@@ -66,7 +66,7 @@ impl Search {
 
 /// Children per worker the image recipe spends finding a linear learner before it moves
 /// on to `az_bilinear` (see the recipe).
-const IMAGE_FIRST_STAGE_CHILDREN: u64 = 20_000_000;
+const IMAGE_FIRST_STAGE_CHILDREN: u64 = 15_000_000;
 
 /// The default search for `task`.
 pub fn recipe(task: TaskType) -> Search {
