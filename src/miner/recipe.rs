@@ -132,8 +132,11 @@ pub fn recipe(task: TaskType) -> Search {
         //   full evaluation.
         // Fixed phase sizes keep the rate steady for the whole run (the reference's
         // growing `cifar` programs slowed it twentyfold within minutes).
-        // The 16-unit MLP's level (0.738) needs a hidden layer, which this space cannot
-        // write; see README.
+        // The 16-unit MLP's level (0.738) needs more than a linear learner, which
+        // az_classify cannot write, so after IMAGE_FIRST_STAGE_CHILDREN the search goes
+        // on in az_bilinear from its best program. On a loaded 2-core machine that stage
+        // kept and refined the linear learner (0.718 at 41 minutes) but assembled no
+        // bilinear term; see README ("Discovery II").
         TaskType::MnistBinary | TaskType::Cifar10Binary => Search {
             profile: "az_classify".into(),
             pop_size: 1000,
