@@ -94,7 +94,7 @@ pub fn draw(
             .filter_map(|p| f(p).map(|v| (minutes(p), v)))
             .collect()
     };
-    let curves: [(&str, Vec<(f64, f64)>, RGBColor); 2] = [
+    let curves = [
         ("best program, validators' suite", series(|p| p.score), BLUE),
         (
             "best program, miner fitness",
