@@ -381,6 +381,9 @@ pub struct MinerConfig {
     pub restart_children: Option<u64>,
     /// Children without a new best after which a worker starts over (0 = never).
     pub stagnation_children: Option<u64>,
+    /// Children per worker before a staged recipe moves on to its larger space
+    /// (0 = stay in the first; unset = the recipe's).
+    pub stage_children: Option<u64>,
     /// Most arithmetic per training example a child may cost (0 = no bound).
     pub max_example_work: Option<u64>,
     /// Start each run from the relay's current SOTA program.
@@ -420,6 +423,7 @@ impl Default for MinerConfig {
             val_examples: None,
             restart_children: None,
             stagnation_children: None,
+            stage_children: None,
             max_example_work: None,
             start_from_sota: false,
             mutation_prob: 0.9,

@@ -7,13 +7,16 @@
 //! suite for scale.
 
 use super::bench::BenchArgs;
+use super::quality_curve::{self as curve, Point};
 use super::UsageError;
+use crate::engine::parse_program;
 use crate::miner::search::{self, SearchEvent, Verifier};
 use crate::miner::settings::{MinerSettings, Overrides};
 use crate::tasks::TaskType;
 use anyhow::Context;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,14 @@ pub struct QualityArgs {
     /// quality: seconds between score marks.
     #[arg(long, default_value_t = 30.0)]
     pub mark_seconds: f64,
+    /// quality: start from this program (a DSL file, e.g. a `best_program` an earlier
+    /// run wrote out) as a miner with `start_from_sota` starts from the relay's SOTA.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// quality: where to write the curve's CSV (its SVG drawing goes beside it; default
+    /// `quality-<task>-seed<seed>.csv` in the working directory).
+    #[arg(long)]
+    pub curve: Option<PathBuf>,
 }
 
 /// Hand-written learners every run is compared with.
@@ -57,6 +68,29 @@ struct Mark {
     rate: f64,
     fitness: Option<f64>,
     score: Option<f64>,
+}
+
+fn points(marks: &[Mark]) -> Vec<Point> {
+    marks
+        .iter()
+        .map(|m| Point {
+            seconds: m.seconds,
+            children: m.children,
+            score: m.score,
+            fitness: m.fitness,
+        })
+        .collect()
+}
+
+/// Write the curve so far and the best program (a file `--from` reads).
+fn save(csv: &Path, marks: &[Mark], best: &Option<Best>) -> anyhow::Result<()> {
+    std::fs::write(csv, curve::csv(&points(marks)))
+        .with_context(|| format!("writing {}", csv.display()))?;
+    if let Some(b) = best {
+        let path = curve::best_path(csv);
+        std::fs::write(&path, &b.dsl).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A miner-suite example count for the header (`None` = the validators' count).
@@ -92,11 +126,25 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     }
     let s = settings(&q.task, args)?;
     let search = s.search().map_err(UsageError)?;
+    let start = match &q.from {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --from {}", path.display()))?;
+            let program = parse_program(&text)
+                .map_err(|e| UsageError(format!("--from {}: {e}", path.display())))?;
+            Some(program)
+        }
+        None => None,
+    };
+    let curve_csv = q
+        .curve
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("quality-{}-seed{}.csv", s.task_type, s.seed)));
     eprintln!(
         "[quality] {}: profile {}, population {} / tournament {}, mutations {:?}, \
          {:?} first programs, miner suite {} tasks (training examples {}, validation examples {}, scored by {}), \
          restart every {} children (0 = never), start over after {} children without a gain \
-         (0 = never), work bound {}, FEC {} entries (0 = off)",
+         (0 = never), work bound {}, FEC {} entries (0 = off), then {}, start {}",
         s.task_type,
         search.profile,
         search.pop_size,
@@ -113,6 +161,17 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         search.stagnation_children,
         search.max_example_work,
         search.fec_cache_size,
+        search.then.as_ref().map_or("no second stage".into(), |t| format!(
+            "{} after {} children per worker",
+            t.profile, t.after_children
+        )),
+        q.from
+            .as_ref()
+            .map_or("from the recipe's first population".into(), |p| format!(
+                "from {} (searching {})",
+                p.display(),
+                search.last_profile()
+            )),
     );
     let miner = search::miner_suite(&s, &args.data_dir)
         .map_err(anyhow::Error::msg)
@@ -154,6 +213,10 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
             m.score.map_or("-".into(), |f| format!("{f:.6}")),
         );
         marks.push(m);
+        // Kept current, so a run that is stopped early still leaves its curve and best.
+        if let Err(e) = save(&curve_csv, marks, best) {
+            error = Some(e);
+        }
     };
     std::thread::scope(|scope| {
         let stop = &stop;
@@ -163,7 +226,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
             }
             stop.store(true, Ordering::Relaxed);
         });
-        let result = search::run(&s, &miner, None, stop, |e| {
+        let result = search::run(&s, &miner, start, stop, |e| {
             match e {
                 SearchEvent::Progress {
                     worker,
@@ -200,6 +263,26 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     if let Some(e) = error {
         return Err(e);
     }
+    save(&curve_csv, &marks, &best)?;
+    let task: TaskType = s.task_type.parse().map_err(anyhow::Error::msg)?;
+    let title = format!(
+        "bench quality: {} seed {}, {} workers{}",
+        s.task_type,
+        s.seed,
+        s.workers,
+        q.from
+            .as_ref()
+            .map_or(String::new(), |_| ", from a program".into())
+    );
+    let svg = curve::svg_path(&curve_csv);
+    curve::draw(&svg, &title, &points(&marks), curve::reference_lines(task))
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "[quality] curve: {} and {}; best program: {}",
+        curve_csv.display(),
+        svg.display(),
+        curve::best_path(&curve_csv).display()
+    );
     let mut references = serde_json::Map::new();
     for (name, dsl) in REFERENCES {
         let sc = score(dsl)?;
@@ -220,6 +303,7 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
             "miner_fitness": m.fitness, "validator_score": m.score,
         })).collect::<Vec<_>>(),
         "best_program": best.map(|b| b.dsl),
+        "curve": curve_csv,
         "references": references,
     });
     if args.json {

@@ -11,6 +11,7 @@ mod eval;
 mod log;
 mod mine;
 mod profile;
+mod quality_curve;
 mod serve;
 mod validate;
 mod wallet;

@@ -237,7 +237,7 @@ impl EvolutionConfig {
 /// A configuration or input the engine cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvolveError {
-    #[error("unknown profile '{0}' (built in: cifar, scalar_linear, full, az_demo, az_classify, az_baseline)")]
+    #[error("unknown profile '{0}' (built in: cifar, scalar_linear, full, az_demo, az_classify, az_bilinear, az_baseline)")]
     UnknownProfile(String),
     #[error("no tasks to evolve on")]
     NoTasks,

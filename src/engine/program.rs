@@ -82,6 +82,15 @@ impl Instruction {
         }
     }
 
+    /// The operand and result kinds this instruction uses its op with.
+    pub fn signature(&self) -> Signature {
+        Signature {
+            a: self.arg1.map(|a| a.kind),
+            b: self.arg2.map(|a| a.kind),
+            out: self.dest.map_or(Kind::Scalar, |a| a.kind),
+        }
+    }
+
     /// `dest = op(const1, const2)` for CONST, CONST_VEC, GAUSSIAN, UNIFORM.
     pub fn constant(op: Op, dest: Addr, const1: f32, const2: f32) -> Self {
         Instruction {
@@ -355,12 +364,13 @@ fn phase(min: usize, max: usize, ops: &str) -> PhaseSpec {
 }
 
 impl Profile {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "cifar",
         "scalar_linear",
         "full",
         "az_demo",
         "az_classify",
+        "az_bilinear",
         "az_baseline",
     ];
 
@@ -419,6 +429,21 @@ impl Profile {
                 };
                 p(5, 3, 1, phase(7), phase(3), phase(8))
             }
+            // az_classify's space with matrices: the linear-algebra ops a learner of
+            // second-order (bilinear) features is written with — a matrix times a vector,
+            // an outer product, a matrix scaled and a matrix sum — beside every op of
+            // az_classify, so each of its programs is one of these (`adopt`). Two
+            // 16×16 matrices, seven scalars, five vectors; fixed phases 7/6/12 (within
+            // the image tasks' 7/11/23) so every child costs about the same.
+            "az_bilinear" => {
+                let ops = "CONST[->s] DOT[v,v->s] ADD[s,s->s] SUB[s,s->s] MUL[s,s->s] MUL[s,v->v] ADD[v,v->v] \
+                           MATMUL[m,v->v] OUTER[v,v->m] MUL[s,m->m] ADD[m,m->m]";
+                let phase = |n| PhaseSpec {
+                    constants: ConstantDraw::LogUniform,
+                    ..phase(n, n, ops)
+                };
+                p(7, 5, 2, phase(7), phase(6), phase(12))
+            }
             "az_baseline" => p(
                 5,
                 9,
@@ -445,6 +470,49 @@ impl Profile {
             Phase::Predict => &self.predict,
             Phase::Learn => &self.learn,
         }
+    }
+
+    /// Whether `phase` of this profile may hold `ins` (a NOOP always may).
+    pub fn allows(&self, phase: Phase, ins: &Instruction) -> bool {
+        let meta = self.meta();
+        let regs_ok = [ins.arg1, ins.arg2, ins.dest]
+            .into_iter()
+            .flatten()
+            .all(|a| (a.index as usize) < meta.count(a.kind));
+        let sig = ins.signature();
+        ins.op == Op::Noop
+            || regs_ok
+                && self
+                    .phase(phase)
+                    .ops
+                    .iter()
+                    .any(|e| e.op == ins.op && e.allowed().contains(&sig))
+    }
+
+    /// `program` as a program of this profile, when every instruction is one this
+    /// profile allows in its phase and no phase is too long: the same instructions,
+    /// then NOOPs up to each phase's first size. A NOOP does nothing, so the adopted
+    /// program computes what `program` did and scores the same; the search then
+    /// rewrites the NOOPs. This is how a search moves on from a program of a smaller
+    /// space (its own earlier best, or the relay's SOTA) into a larger one.
+    pub fn adopt(&self, program: &Program) -> Option<Program> {
+        let meta = self.meta();
+        if program.meta.vector_dim != meta.vector_dim {
+            return None;
+        }
+        let mut adopted = Program::empty(meta);
+        for phase in Phase::ALL {
+            let code = program.phase(phase);
+            let spec = self.phase(phase);
+            if code.len() > spec.max_ops || !code.iter().all(|i| self.allows(phase, i)) {
+                return None;
+            }
+            let size = spec.init_size().max(code.len());
+            let out = adopted.phase_mut(phase);
+            out.extend_from_slice(code);
+            out.resize(size, Instruction::NOOP);
+        }
+        Some(adopted)
     }
 
     /// The `meta` of programs searched in this profile.

@@ -5,7 +5,7 @@
 use super::settings::MinerSettings;
 use crate::engine::{
     parse_program, print_program, run_islands, score_on_suite, EngineKind, EvolutionConfig,
-    EvolutionEvent, ProfileChoice, Program,
+    EvolutionEvent, Profile, ProfileChoice, Program,
 };
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::scalar_linear::LinearSizes;
@@ -135,21 +135,30 @@ impl Verifier {
     }
 }
 
-/// The engine configuration of a run (its first round), starting from `start` when
-/// given (the relay's SOTA program).
+/// The engine configuration of a run (its first round). A run given a program to start
+/// from (the relay's SOTA) searches the recipe's last space, with that program adopted
+/// into it when it fits (`Profile::adopt`), as it is otherwise.
 pub fn evolution_config(
     s: &MinerSettings,
     start: Option<Program>,
 ) -> Result<EvolutionConfig, String> {
     let defaults = EvolutionConfig::default();
     let search = s.search()?;
+    let (profile, start) = match start {
+        None => (search.profile.clone(), None),
+        Some(p) => {
+            let name = search.last_profile().to_string();
+            let adopted = Profile::builtin(&name).and_then(|space| space.adopt(&p));
+            (name, Some(adopted.unwrap_or(p)))
+        }
+    };
     Ok(EvolutionConfig {
         engine: if s.engine == "archive" {
             EngineKind::Archive
         } else {
             EngineKind::Baseline
         },
-        profile: ProfileChoice::Named(search.profile),
+        profile: ProfileChoice::Named(profile),
         pop_size: search.pop_size,
         tournament_size: search.tournament_size,
         mutation_prob: s.mutation_prob as f32,
@@ -208,9 +217,15 @@ fn finite(f: f32) -> Option<f64> {
     f.is_finite().then_some(f as f64)
 }
 
+/// Seed offset of a run's second stage, so its workers draw streams no round of the
+/// first stage drew.
+const SECOND_STAGE_SEED: u64 = 1 << 32;
+
 /// Run the evolutionary search until `stop` (or `max_generations`), in rounds of
 /// `restart_children` children per worker, reporting events (children counted over the
-/// whole run) on the calling thread while the workers run on their own threads.
+/// whole run) on the calling thread while the workers run on their own threads. A
+/// staged recipe (`Search::then`) runs its first space for `after_children` children
+/// per worker, then its second from the best program found so far.
 pub fn run(
     s: &MinerSettings,
     suite: &Suite,
@@ -218,12 +233,87 @@ pub fn run(
     stop: &AtomicBool,
     mut on_event: impl FnMut(SearchEvent),
 ) -> Result<(), String> {
+    let search = s.search()?;
+    let next = search.then.clone().filter(|_| start.is_none());
     let first = evolution_config(s, start)?;
-    let restart = s.search()?.restart_children;
-    let workers = first.workers.max(1);
-    let mut before = vec![0u64; workers];
+    let mut before = vec![0u64; first.workers.max(1)];
+    match next {
+        None => rounds(
+            &first,
+            search.restart_children,
+            s.max_generations,
+            suite,
+            stop,
+            &mut before,
+            &mut on_event,
+        )?,
+        Some(next) => {
+            let budget = s
+                .max_generations
+                .map_or(next.after_children, |m| m.min(next.after_children));
+            let mut best: Option<(f64, String)> = None;
+            rounds(
+                &first,
+                search.restart_children,
+                Some(budget),
+                suite,
+                stop,
+                &mut before,
+                &mut |e| {
+                    if let SearchEvent::Improved { fitness, dsl, .. } = &e {
+                        if best.as_ref().map_or(true, |(f, _)| fitness > f) {
+                            best = Some((*fitness, dsl.clone()));
+                        }
+                    }
+                    on_event(e)
+                },
+            )?;
+            let left = s.max_generations.map(|m| m - budget);
+            if !stop.load(Ordering::Relaxed) && left != Some(0) {
+                let space = Profile::builtin(&next.profile)
+                    .ok_or_else(|| format!("unknown profile '{}'", next.profile))?;
+                let start = best
+                    .and_then(|(_, dsl)| parse_program(&dsl).ok())
+                    .and_then(|p| space.adopt(&p));
+                let second = EvolutionConfig {
+                    profile: ProfileChoice::Named(next.profile),
+                    start_program: start,
+                    seed: s.seed.wrapping_add(SECOND_STAGE_SEED),
+                    ..first
+                };
+                rounds(
+                    &second,
+                    search.restart_children,
+                    left,
+                    suite,
+                    stop,
+                    &mut before,
+                    &mut on_event,
+                )?;
+            }
+        }
+    }
+    for (worker, &children) in before.iter().enumerate() {
+        on_event(SearchEvent::Finished { worker, children });
+    }
+    Ok(())
+}
+
+/// One stage of [`run`]: rounds of `first` until `stop` or `max_children` per worker,
+/// children counted on from `before` (updated to where each worker ended).
+#[allow(clippy::too_many_arguments)]
+fn rounds(
+    first: &EvolutionConfig,
+    restart: u64,
+    max_children: Option<u64>,
+    suite: &Suite,
+    stop: &AtomicBool,
+    before: &mut Vec<u64>,
+    on_event: &mut impl FnMut(SearchEvent),
+) -> Result<(), String> {
+    let workers = before.len();
     for round in 0.. {
-        let Some((budget, seed)) = round_plan(restart, s.max_generations, workers, s.seed, round)
+        let Some((budget, seed)) = round_plan(restart, max_children, workers, first.seed, round)
         else {
             break;
         };
@@ -272,13 +362,10 @@ pub fn run(
             })
         })
         .map_err(|e| e.to_string())?;
-        before = ended;
+        *before = ended;
         if stop.load(Ordering::Relaxed) {
             break;
         }
-    }
-    for (worker, &children) in before.iter().enumerate() {
-        on_event(SearchEvent::Finished { worker, children });
     }
     Ok(())
 }
@@ -311,27 +398,7 @@ mod tests {
     /// or `BITSOTA_TEST_DATASETS`); skipped without them, except under `CI=true`.
     #[test]
     fn image_tasks_search_by_squared_error_and_verify_by_accuracy() {
-        let datasets = std::env::var_os("BITSOTA_TEST_DATASETS")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-        if !datasets.join("cifar10").is_dir() {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "no CIFAR-10 files at {datasets:?}"
-            );
-            eprintln!("SKIPPED: no CIFAR-10 files at {}", datasets.display());
-            return;
-        }
-        // Link the dataset folder, not its parent: the prepared-task cache then lands in
-        // the temporary `datasets/prepared`, never in the (read-only) shared folder.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("datasets")).unwrap();
-        std::os::unix::fs::symlink(
-            datasets.join("cifar10").canonicalize().unwrap(),
-            dir.path().join("datasets/cifar10"),
-        )
-        .unwrap();
+        let Some(dir) = cifar_data_dir() else { return };
         let mut s = MinerSettings::from_config(&Config::default());
         s.task_type = "cifar10_binary".into();
         s.miner_task_count = 2;
@@ -354,6 +421,74 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!((0.4..0.6).contains(&verified), "validator score {verified}");
+    }
+
+    /// The real CIFAR-10 files in a data directory, or `None` (test skipped) without
+    /// them (`../shared/datasets` or `BITSOTA_TEST_DATASETS`; required under `CI=true`).
+    fn cifar_data_dir() -> Option<tempfile::TempDir> {
+        let datasets = std::env::var_os("BITSOTA_TEST_DATASETS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+        if !datasets.join("cifar10").is_dir() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "no CIFAR-10 files at {datasets:?}"
+            );
+            eprintln!("SKIPPED: no CIFAR-10 files at {}", datasets.display());
+            return None;
+        }
+        // Link the dataset folder, not its parent: the prepared-task cache then lands in
+        // the temporary `datasets/prepared`, never in the (read-only) shared folder.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("datasets")).unwrap();
+        std::os::unix::fs::symlink(
+            datasets.join("cifar10").canonicalize().unwrap(),
+            dir.path().join("datasets/cifar10"),
+        )
+        .unwrap();
+        Some(dir)
+    }
+
+    /// A staged run searches its first space for `stage_children` children, then the
+    /// second from the best program so far: the second stage's first candidate is that
+    /// program adopted (two matrices, NOOP-padded phases) with the same fitness, and no
+    /// candidate of the first stage has matrices to spare.
+    #[test]
+    fn a_staged_run_moves_on_from_its_best_program() {
+        let Some(dir) = cifar_data_dir() else { return };
+        let mut s = MinerSettings::from_config(&Config::default());
+        s.task_type = "cifar10_binary".into();
+        (s.miner_task_count, s.workers, s.seed) = (1, 1, 3);
+        s.train_examples = Some(40);
+        s.val_examples = Some(40);
+        s.stage_children = Some(1500);
+        // Without FEC, so a fitness is the program's own, not a probe-twin's.
+        s.fec_cache_size = Some(0);
+        s.max_generations = Some(1600);
+        let suite = miner_suite(&s, dir.path()).unwrap();
+        let mut improved = Vec::new();
+        let mut finished = 0;
+        run(&s, &suite, None, &AtomicBool::new(false), |e| match e {
+            SearchEvent::Improved {
+                children,
+                fitness,
+                dsl,
+                ..
+            } => improved.push((children, fitness, parse_program(&dsl).unwrap())),
+            SearchEvent::Finished { children, .. } => finished = children,
+            _ => {}
+        })
+        .unwrap();
+        assert_eq!(finished, 1600, "children count on across stages");
+        let (first, second): (Vec<_>, Vec<_>) =
+            improved.into_iter().partition(|(c, _, _)| *c <= 1500);
+        let best = first.last().expect("the first stage found candidates");
+        assert!(first.iter().all(|(_, _, p)| p.meta.matrix_count == 1));
+        let (_, fitness, start) = second.first().expect("the second stage reports its start");
+        assert_eq!(*fitness, best.1, "the adopted best scores the same");
+        assert_eq!(start.meta.matrix_count, 2);
+        assert_eq!(&start.predict[..best.2.predict.len()], &best.2.predict[..]);
     }
 
     /// The shipped `scalar_linear` search — the recipe, nothing overridden — discovers

@@ -5,7 +5,7 @@
 //! Every key of the reference example is either honoured or rejected with a message
 //! naming it; unknown keys are errors. `null` means "no override", as in the reference.
 
-use super::recipe::{recipe, Search};
+use super::recipe::{recipe, NextStage, Search};
 use crate::config::Config;
 use crate::engine::{Mutation, Profile};
 use crate::tasks::TaskType;
@@ -43,6 +43,7 @@ pub struct MinerSettings {
     pub mutations: Option<Vec<Mutation>>,
     pub restart_children: Option<u64>,
     pub stagnation_children: Option<u64>,
+    pub stage_children: Option<u64>,
     pub max_example_work: Option<u64>,
     /// Start from the relay's current SOTA program instead of the recipe's first
     /// population (when the relay has one for this task type).
@@ -121,6 +122,7 @@ impl MinerSettings {
             mutations: m.mutations.clone(),
             restart_children: m.restart_children,
             stagnation_children: m.stagnation_children,
+            stage_children: m.stage_children,
             max_example_work: m.max_example_work,
             start_from_sota: m.start_from_sota,
             mutation_prob: m.mutation_prob,
@@ -188,6 +190,15 @@ impl MinerSettings {
             stagnation_children: self.stagnation_children.unwrap_or(r.stagnation_children),
             max_example_work: self.max_example_work.unwrap_or(r.max_example_work),
             fec_cache_size: self.fec_cache_size.unwrap_or(r.fec_cache_size),
+            // A profile set explicitly is searched alone.
+            then: match (&self.profile, self.stage_children) {
+                (Some(_), _) | (None, Some(0)) => None,
+                (None, Some(n)) => r.then.map(|t| NextStage {
+                    after_children: n,
+                    ..t
+                }),
+                (None, None) => r.then,
+            },
             ..r
         })
     }
@@ -578,6 +589,33 @@ mod tests {
             assert_eq!(run.stagnation_children, engine);
         }
         cfg.miner.stagnation_children = None;
+        // The image recipe is staged; stage_children moves the switch (0 = first space
+        // only), and a profile set explicitly is searched alone.
+        let then = |cfg: &Config| MinerSettings::from_config(cfg).search().unwrap().then;
+        assert_eq!(then(&cfg), recipe(TaskType::Cifar10Binary).then);
+        cfg.miner.stage_children = Some(7);
+        assert_eq!(
+            then(&cfg).map(|t| (t.profile, t.after_children)),
+            Some(("az_bilinear".into(), 7))
+        );
+        cfg.miner.stage_children = Some(0);
+        assert_eq!(then(&cfg), None);
+        cfg.miner.stage_children = None;
+        cfg.miner.profile = Some("az_classify".into());
+        assert_eq!(then(&cfg), None);
+        cfg.miner.profile = None;
+        // A run given a program to start from searches the last space, the program
+        // adopted into it.
+        let start = crate::engine::parse_program("# predict\ns0 = s2 + s3\n").unwrap();
+        let run =
+            crate::miner::search::evolution_config(&MinerSettings::from_config(&cfg), Some(start))
+                .unwrap();
+        assert_eq!(
+            run.profile,
+            crate::engine::ProfileChoice::Named("az_bilinear".into())
+        );
+        let adopted = run.start_program.unwrap();
+        assert_eq!((adopted.predict.len(), adopted.meta.matrix_count), (6, 2));
         // The image recipe's FEC is on; an explicit 0 (the reference example's value)
         // turns it off.
         let fec = |s: &MinerSettings| {
