@@ -92,6 +92,24 @@ impl Regs {
         self.check(j, 8);
         (self.p.add(j) as *mut [f32; 8]).write_unaligned(v)
     }
+    /// The `T` lanes of element `e` as one array (`T` = this file's lane count).
+    ///
+    /// # Safety
+    /// `e·T..e·T + T` is inside the register file.
+    #[inline(always)]
+    unsafe fn lanes<const T: usize>(self, e: usize) -> [f32; T] {
+        debug_assert_eq!(T, self.t);
+        self.check(e * T, T);
+        (self.p.add(e * T) as *const [f32; T]).read_unaligned()
+    }
+    /// # Safety
+    /// `e·T..e·T + T` is inside the register file.
+    #[inline(always)]
+    unsafe fn set_lanes<const T: usize>(self, e: usize, v: [f32; T]) {
+        debug_assert_eq!(T, self.t);
+        self.check(e * T, T);
+        (self.p.add(e * T) as *mut [f32; T]).write_unaligned(v)
+    }
     /// Set flat indices `j..j + n` to `v`.
     ///
     /// # Safety
@@ -123,12 +141,82 @@ unsafe fn zip_map<F: Fn(f32, f32) -> f32>(
     let mut j = 0;
     while j + 8 <= len {
         let (x, y) = (r.load8(a + j), r.load8(b + j));
-        r.store8(d + j, std::array::from_fn(|k| f(x[k], y[k])));
+        // A plain loop, not `array::from_fn`: that stays an out-of-line call for some
+        // closures (`div`, `min`, `max`), which cost the demo search a tenth of its time.
+        let mut z = [0.0f32; 8];
+        for k in 0..8 {
+            z[k] = f(x[k], y[k]);
+        }
+        r.store8(d + j, z);
         j += 8;
     }
     for j in j..len {
         // Element 0 of "task" j is flat index j.
         r.set(0, d + j, f(r.get(0, a + j), r.get(0, b + j)));
+    }
+}
+
+/// Values in the longest scalar tile of [`zip_scalar`].
+const TILE: usize = 40;
+
+/// `d[j] = f(s[j mod T], a[j])` (`f(a[j], s[j mod T])` unless `S_FIRST`) for `len` values
+/// from flat indices `d` and `a`, `len` a multiple of `T` = `tasks`: a scalar operand
+/// (one value per lane, from flat index `s`) with every element of another. The
+/// scalar's lanes are tiled to `lcm(T, 8)` values, so the run goes eight at a time like
+/// [`zip_map`] whatever the lane count. False (nothing done) when the tile would be
+/// longer than [`TILE`], or the run shorter than two tiles: then building the tile
+/// costs more than it saves (a vector at `D` = 4 is one tile).
+///
+/// # Safety
+/// `d..d + len`, `a..a + len` and `s..s + T` are inside the register file.
+#[inline(always)]
+unsafe fn zip_scalar<const S_FIRST: bool, F: Fn(f32, f32) -> f32>(
+    r: Regs,
+    d: usize,
+    a: usize,
+    s: usize,
+    len: usize,
+    tasks: usize,
+    f: &F,
+) -> bool {
+    if tasks == 0 {
+        return false;
+    }
+    let l = tasks / gcd(tasks, 8) * 8;
+    if l > TILE || len < 2 * l {
+        return false;
+    }
+    // The whole tile, with a constant trip count: with `T` a constant the indices fold
+    // and the tile can live in vector registers rather than be stored and reloaded.
+    let mut tile = [0.0f32; TILE];
+    for (i, x) in tile.iter_mut().enumerate() {
+        *x = r.get(0, s + i % tasks);
+    }
+    let g = |x: f32, y: f32| if S_FIRST { f(x, y) } else { f(y, x) };
+    let mut j = 0;
+    // `j` steps by whole tiles (whole multiples of T), so lane (j + q) mod T is q mod T.
+    while j + l <= len {
+        for q in (0..l).step_by(8) {
+            let (x, y) = (&tile[q..q + 8], r.load8(a + j + q));
+            let mut z = [0.0f32; 8];
+            for k in 0..8 {
+                z[k] = g(x[k], y[k]);
+            }
+            r.store8(d + j + q, z);
+        }
+        j += l;
+    }
+    for j in j..len {
+        r.set(0, d + j, g(tile[j % tasks], r.get(0, a + j)));
+    }
+    true
+}
+
+const fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -162,13 +250,42 @@ unsafe fn bin<F: Fn(f32, f32) -> f32>(
         (Mode::Same, Mode::Same) => zip_map(r, d * tasks, a * tasks, b * tasks, n * tasks, &f),
         // Row k of the destination pairs row k of one operand with the scalar's row.
         (Mode::Scalar, Mode::Same) => {
-            for k in 0..n {
-                zip_map(r, (d + k) * tasks, a * tasks, (b + k) * tasks, tasks, &f);
+            if !zip_scalar::<true, F>(r, d * tasks, b * tasks, a * tasks, n * tasks, tasks, &f) {
+                for k in 0..n {
+                    zip_map(r, (d + k) * tasks, a * tasks, (b + k) * tasks, tasks, &f);
+                }
             }
         }
         (Mode::Same, Mode::Scalar) => {
-            for k in 0..n {
-                zip_map(r, (d + k) * tasks, (a + k) * tasks, b * tasks, tasks, &f);
+            if !zip_scalar::<false, F>(r, d * tasks, a * tasks, b * tasks, n * tasks, tasks, &f) {
+                for k in 0..n {
+                    zip_map(r, (d + k) * tasks, (a + k) * tasks, b * tasks, tasks, &f);
+                }
+            }
+        }
+        // A matrix with a vector on every row: each row of both is one contiguous run.
+        (Mode::Same, Mode::Row) => {
+            for row in (0..n).step_by(dim.max(1)) {
+                zip_map(
+                    r,
+                    (d + row) * tasks,
+                    (a + row) * tasks,
+                    b * tasks,
+                    dim * tasks,
+                    &f,
+                );
+            }
+        }
+        (Mode::Row, Mode::Same) => {
+            for row in (0..n).step_by(dim.max(1)) {
+                zip_map(
+                    r,
+                    (d + row) * tasks,
+                    a * tasks,
+                    (b + row) * tasks,
+                    dim * tasks,
+                    &f,
+                );
             }
         }
         _ => {
@@ -216,6 +333,70 @@ unsafe fn un<F: Fn(f32) -> f32>(
         for t in 0..tasks {
             r.set(d + k, t, f(r.get(ea, t)));
         }
+    }
+}
+
+/// `R` sums of products for every lane at once: `sums[q] = Σ_k x(k)·y(q, k)`, each
+/// summed from 0 in `k` order exactly as a lone sum would be (the `R` sums only share
+/// the loads of `x`, and run side by side instead of one after another). `x(k)` and
+/// `y(q, k)` are element indices; `X_FIRST` says which operand is written first in the
+/// product, as the kernels always did (the product's bits do not depend on it, but a
+/// NaN's payload does).
+///
+/// # Safety
+/// Every element `x(k)` and `y(q, k)` for `k < len`, `q < R` is inside the register
+/// file of `T` lanes.
+#[inline(always)]
+unsafe fn sums<const R: usize, const T: usize, const X_FIRST: bool>(
+    r: Regs,
+    len: usize,
+    x: impl Fn(usize) -> usize,
+    y: impl Fn(usize, usize) -> usize,
+) -> [[f32; T]; R] {
+    let mut acc = [[0.0f32; T]; R];
+    for k in 0..len {
+        let xk = r.lanes::<T>(x(k));
+        for (q, acc) in acc.iter_mut().enumerate() {
+            let yk = r.lanes::<T>(y(q, k));
+            for t in 0..T {
+                acc[t] += if X_FIRST {
+                    xk[t] * yk[t]
+                } else {
+                    yk[t] * xk[t]
+                };
+            }
+        }
+    }
+    acc
+}
+
+/// Products of `count` sums (numbered from 0) into `out`, four at a time: sum `j` is
+/// `Σ_k x(j, k)·y(j, k)` with `x` shared by the four (see [`sums`]), stored as lanes
+/// `j·T..j·T + T` of `out`.
+///
+/// # Safety
+/// As for [`sums`], for every `j < count`; `out` holds `count·T` values.
+#[inline(always)]
+unsafe fn sums_into<const T: usize, const X_FIRST: bool>(
+    r: Regs,
+    count: usize,
+    len: usize,
+    x: impl Fn(usize, usize) -> usize,
+    y: impl Fn(usize, usize) -> usize,
+    out: &mut [f32],
+) {
+    let mut j = 0;
+    // Four sums that share `x` (the same row of a product, or one dot product).
+    while j + 4 <= count && x(j, 0) == x(j + 3, 0) {
+        let block = sums::<4, T, X_FIRST>(r, len, |k| x(j, k), |q, k| y(j + q, k));
+        for (q, sum) in block.iter().enumerate() {
+            out[(j + q) * T..(j + q + 1) * T].copy_from_slice(sum);
+        }
+        j += 4;
+    }
+    for j in j..count {
+        let [sum] = sums::<1, T, X_FIRST>(r, len, |k| x(j, k), |_, k| y(j, k));
+        out[j * T..(j + 1) * T].copy_from_slice(&sum);
     }
 }
 
@@ -351,16 +532,9 @@ unsafe fn exec<const D: usize, const T: usize>(
                 }
             }
             Kernel::Dot if T > 0 => {
-                let mut acc = [0.0f32; T];
-                for k in 0..dim {
-                    for (t, x) in acc.iter_mut().enumerate() {
-                        *x += r.get(a + k, t) * r.get(b + k, t);
-                    }
-                }
+                let [acc] = sums::<1, T, true>(r, dim, |k| a + k, |_, k| b + k);
                 for k in 0..n {
-                    for (t, x) in acc.iter().enumerate() {
-                        r.set(d + k, t, *x);
-                    }
+                    r.set_lanes::<T>(d + k, acc);
                 }
             }
             Kernel::Dot => {
@@ -388,21 +562,12 @@ unsafe fn exec<const D: usize, const T: usize>(
                 }
             }
             Kernel::MatVec if T > 0 => {
-                // As below, with each row's sums held in registers.
-                for row in 0..dim {
-                    let mut acc = [0.0f32; T];
-                    for c in 0..dim {
-                        for (t, x) in acc.iter_mut().enumerate() {
-                            *x += r.get(a + row * dim + c, t) * r.get(b + c, t);
-                        }
-                    }
-                    s.mat[row * T..(row + 1) * T].copy_from_slice(&acc);
-                }
+                // As below, four rows at a time sharing each load of the vector.
+                let (x, y) = (|_, c| b + c, |row, c| a + row * dim + c);
+                sums_into::<T, false>(r, dim, dim, x, y, s.mat);
                 for k in 0..n {
-                    let src = &s.mat[(k % dim) * T..(k % dim + 1) * T];
-                    for (t, x) in src.iter().enumerate() {
-                        r.set(d + k, t, *x);
-                    }
+                    let e = k % dim;
+                    r.set_lanes::<T>(d + k, s.mat[e * T..(e + 1) * T].try_into().unwrap());
                 }
             }
             Kernel::MatVec => {
@@ -423,22 +588,13 @@ unsafe fn exec<const D: usize, const T: usize>(
                 }
             }
             Kernel::MatMat if T > 0 => {
-                for row in 0..dim {
-                    for c in 0..dim {
-                        let mut acc = [0.0f32; T];
-                        for k in 0..dim {
-                            for (t, x) in acc.iter_mut().enumerate() {
-                                *x += r.get(a + row * dim + k, t) * r.get(b + k * dim + c, t);
-                            }
-                        }
-                        let e = row * dim + c;
-                        s.mat[e * T..(e + 1) * T].copy_from_slice(&acc);
-                    }
-                }
+                // Element e = (row, c): Σ_k a[row][k]·b[k][c], four columns of a row at
+                // a time sharing each load of a[row][k].
+                let x = |e: usize, k| a + (e / dim) * dim + k;
+                let y = |e: usize, k| b + k * dim + e % dim;
+                sums_into::<T, true>(r, n, dim, x, y, s.mat);
                 for k in 0..n {
-                    for t in 0..T {
-                        r.set(d + k, t, s.mat[k * T + t]);
-                    }
+                    r.set_lanes::<T>(d + k, s.mat[k * T..(k + 1) * T].try_into().unwrap());
                 }
             }
             Kernel::MatMat => {
@@ -457,6 +613,25 @@ unsafe fn exec<const D: usize, const T: usize>(
                 for k in 0..n {
                     for t in 0..tasks {
                         r.set(d + k, t, s.mat[k * tasks + t]);
+                    }
+                }
+            }
+            Kernel::Outer if T > 0 => {
+                // Row `row` is a[row] (one value per lane) times every element of b: a
+                // scalar with a vector, as one contiguous run of `dim` elements.
+                for row in 0..dim {
+                    let (dr, ar) = ((d + row * dim) * T, (a + row) * T);
+                    let mul = |x: f32, y: f32| x * y;
+                    if !zip_scalar::<true, _>(r, dr, b * T, ar, dim * T, T, &mul) {
+                        let x = r.lanes::<T>(a + row);
+                        for c in 0..dim {
+                            let y = r.lanes::<T>(b + c);
+                            let mut z = [0.0f32; T];
+                            for t in 0..T {
+                                z[t] = x[t] * y[t];
+                            }
+                            r.set_lanes::<T>(d + row * dim + c, z);
+                        }
                     }
                 }
             }
