@@ -584,7 +584,14 @@ impl Evolver {
             .as_ref()
             .map_or(true, |b| better(fitness, b.fitness));
         if improved {
-            self.best = Some(member.clone());
+            // Into the old best's buffers: a new best allocates nothing either.
+            match &mut self.best {
+                Some(best) => {
+                    best.program.clone_from(&member.program);
+                    best.fitness = member.fitness;
+                }
+                None => self.best = Some(member.clone()),
+            }
             self.last_gain = self.children;
         }
         match self.cfg.engine {

@@ -266,9 +266,29 @@ fn random_code(
     size: usize,
     rng: &mut Rng,
 ) -> Vec<Instruction> {
-    (0..size)
-        .map_while(|_| random_instruction(spec, meta, dim, rng))
-        .collect()
+    let mut code = Vec::with_capacity(size);
+    refill_random(&mut code, spec, meta, dim, size, rng);
+    code
+}
+
+/// Replace `code` with up to `size` random instructions (fewer only when the phase has
+/// no usable op), in `code`'s own buffer: randomize_component runs for a third of the
+/// children and must not allocate.
+fn refill_random(
+    code: &mut Vec<Instruction>,
+    spec: &PhaseSpec,
+    meta: &ProgramMeta,
+    dim: usize,
+    size: usize,
+    rng: &mut Rng,
+) {
+    code.clear();
+    for _ in 0..size {
+        match random_instruction(spec, meta, dim, rng) {
+            Some(ins) => code.push(ins),
+            None => break,
+        }
+    }
 }
 
 /// A phase of `spec.init_size()` random instructions.
@@ -366,7 +386,7 @@ pub fn mutate(
         }
         Mutation::RandomizeComponent => {
             let size = code.len();
-            *code = random_code(spec, &meta, dim, size, rng);
+            refill_random(code, spec, &meta, dim, size, rng);
         }
         Mutation::RandomizeProgram => unreachable!("handled above"),
     }
