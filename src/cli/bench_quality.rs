@@ -64,6 +64,8 @@ struct Best {
 struct Mark {
     seconds: f64,
     children: u64,
+    /// Full evaluations (children neither cache knew), as of the workers' last report.
+    evaluations: u64,
     /// Children per second since the previous mark.
     rate: f64,
     fitness: Option<f64>,
@@ -76,6 +78,7 @@ fn points(marks: &[Mark]) -> Vec<Point> {
         .map(|m| Point {
             seconds: m.seconds,
             children: m.children,
+            evaluations: m.evaluations,
             score: m.score,
             fitness: m.fitness,
         })
@@ -184,12 +187,15 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     let deadline = Duration::from_secs_f64(q.minutes * 60.0);
     let every = Duration::from_secs_f64(q.mark_seconds);
     let mut children = vec![0u64; s.workers];
+    let mut evaluations = vec![0u64; s.workers];
     let mut best: Option<Best> = None;
     let mut marks: Vec<Mark> = Vec::new();
     let mut error = None;
-    let mut mark = |best: &Option<Best>, children: u64, marks: &mut Vec<Mark>| {
+    let mut mark = |best: &Option<Best>, children: u64, evaluations: u64, marks: &mut Vec<Mark>| {
         let seconds = started.elapsed().as_secs_f64();
-        let (t0, c0) = marks.last().map_or((0.0, 0), |m| (m.seconds, m.children));
+        let (t0, c0, e0) = marks
+            .last()
+            .map_or((0.0, 0, 0), |m| (m.seconds, m.children, m.evaluations));
         let score = match best.as_ref().map(|b| score(&b.dsl)).transpose() {
             Ok(s) => s.flatten(),
             Err(e) => {
@@ -200,15 +206,17 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
         let m = Mark {
             seconds,
             children,
+            evaluations,
             rate: (children - c0) as f64 / (seconds - t0).max(1e-9),
             fitness: best.as_ref().map(|b| b.fitness),
             score,
         };
         eprintln!(
-            "[quality] {:>5.0} s  {:>11} children  {:>8.0}/s  best miner fitness {}  validator score {}",
+            "[quality] {:>5.0} s  {:>11} children  {:>8.0}/s  {:>7.0} full evaluations/s  best miner fitness {}  validator score {}",
             m.seconds,
             m.children,
             m.rate,
+            (evaluations - e0) as f64 / (seconds - t0).max(1e-9),
             m.fitness.map_or("-".into(), |f| format!("{f:.6}")),
             m.score.map_or("-".into(), |f| format!("{f:.6}")),
         );
@@ -231,9 +239,13 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
                 SearchEvent::Progress {
                     worker,
                     children: c,
+                    evaluations: e,
                     ..
+                } => {
+                    children[worker] = c;
+                    evaluations[worker] = e;
                 }
-                | SearchEvent::Finished {
+                SearchEvent::Finished {
                     worker,
                     children: c,
                     ..
@@ -252,14 +264,24 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
             }
             let due = every.mul_f64((marks.len() + 1) as f64);
             if started.elapsed() >= due && started.elapsed() < deadline {
-                mark(&best, children.iter().sum(), &mut marks);
+                mark(
+                    &best,
+                    children.iter().sum(),
+                    evaluations.iter().sum(),
+                    &mut marks,
+                );
             }
         });
         stop.store(true, Ordering::Relaxed);
         result
     })
     .map_err(anyhow::Error::msg)?;
-    mark(&best, children.iter().sum(), &mut marks);
+    mark(
+        &best,
+        children.iter().sum(),
+        evaluations.iter().sum(),
+        &mut marks,
+    );
     if let Some(e) = error {
         return Err(e);
     }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 pub struct Point {
     pub seconds: f64,
     pub children: u64,
+    /// Children that got a full evaluation on the miner suite (the rest were scored by
+    /// the exact-duplicate cache or the functional-equivalence cache).
+    pub evaluations: u64,
     /// The best program's score on the validators' suite.
     pub score: Option<f64>,
     /// The best program's miner fitness.
@@ -29,13 +32,15 @@ pub fn reference_lines(task: TaskType) -> &'static [(&'static str, f64)] {
 /// The CSV text of a curve (empty cells where a mark has no best yet).
 pub fn csv(points: &[Point]) -> String {
     let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-    let mut out = String::from("seconds,children,best_suite_score,best_miner_fitness\n");
+    let mut out =
+        String::from("seconds,children,evaluations,best_suite_score,best_miner_fitness\n");
     for p in points {
         let _ = writeln!(
             out,
-            "{:.1},{},{},{}",
+            "{:.1},{},{},{},{}",
             p.seconds,
             p.children,
+            p.evaluations,
             cell(p.score),
             cell(p.fitness)
         );
@@ -140,20 +145,22 @@ mod tests {
             Point {
                 seconds: 30.0,
                 children: 10,
+                evaluations: 10,
                 score: None,
                 fitness: None,
             },
             Point {
                 seconds: 60.0,
                 children: 2500,
+                evaluations: 900,
                 score: Some(0.7165),
                 fitness: Some(0.72691),
             },
         ];
         assert_eq!(
             csv(&points),
-            "seconds,children,best_suite_score,best_miner_fitness\n\
-             30.0,10,,\n60.0,2500,0.716500,0.726910\n"
+            "seconds,children,evaluations,best_suite_score,best_miner_fitness\n\
+             30.0,10,10,,\n60.0,2500,900,0.716500,0.726910\n"
         );
         let dir = tempfile::tempdir().unwrap();
         let path = svg_path(&dir.path().join("curve.csv"));

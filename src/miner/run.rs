@@ -252,6 +252,7 @@ impl Runner {
                 children,
                 children_per_sec,
                 best_fitness,
+                ..
             } => {
                 self.children[worker] = children;
                 self.job

@@ -4,8 +4,8 @@
 
 use super::settings::MinerSettings;
 use crate::engine::{
-    parse_program, print_program, run_islands, score_on_suite, EngineKind, EvolutionConfig,
-    EvolutionEvent, Profile, ProfileChoice, Program,
+    parse_program, print_program, run_islands, score_on_suite, CacheStats, EngineKind,
+    EvolutionConfig, EvolutionEvent, Profile, ProfileChoice, Program,
 };
 use crate::tasks::hyperparams::SuiteConfig;
 use crate::tasks::scalar_linear::LinearSizes;
@@ -28,6 +28,9 @@ pub enum SearchEvent {
     Progress {
         worker: usize,
         children: u64,
+        /// Children that got a full evaluation on the miner suite (neither cache knew
+        /// their score).
+        evaluations: u64,
         children_per_sec: f64,
         best_fitness: Option<f64>,
     },
@@ -236,7 +239,7 @@ pub fn run(
     let search = s.search()?;
     let next = search.then.clone().filter(|_| start.is_none());
     let first = evolution_config(s, start)?;
-    let mut before = vec![0u64; first.workers.max(1)];
+    let mut before = vec![Counts::default(); first.workers.max(1)];
     match next {
         None => rounds(
             &first,
@@ -293,14 +296,35 @@ pub fn run(
             }
         }
     }
-    for (worker, &children) in before.iter().enumerate() {
-        on_event(SearchEvent::Finished { worker, children });
+    for (worker, counts) in before.iter().enumerate() {
+        on_event(SearchEvent::Finished {
+            worker,
+            children: counts.children,
+        });
     }
     Ok(())
 }
 
+/// A worker's children and full evaluations so far, over every round and stage.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    children: u64,
+    evaluations: u64,
+}
+
+impl Counts {
+    /// `self` plus a round's `children`, of which the caches scored `fec` and `exact`.
+    fn plus(self, children: u64, fec: Option<CacheStats>, exact: Option<CacheStats>) -> Counts {
+        let hits = fec.map_or(0, |s| s.hits) + exact.map_or(0, |s| s.hits);
+        Counts {
+            children: self.children + children,
+            evaluations: self.evaluations + children.saturating_sub(hits),
+        }
+    }
+}
+
 /// One stage of [`run`]: rounds of `first` until `stop` or `max_children` per worker,
-/// children counted on from `before` (updated to where each worker ended).
+/// counted on from `before` (updated to where each worker ended).
 #[allow(clippy::too_many_arguments)]
 fn rounds(
     first: &EvolutionConfig,
@@ -308,7 +332,7 @@ fn rounds(
     max_children: Option<u64>,
     suite: &Suite,
     stop: &AtomicBool,
-    before: &mut Vec<u64>,
+    before: &mut Vec<Counts>,
     on_event: &mut impl FnMut(SearchEvent),
 ) -> Result<(), String> {
     let workers = before.len();
@@ -324,20 +348,25 @@ fn rounds(
         };
         let mut ended = before.clone();
         run_islands(&cfg, &suite.tasks, &suite.seeds, stop, |e| {
-            let at = |worker: usize, c: u64| before[worker] + c;
+            let at = |worker: usize, c: u64| before[worker].children + c;
             on_event(match e {
                 EvolutionEvent::Progress {
                     worker,
                     children,
                     children_per_sec,
                     best_fitness,
-                    ..
-                } => SearchEvent::Progress {
-                    worker,
-                    children: at(worker, children),
-                    children_per_sec,
-                    best_fitness: finite(best_fitness),
-                },
+                    fec,
+                    exact,
+                } => {
+                    let counts = before[worker].plus(children, fec, exact);
+                    SearchEvent::Progress {
+                        worker,
+                        children: counts.children,
+                        evaluations: counts.evaluations,
+                        children_per_sec,
+                        best_fitness: finite(best_fitness),
+                    }
+                }
                 EvolutionEvent::Candidate {
                     worker,
                     children,
@@ -353,9 +382,13 @@ fn rounds(
                     None => return,
                 },
                 EvolutionEvent::Finished {
-                    worker, children, ..
+                    worker,
+                    children,
+                    fec,
+                    exact,
+                    ..
                 } => {
-                    ended[worker] = at(worker, children);
+                    ended[worker] = before[worker].plus(children, fec, exact);
                     // A round's end is not the run's: only the last round reports it.
                     return;
                 }
