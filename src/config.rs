@@ -579,6 +579,9 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Also write logs to `<data_dir>/logs/bitsota.log`.
     pub file: bool,
+    /// Past this size the log file is rotated to `bitsota.log.1` (replacing an older
+    /// one). 0 = never.
+    pub file_max_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -594,6 +597,7 @@ impl Default for LogConfig {
             level: "info".into(),
             format: LogFormat::Human,
             file: true,
+            file_max_mb: 16,
         }
     }
 }
@@ -1014,6 +1018,9 @@ mod tests {
         assert_eq!(c.validator.count, 2);
         assert!(c.miner.autostart);
         assert_eq!(c.miner.task_type, "scalar_linear");
+        // The documented per-run caps are the built-in ones.
+        assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.log.file_max_mb, LogConfig::default().file_max_mb);
     }
 
     #[test]
