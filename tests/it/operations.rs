@@ -288,12 +288,26 @@ fn a_store_that_fails_stops_the_daemon_and_a_restart_loses_nothing() {
     );
 }
 
-/// `/metrics` asks for the admin token and passes `promtool check metrics`.
+/// `/metrics` asks for the admin token and passes `promtool check metrics`; a vote
+/// that came late (the SOTA already reached its score) is counted apart from an invalid
+/// one, although both are 400s.
 #[test]
 fn metrics_pass_promtool() {
     let d = Daemon::start(Opts::default());
     let api = Api::new(&d.relay);
-    assert_eq!(submit(&api, &Keypair::generate(), 1).unwrap().status, 200);
+    let miner = Keypair::generate();
+    assert_eq!(submit(&api, &miner, 1).unwrap().status, 200);
+    let validator = Keypair::generate();
+    let late = api.vote(&validator, &miner.ss58(), 0.0, 1);
+    assert_eq!(
+        (late.status, late.detail()),
+        (400, "Score 0 is not above current SOTA 0")
+    );
+    let invalid = api.vote(&validator, &miner.ss58(), 0.5, 0);
+    assert_eq!(
+        (invalid.status, invalid.detail()),
+        (400, "seen_block must be > 0")
+    );
     let url = format!("{}/metrics", d.pool);
     let denied = reply(http().get(&url).send().unwrap());
     assert_eq!(denied.0, 401, "{denied:?}");
@@ -306,6 +320,8 @@ fn metrics_pass_promtool() {
         .unwrap();
     for name in [
         r#"bitsota_relay_submissions_total{outcome="accepted",reason="none"} 1"#,
+        r#"bitsota_relay_votes_total{outcome="refused",reason="late"} 1"#,
+        r#"bitsota_relay_votes_total{outcome="refused",reason="invalid"} 1"#,
         "bitsota_http_request_duration_seconds_bucket",
         "bitsota_store_free_bytes",
         "bitsota_store_low_space 0",
