@@ -862,6 +862,49 @@ mod tests {
         assert_eq!(s.items[Stream::Logs.index()].iter().count(), 10);
     }
 
+    /// The shipped loop's write pattern for two simulated hours: one progress line a
+    /// second, each flushed on its own (the sidecar commits asynchronously, every
+    /// ~500 ms). Returns the run's logs kept and sled's file size every 10 minutes.
+    fn two_hours_of_progress(caps: Caps) -> (u64, Vec<u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Async).unwrap();
+        let s = SidecarStore::open(store.clone(), caps).unwrap();
+        let mut size_at = Vec::new();
+        for i in 0..2 * 3600u64 {
+            let line = Event::Progress {
+                worker_id: "0".into(),
+                iteration: i * 60_000,
+                rate: Some(61_234.5),
+                engine_best: Some(0.9999995),
+                pop_best: None,
+            };
+            s.ingest("run-1795936942-777d343b", &[line]).unwrap();
+            store.flush().unwrap();
+            if i % 600 == 599 {
+                size_at.push(store.size_on_disk());
+            }
+        }
+        let logs = s.items[Stream::Logs.index()].iter().count() as u64;
+        (logs, size_at)
+    }
+
+    /// At the shipped caps, sled's file grows only until it can recycle its segments
+    /// (about five of 512 KiB) and then stays put; at the reference's it is still
+    /// growing after two hours.
+    #[test]
+    fn the_store_stops_growing_once_a_run_is_at_its_caps() {
+        let caps = Caps::from_config(&crate::config::StoreConfig::default());
+        let (logs, size_at) = two_hours_of_progress(caps);
+        assert_eq!(logs, caps.logs);
+        // Minutes 60 to 120: no growth, within sled's floor.
+        let late = &size_at[5..];
+        assert!(late.iter().all(|&b| b == late[0]), "{size_at:?}");
+        assert!(late[0] <= 3 << 20, "{size_at:?}");
+        let (logs, size_at) = two_hours_of_progress(Caps::REFERENCE);
+        assert_eq!(logs, Caps::REFERENCE.logs);
+        assert!(size_at[11] > size_at[5], "{size_at:?}");
+    }
+
     #[test]
     fn replace_wipes_and_resume_keeps() {
         let (_d, s) = open();
