@@ -9,11 +9,13 @@
 //!   children (`/appliance/status`) and children/s over the last interval, and the
 //!   records held in all trees;
 //! - `<out>.trees.csv`: records and bytes per store tree at each sample;
-//! - `<out>.svg`: the sizes and memory in MB, and children/s, against minutes.
+//! - `<out>.svg`: the data directory's sizes, the resident memory and children/s
+//!   against minutes (`--redraw` draws it again from `<out>.csv`).
 //!
 //! ```text
 //! cargo build --release
-//! nice -n 5 cargo run --release --example soak -- --minutes 60 --out docs/soak/shipped
+//! nice -n 5 cargo run --release --example soak -- --minutes 60 --out docs/soak/shipped-60min
+//! cargo run --release --example soak -- --out docs/soak/shipped-60min --redraw
 //! ```
 
 use clap::Parser;
@@ -45,6 +47,9 @@ struct Args {
     /// The relay's admin token (the shipped test mode's is "dev").
     #[arg(long, default_value = "dev")]
     admin_token: String,
+    /// Only draw <out>.svg again from <out>.csv (no daemon).
+    #[arg(long)]
+    redraw: bool,
 }
 
 /// One sample of the daemon's footprint.
@@ -81,6 +86,30 @@ impl Sample {
             self.children_per_s,
             self.records
         )
+    }
+}
+
+impl Sample {
+    /// A row of the main CSV read back (`None` for the header or a malformed row).
+    fn parse(line: &str) -> Option<Sample> {
+        let cells: Vec<&str> = line.trim().split(',').collect();
+        let [minutes, store, store_du, data_du, logs_du, metrics_du, rss, children, rate, records] =
+            cells[..]
+        else {
+            return None;
+        };
+        Some(Sample {
+            minutes: minutes.parse().ok()?,
+            store_bytes: store.parse().ok()?,
+            store_du_bytes: store_du.parse().ok()?,
+            data_du_bytes: data_du.parse().ok()?,
+            logs_du_bytes: logs_du.parse().ok()?,
+            metrics_du_bytes: metrics_du.parse().ok()?,
+            rss_bytes: rss.parse().ok()?,
+            children: children.parse().ok()?,
+            children_per_s: rate.parse().ok()?,
+            records: records.parse().ok()?,
+        })
     }
 }
 
@@ -165,81 +194,105 @@ fn du(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// A curve of the upper chart: its label, the figure it draws and its colour.
-type Series = (&'static str, fn(&Sample) -> u64, RGBColor);
+/// One curve of a panel: its label, its points (minutes, value) and its colour.
+type Curve = (&'static str, Vec<(f64, f64)>, RGBColor);
 
-/// Draw the sizes and memory (MB) above children/s, against minutes.
-fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", path.display());
-    let mb = |b: u64| b as f64 / 1e6;
-    let x_max = samples.iter().map(|s| s.minutes).fold(1.0, f64::max);
-    let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (upper, lower) = root.split_vertically(460);
-    let series: [Series; 5] = [
-        ("store size on disk (sled)", |s| s.store_bytes, BLUE),
-        ("du store/", |s| s.store_du_bytes, RGBColor(120, 120, 255)),
-        ("du data dir", |s| s.data_du_bytes, BLACK),
-        (
-            "du logs/ + metrics/",
-            |s| s.logs_du_bytes + s.metrics_du_bytes,
-            GREEN,
-        ),
-        ("resident memory", |s| s.rss_bytes, RED),
-    ];
-    let y_max = samples
+/// One panel: `curves` against minutes, from 0 to a little above the largest value.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    x_max: f64,
+    curves: Vec<Curve>,
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let y_max = curves
         .iter()
-        .flat_map(|s| series.iter().map(move |(_, f, _)| mb(f(s))))
-        .fold(1.0, f64::max)
-        * 1.1;
-    let mut chart = ChartBuilder::on(&upper)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
+        .flat_map(|(_, points, _)| points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .y_desc("MB")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (label, f, color) in series {
-        let data: Vec<(f64, f64)> = samples.iter().map(|s| (s.minutes, mb(f(s)))).collect();
-        chart
-            .draw_series(LineSeries::new(data, color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    let rates: Vec<(f64, f64)> = samples
-        .iter()
-        .skip(1)
-        .map(|s| (s.minutes, s.children_per_s / 1000.0))
-        .collect();
-    let r_max = rates.iter().map(|r| r.1).fold(1.0, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(&lower)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..r_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
         .x_desc("minutes")
-        .y_desc("miner k children/s")
+        .y_desc(y_desc)
         .draw()
         .map_err(|e| err(&e))?;
-    chart
-        .draw_series(LineSeries::new(rates, BLUE.stroke_width(2)))
+    let labelled = curves.len() > 1;
+    for (label, points, color) in curves {
+        let drawn = chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| err(&e))?;
+        if labelled {
+            drawn.label(label).legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+    }
+    if labelled {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// Bytes as (decimal) megabytes.
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// Draw the data directory's sizes, the resident memory and the miner's children/s
+/// against minutes, one panel each.
+fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", path.display());
+    let x_max = samples.iter().map(|s| s.minutes).fold(1.0, f64::max);
+    let curve = |label, f: fn(&Sample) -> f64, color| -> Curve {
+        (
+            label,
+            samples.iter().map(|s| (s.minutes, f(s))).collect(),
+            color,
+        )
+    };
+    let root = SVGBackend::new(path, (900, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 20))
         .map_err(|e| err(&e))?;
+    let (sizes, rest) = root.split_vertically(440);
+    let (memory, rate) = rest.split_vertically(200);
+    let size_curves = vec![
+        curve("du data dir", |s| mb(s.data_du_bytes), BLACK),
+        curve(
+            "du store/",
+            |s| mb(s.store_du_bytes),
+            RGBColor(120, 120, 255),
+        ),
+        curve("store size on disk (sled)", |s| mb(s.store_bytes), BLUE),
+        curve(
+            "du logs/ + metrics/",
+            |s| mb(s.logs_du_bytes + s.metrics_du_bytes),
+            GREEN,
+        ),
+    ];
+    panel(&sizes, "data directory", "MB", x_max, size_curves).map_err(|e| err(&e))?;
+    let rss = vec![curve("resident memory", |s| mb(s.rss_bytes), RED)];
+    panel(&memory, "resident memory", "MB", x_max, rss).map_err(|e| err(&e))?;
+    // The first sample has no interval behind it.
+    let mut children = curve("children/s", |s| s.children_per_s / 1000.0, BLUE);
+    children.1.drain(..1.min(children.1.len()));
+    panel(&rate, "miner", "k children/s", x_max, vec![children]).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
 
@@ -308,17 +361,24 @@ fn get_json(http: &reqwest::blocking::Client, url: &str, token: &str) -> anyhow:
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let with_ext = |ext: &str| {
+        let mut p = args.out.clone().into_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let title = |minutes: f64| format!("bitsota serve, shipped appliance.toml: {minutes:.0} min");
+    if args.redraw {
+        let text = std::fs::read_to_string(with_ext(".csv"))?;
+        let samples: Vec<Sample> = text.lines().filter_map(Sample::parse).collect();
+        let minutes = samples.last().map_or(0.0, |s| s.minutes);
+        return draw(&with_ext(".svg"), &title(minutes), &samples).map_err(anyhow::Error::msg);
+    }
     let tmp = tempfile::tempdir()?;
     let data_dir = tmp.path().join("data");
     let daemon = start(&args, &data_dir, &tmp.path().join("serve.stderr"))?;
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let with_ext = |ext: &str| {
-        let mut p = args.out.clone().into_os_string();
-        p.push(ext);
-        PathBuf::from(p)
-    };
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -360,11 +420,8 @@ fn main() -> anyhow::Result<()> {
         trees.extend(rows);
         std::fs::write(with_ext(".csv"), csv(&samples))?;
         std::fs::write(with_ext(".trees.csv"), trees_csv(&trees))?;
-        let title = format!(
-            "bitsota serve, shipped appliance.toml: {} min",
-            args.minutes
-        );
-        draw(&with_ext(".svg"), &title, &samples).map_err(anyhow::Error::msg)?;
+        draw(&with_ext(".svg"), &title(args.minutes as f64), &samples)
+            .map_err(anyhow::Error::msg)?;
     }
     drop(daemon);
     Ok(())
@@ -400,6 +457,17 @@ mod tests {
         };
         let text = csv(std::slice::from_ref(&s));
         let lines: Vec<&str> = text.lines().collect();
+        // `--redraw` reads the rows back (the rate has one decimal in the file).
+        let back = Sample::parse(lines[1]).unwrap();
+        assert_eq!(
+            back,
+            Sample {
+                children_per_s: 41.1,
+                ..s.clone()
+            }
+        );
+        assert_eq!(Sample::parse(HEADER), None);
+        assert_eq!(Sample::parse("1,2,3"), None);
         assert_eq!(lines[0], HEADER);
         assert_eq!(
             lines[1],
@@ -450,6 +518,8 @@ mod tests {
             .collect();
         draw(&path, "test", &samples).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.contains("<svg") && svg.contains("resident memory"));
+        for text in ["<svg", "data directory", "resident memory", "k children/s"] {
+            assert!(svg.contains(text), "{text}");
+        }
     }
 }
