@@ -618,10 +618,13 @@ impl ValidatorLoop {
             );
         }
 
+        // Every deferral is kept even when our own store refuses the seen-set's writes
+        // (its disk is low too): the first refusal is reported after the loop.
         let now = Instant::now();
+        let mut written = Ok(());
         for (j, retry) in judged.into_iter().zip(retry) {
             if retry {
-                self.seen.remove(&j.key)?;
+                written = written.and(self.seen.remove(&j.key));
                 let attempts = j.attempts + 1;
                 let due = now + backoff(self.cfg.poll_interval_s, attempts);
                 self.deferred.push(Deferred {
@@ -629,10 +632,10 @@ impl ValidatorLoop {
                     due,
                 });
             } else {
-                self.seen.insert(&j.key)?;
+                written = written.and(self.seen.insert(&j.key));
             }
         }
-        self.seen.commit()?;
+        written.and_then(|()| self.seen.commit())?;
         Ok(())
     }
 
