@@ -506,10 +506,17 @@ pub struct StoreConfig {
     pub min_free_mb: u64,
     /// Seconds between pruning passes.
     pub prune_interval_s: u64,
-    /// Miner runs the sidecar keeps (the newest; the current run is never pruned). Each
-    /// run keeps at most 5000 logs, 2000 candidates, 200 populations, 2000 job results
-    /// and 2000 jobs (the reference's rolling caps).
+    /// Miner runs the sidecar keeps (the newest; the current run is never pruned).
     pub keep_runs: usize,
+    /// What one run keeps: its newest logs, candidates, populations and job results
+    /// (older ones roll out; cursors past them start at the oldest kept), and jobs (the
+    /// oldest finished ones are pruned first). The reference's caps are 5000, 2000, 200,
+    /// 2000 and 2000.
+    pub max_run_logs: u64,
+    pub max_run_candidates: u64,
+    pub max_run_populations: u64,
+    pub max_run_job_results: u64,
+    pub max_run_jobs: u64,
     /// Relay results kept (one per miner hotkey, the newest submissions; the result
     /// behind the current SOTA is always kept). 0 = unlimited.
     pub max_relay_results: usize,
@@ -528,6 +535,11 @@ impl Default for StoreConfig {
             min_free_mb: 256,
             prune_interval_s: 60,
             keep_runs: 3,
+            max_run_logs: 1000,
+            max_run_candidates: 50,
+            max_run_populations: 50,
+            max_run_job_results: 500,
+            max_run_jobs: 500,
             max_relay_results: 10_000,
             pool_history_days: 7.0,
             metrics_log_max_mb: 16,
@@ -567,6 +579,9 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Also write logs to `<data_dir>/logs/bitsota.log`.
     pub file: bool,
+    /// Past this size the log file is rotated to `bitsota.log.1` (replacing an older
+    /// one). 0 = never.
+    pub file_max_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -582,6 +597,7 @@ impl Default for LogConfig {
             level: "info".into(),
             format: LogFormat::Human,
             file: true,
+            file_max_mb: 16,
         }
     }
 }
@@ -886,6 +902,11 @@ impl Config {
         positive("pool.input_dim", self.pool.input_dim as u64)?;
         positive("pool.eval_task_count", self.pool.eval_task_count as u64)?;
         positive("store.prune_interval_s", self.store.prune_interval_s)?;
+        positive("store.max_run_logs", self.store.max_run_logs)?;
+        positive("store.max_run_candidates", self.store.max_run_candidates)?;
+        positive("store.max_run_populations", self.store.max_run_populations)?;
+        positive("store.max_run_job_results", self.store.max_run_job_results)?;
+        positive("store.max_run_jobs", self.store.max_run_jobs)?;
         let days = self.store.pool_history_days;
         if !(0.0..=1e6).contains(&days) {
             return Err(err(
@@ -997,6 +1018,9 @@ mod tests {
         assert_eq!(c.validator.count, 2);
         assert!(c.miner.autostart);
         assert_eq!(c.miner.task_type, "scalar_linear");
+        // The documented per-run caps are the built-in ones.
+        assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.log.file_max_mb, LogConfig::default().file_max_mb);
     }
 
     #[test]
@@ -1105,6 +1129,17 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("relay.listen"), "{e}");
+        let e = load_text("[store]\nmax_run_logs = 0\n", &[], &[])
+            .unwrap_err()
+            .0;
+        assert_eq!(e, "config: store.max_run_logs: must be at least 1");
+        let e = load_text("", &[("BITSOTA_STORE_MAX_RUN_JOBS", "-1")], &[])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("store.max_run_jobs") && e.contains("BITSOTA_STORE_MAX_RUN_JOBS"),
+            "{e}"
+        );
         let e = load_text("data_dir = [1\n", &[], &[]).unwrap_err().0;
         assert!(e.starts_with("config:"), "{e}");
         let e = load_text("[miner]\ntask_type = \"chess\"\n", &[], &[])

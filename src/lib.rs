@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod keys;
 #[cfg(test)]
 mod layering;
+pub mod logfile;
 pub mod metrics;
 pub mod miner;
 pub mod pool;

@@ -8,7 +8,7 @@
 //! hostile client cannot grow the registry.
 
 use crate::health::Monitor;
-use crate::http::{token_eq, Api, ApiError, Op};
+use crate::http::{token_eq, Api, ApiError, Op, RefusalClass};
 use parking_lot::Mutex;
 use poem::endpoint::make_sync;
 use poem::http::header;
@@ -255,11 +255,18 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Count an answer to a submission or vote by outcome and refusal class.
-    pub fn outcome(counter: &IntCounterVec, status: u16) {
+    /// Count an answer to a submission or vote by outcome and refusal class: the class
+    /// the handler attached ([`RefusalClass`], e.g. a late vote), else its status's.
+    pub fn outcome(counter: &IntCounterVec, resp: &Response) {
+        let status = resp.status().as_u16();
         let (outcome, reason) = match status {
             200..=299 => ("accepted", "none"),
-            _ => ("refused", refusal_class(status)),
+            _ => (
+                "refused",
+                resp.extensions()
+                    .get::<RefusalClass>()
+                    .map_or_else(|| refusal_class(status), |c| c.0),
+            ),
         };
         counter.with_label_values(&[outcome, reason]).inc();
     }
@@ -442,7 +449,14 @@ mod tests {
         t.insert("k", &7).unwrap();
         let m = Metrics::default();
         m.request("relay", "/health", 200, 0.001);
-        Metrics::outcome(&m.submissions, 507);
+        Metrics::outcome(
+            &m.submissions,
+            &ApiError::insufficient_storage("full").into_response(),
+        );
+        let late = ApiError::bad_request("Score 0.5 is not above current SOTA 0.5");
+        Metrics::outcome(&m.votes, &late.clone().with_class("late").into_response());
+        Metrics::outcome(&m.votes, &late.into_response());
+        Metrics::outcome(&m.votes, &Response::builder().body("{}"));
         let text = m.render(&Monitor::new(store));
         assert!(
             text.contains("# TYPE bitsota_http_requests_total counter"),
@@ -454,6 +468,13 @@ mod tests {
         assert!(text.contains(
             r#"bitsota_relay_submissions_total{outcome="refused",reason="insufficient_storage"} 1"#
         ));
+        for vote in [
+            r#"bitsota_relay_votes_total{outcome="refused",reason="late"} 1"#,
+            r#"bitsota_relay_votes_total{outcome="refused",reason="invalid"} 1"#,
+            r#"bitsota_relay_votes_total{outcome="accepted",reason="none"} 1"#,
+        ] {
+            assert!(text.contains(vote), "{vote}: {text}");
+        }
         assert!(text.contains(r#"bitsota_store_tree_records{tree="relay.results"} 1"#));
         assert!(text.contains("bitsota_healthy 1"));
     }

@@ -4,9 +4,10 @@
 //!
 //! | tree(s) | kept |
 //! |---|---|
-//! | `sidecar.*` (runs, logs, candidates, populations, jobs, job results, queue) | the newest `keep_runs` runs (and always the current one); within a run, the reference's rolling caps |
+//! | `sidecar.*` (runs, logs, candidates, populations, jobs, job results, queue) | the newest `keep_runs` runs (and always the current one); within a run, the newest `max_run_logs` logs, `max_run_candidates` candidates, `max_run_populations` populations, `max_run_job_results` job results and `max_run_jobs` jobs (`sidecar::rules::Caps`, applied at each write) |
 //! | `relay.results` | the newest `max_relay_results` (one per miner), always the result behind the current SOTA |
 //! | `pool.tasks`, `pool.leases`, `pool.lease_index` | finished ones for `pool_history_days` |
+//! | `validator.seen.*`, `validator.seen_order.*` | the newest 100,000 judged results per validator (`validator::seen`) |
 //! | `relay.events`, `relay.sota`, `relay.blacklist`, `relay.invites`, `pool.miners`, `pool.algorithms`, `pool.earned`, `pool.epochs`, `pool.carry` | everything: history and payouts are derived from them, and they grow with real progress, not with time |
 
 /// The runs to delete: all but the `keep` most recently updated, never `current`.

@@ -317,8 +317,9 @@ fn build_service(
     Ok(match name {
         "relay" => crate::relay::start(ctx).map_err(|e| service_err(e.to_string()))?,
         "sidecar" => {
-            let store =
-                SidecarStore::open(ctx.store.clone()).map_err(|e| service_err(e.to_string()))?;
+            let caps = crate::sidecar::rules::Caps::from_config(&ctx.config.store);
+            let store = SidecarStore::open(ctx.store.clone(), caps)
+                .map_err(|e| service_err(e.to_string()))?;
             let store = Arc::new(store);
             let validators = validators.take().unwrap_or_default();
             let appliance =

@@ -150,8 +150,10 @@ pub(crate) fn init_logging(
     let file = if config.log.file {
         let dir = config.data_dir.join("logs");
         std::fs::create_dir_all(&dir)?;
-        let appender = tracing_appender::rolling::never(dir, "bitsota.log");
-        let sink = LogSink::spawn("log-file", appender)?;
+        let path = dir.join("bitsota.log");
+        let file = crate::logfile::RotatingFile::open(&path, config.log.file_max_mb << 20)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let sink = LogSink::spawn("log-file", file)?;
         sinks.push(sink.clone());
         Some(sink_layer(sink, false, json, filter(&config.log.level)?))
     } else {

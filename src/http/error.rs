@@ -18,7 +18,15 @@ pub struct ApiError {
     pub challenge: Option<&'static str>,
     /// Where and how the input failed validation, for a 422.
     pub invalid: Option<Invalid>,
+    /// The refusal's class for `/metrics`, when the status alone does not say it.
+    pub class: Option<RefusalClass>,
 }
+
+/// A refusal's class for `/metrics` (`metrics::Metrics::outcome`) where its status
+/// alone does not say it: a late SOTA vote is a 400 like an invalid one. Carried to the
+/// request metrics as a response extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusalClass(pub &'static str);
 
 /// FastAPI's `loc` (`["body", "value"]`, `["query", "limit"]`) and error `type`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +42,7 @@ impl ApiError {
             detail: detail.into(),
             challenge: None,
             invalid: None,
+            class: None,
         }
     }
 
@@ -62,6 +71,14 @@ impl ApiError {
     /// 507: the data directory is below its free-space watermark; `detail` names it.
     pub fn insufficient_storage(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INSUFFICIENT_STORAGE, detail)
+    }
+
+    /// The same error, counted under `class` in `/metrics`.
+    pub fn with_class(self, class: &'static str) -> ApiError {
+        ApiError {
+            class: Some(RefusalClass(class)),
+            ..self
+        }
     }
 
     /// The same error, asking the client for credentials with `challenge`.
@@ -138,6 +155,9 @@ impl poem::error::ResponseError for ApiError {
         if let Some(c) = self.challenge {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Some(class) = self.class {
+            resp.extensions_mut().insert(class);
         }
         resp
     }

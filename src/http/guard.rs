@@ -102,8 +102,12 @@ impl<E: Endpoint> Endpoint for Guard<E> {
 }
 
 /// A framework error as a JSON answer; errors that already render JSON (a service's own
-/// error type) pass unchanged.
+/// error type) pass unchanged, and an [`ApiError`] renders itself whole (poem's own
+/// rendering would drop the response extensions it sets).
 fn framework_error(e: poem::Error) -> Response {
+    if let Some(api) = e.downcast_ref::<ApiError>() {
+        return api.clone().into_response();
+    }
     let status = e.status();
     let detail = match status {
         StatusCode::NOT_FOUND => "Not Found".to_string(),

@@ -18,7 +18,7 @@ mod json;
 pub use api::{
     array, documented, is_unrouted, path_param, query, query_int, sample_path, schema_ref, Api, Op,
 };
-pub use error::{ok, ApiError, Reply};
+pub use error::{ok, ApiError, RefusalClass, Reply};
 pub use guard::{harden, DEFAULT_MAX_BODY_BYTES};
 pub use json::{from_value, parse, path_int, Dialect, Json, Params};
 

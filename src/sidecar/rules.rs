@@ -12,16 +12,6 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// How many items a run retains; older ones roll out.
-    pub fn cap(self) -> u64 {
-        match self {
-            Stream::Logs => 5000,
-            Stream::Candidates => 2000,
-            Stream::Populations => 200,
-            Stream::JobResults => 2000,
-        }
-    }
-
     /// Largest page a client may ask for.
     pub fn max_limit(self) -> u64 {
         match self {
@@ -54,8 +44,49 @@ impl Stream {
     }
 }
 
-/// At most this many jobs per run; the oldest finished ones are pruned first.
-pub const MAX_JOBS: usize = 2000;
+/// How many items of each rolling store, and how many jobs, one run keeps (`[store]
+/// max_run_*`): past a stream's cap its oldest items roll out; past the jobs cap the
+/// oldest finished jobs are pruned, and a queue of that many unfinished jobs is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    pub logs: u64,
+    pub candidates: u64,
+    pub populations: u64,
+    pub job_results: u64,
+    pub jobs: u64,
+}
+
+impl Caps {
+    /// The reference sidecar's rolling caps.
+    pub const REFERENCE: Caps = Caps {
+        logs: 5000,
+        candidates: 2000,
+        populations: 200,
+        job_results: 2000,
+        jobs: 2000,
+    };
+
+    /// The caps `[store]` configures.
+    pub fn from_config(c: &crate::config::StoreConfig) -> Caps {
+        Caps {
+            logs: c.max_run_logs,
+            candidates: c.max_run_candidates,
+            populations: c.max_run_populations,
+            job_results: c.max_run_job_results,
+            jobs: c.max_run_jobs,
+        }
+    }
+
+    /// How many items of `stream` a run retains; older ones roll out.
+    pub fn of(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Logs => self.logs,
+            Stream::Candidates => self.candidates,
+            Stream::Populations => self.populations,
+            Stream::JobResults => self.job_results,
+        }
+    }
+}
 
 /// Which retained items a cursor page returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

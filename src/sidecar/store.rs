@@ -5,7 +5,7 @@
 //! Every write goes through one mutex: counters, caps and queue moves stay consistent
 //! without multi-tree transactions, and writes are short (no I/O but sled's own).
 
-use super::rules::{self, JobStatus, Stream, MAX_JOBS, QUEUE_MIDDLE};
+use super::rules::{self, Caps, JobStatus, Stream, QUEUE_MIDDLE};
 use crate::clock::now_f64;
 use crate::protocol::run_events::{self, Event};
 use crate::store::{Store, StoreError, TypedTree};
@@ -172,14 +172,17 @@ pub struct SidecarStore {
     jobs: TypedTree<JobRecord>,
     /// `<run> 0 <position>` → job id, in queue order.
     queue: TypedTree<String>,
+    /// What one run keeps (`[store] max_run_*`).
+    caps: Caps,
     write: Mutex<()>,
 }
 
 const CURRENT_RUN: &str = "current_run";
 
 impl SidecarStore {
-    /// Open the sidecar's trees; writes commit by `store`'s durability.
-    pub fn open(store: Store) -> Result<Self, SidecarError> {
+    /// Open the sidecar's trees, each run keeping at most `caps`; writes commit by
+    /// `store`'s durability.
+    pub fn open(store: Store, caps: Caps) -> Result<Self, SidecarError> {
         let items = [
             store.tree(Stream::Logs.tree())?,
             store.tree(Stream::Candidates.tree())?,
@@ -193,6 +196,7 @@ impl SidecarStore {
             queue: store.tree("sidecar.queue")?,
             items,
             store,
+            caps,
             write: Mutex::new(()),
         })
     }
@@ -479,7 +483,7 @@ impl SidecarStore {
         let tree = &self.items[i];
         tree.insert(key(&run.run_id, seq), &Value::Object(body).to_string())?;
         run.next_seq[i] = seq + 1;
-        let drop = rules::overflow(run.next_seq[i] - run.base_seq[i], stream.cap());
+        let drop = rules::overflow(run.next_seq[i] - run.base_seq[i], self.caps.of(stream));
         for s in run.base_seq[i]..run.base_seq[i] + drop {
             tree.raw()
                 .remove(key(&run.run_id, s))
@@ -605,7 +609,7 @@ impl SidecarStore {
                 "job {job_id} already exists"
             )));
         }
-        if run.job_count >= MAX_JOBS as u64 {
+        if run.job_count >= self.caps.jobs {
             run.job_count -= self.prune_jobs(&run.run_id)?;
         }
         run.job_count += 1;
@@ -645,13 +649,14 @@ impl SidecarStore {
                 finished.push((order, k));
             }
         }
-        if total < MAX_JOBS {
+        let max = self.caps.jobs as usize;
+        if total < max {
             return Ok(0);
         }
-        let excess = total + 1 - MAX_JOBS;
+        let excess = total + 1 - max;
         if finished.len() < excess {
             return Err(SidecarError::Full(format!(
-                "the job queue of run {run_id} is full ({MAX_JOBS} unfinished jobs)"
+                "the job queue of run {run_id} is full ({max} unfinished jobs)"
             )));
         }
         finished.sort_by_key(|(order, _)| *order);
@@ -790,10 +795,19 @@ mod tests {
     use super::*;
     use crate::store::Durability;
 
+    /// Small caps, so that rolling out and pruning take few writes.
+    const CAPS: Caps = Caps {
+        logs: 100,
+        candidates: 20,
+        populations: 5,
+        job_results: 20,
+        jobs: 50,
+    };
+
     fn open() -> (tempfile::TempDir, SidecarStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), Durability::Async).unwrap();
-        (dir, SidecarStore::open(store).unwrap())
+        (dir, SidecarStore::open(store, CAPS).unwrap())
     }
 
     fn log(msg: &str) -> Event {
@@ -824,7 +838,7 @@ mod tests {
     #[test]
     fn logs_roll_out_past_the_cap_and_cursors_skip_them() {
         let (_d, s) = open();
-        let events: Vec<Event> = (0..5003).map(|i| log(&format!("m{i}"))).collect();
+        let events: Vec<Event> = (0..103).map(|i| log(&format!("m{i}"))).collect();
         s.ingest("r", &events).unwrap();
         let (next, items) = s.page(Some("r"), Stream::Logs, 0, 2).unwrap();
         assert_eq!(items[0]["seq"], 3);
@@ -832,7 +846,63 @@ mod tests {
         assert_eq!(next, 5);
         let (next, items) = s.page(Some("r"), Stream::Logs, 9999, 10).unwrap();
         assert!(items.is_empty());
-        assert_eq!(next, 5003);
+        assert_eq!(next, 103);
+        let logs = s.items[Stream::Logs.index()].iter().count();
+        assert_eq!(logs, 100, "the rolled-out items are deleted");
+        // A smaller cap (a restart with a new `[store] max_run_logs`) rolls the excess
+        // out at the next write; an old cursor still starts at the oldest item kept.
+        let smaller = Caps { logs: 10, ..CAPS };
+        let s = SidecarStore::open(s.store.clone(), smaller).unwrap();
+        s.ingest("r", &[log("m103")]).unwrap();
+        let (next, items) = s.page(Some("r"), Stream::Logs, 5, 500).unwrap();
+        assert_eq!(
+            (items.len(), &items[0]["message"], next),
+            (10, &json!("m94"), 104)
+        );
+        assert_eq!(s.items[Stream::Logs.index()].iter().count(), 10);
+    }
+
+    /// The shipped loop's write pattern for two simulated hours: one progress line a
+    /// second, each flushed on its own (the sidecar commits asynchronously, every
+    /// ~500 ms). Returns the run's logs kept and sled's file size every 10 minutes.
+    fn two_hours_of_progress(caps: Caps) -> (u64, Vec<u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Async).unwrap();
+        let s = SidecarStore::open(store.clone(), caps).unwrap();
+        let mut size_at = Vec::new();
+        for i in 0..2 * 3600u64 {
+            let line = Event::Progress {
+                worker_id: "0".into(),
+                iteration: i * 60_000,
+                rate: Some(61_234.5),
+                engine_best: Some(0.9999995),
+                pop_best: None,
+            };
+            s.ingest("run-1795936942-777d343b", &[line]).unwrap();
+            store.flush().unwrap();
+            if i % 600 == 599 {
+                size_at.push(store.size_on_disk());
+            }
+        }
+        let logs = s.items[Stream::Logs.index()].iter().count() as u64;
+        (logs, size_at)
+    }
+
+    /// At the shipped caps, sled's file grows only until it can recycle its segments
+    /// (about five of 512 KiB) and then stays put; at the reference's it is still
+    /// growing after two hours.
+    #[test]
+    fn the_store_stops_growing_once_a_run_is_at_its_caps() {
+        let caps = Caps::from_config(&crate::config::StoreConfig::default());
+        let (logs, size_at) = two_hours_of_progress(caps);
+        assert_eq!(logs, caps.logs);
+        // Minutes 60 to 120: no growth, within sled's floor.
+        let late = &size_at[5..];
+        assert!(late.iter().all(|&b| b == late[0]), "{size_at:?}");
+        assert!(late[0] <= 3 << 20, "{size_at:?}");
+        let (logs, size_at) = two_hours_of_progress(Caps::REFERENCE);
+        assert_eq!(logs, Caps::REFERENCE.logs);
+        assert!(size_at[11] > size_at[5], "{size_at:?}");
     }
 
     #[test]
@@ -849,7 +919,7 @@ mod tests {
     #[test]
     fn finished_jobs_are_pruned_first() {
         let (_d, s) = open();
-        for i in 0..MAX_JOBS {
+        for i in 0..CAPS.jobs {
             s.enqueue(Some("r"), Some(&format!("j{i}")), "evolve", &json!({}))
                 .unwrap();
         }
@@ -864,6 +934,6 @@ mod tests {
         s.enqueue(Some("r"), Some("extra"), "evolve", &json!({}))
             .unwrap();
         assert_eq!(s.job_counts("r").unwrap().completed, 0);
-        assert_eq!(s.job_counts("r").unwrap().queued, MAX_JOBS as u64);
+        assert_eq!(s.job_counts("r").unwrap().queued, CAPS.jobs);
     }
 }

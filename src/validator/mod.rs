@@ -3,7 +3,7 @@
 //! result above the SOTA.
 //!
 //! - [`rules`]: the decisions, as pure functions (vote selection, blacklist, backoff,
-//!   seen-block, weights, stats line);
+//!   which failed votes are sent again, seen-block, weights, stats line);
 //! - [`run::ValidatorLoop`]: one identity polling one relay — the daemon runs
 //!   `[validator] count` of them ([`start`]), `bitsota validate` runs one;
 //! - [`suites`]: strict parsing and the shared, prepared validator suites;

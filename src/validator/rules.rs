@@ -175,6 +175,19 @@ pub fn backoff(interval_s: f64, failures: u32) -> Duration {
     Duration::from_secs_f64((interval_s * factor).clamp(0.0, MAX_BACKOFF_S))
 }
 
+/// Whether a vote (SOTA or blacklist) that failed with `status` — `None` when no
+/// answer came: the relay was unreachable or the request timed out — is sent again from
+/// a later poll. The relay could not take it now: a 5xx (507 while its disk is below the
+/// watermark, 503 while its store has failed and it restarts, a 500), 408 or 429. Any
+/// other refusal is the relay's verdict on the vote itself, final (a late vote included).
+/// A vote waits [`backoff`]`(poll interval, failures so far)` before each new attempt.
+pub fn retry_vote(status: Option<u16>) -> bool {
+    match status {
+        None => true,
+        Some(s) => s >= 500 || s == 408 || s == 429,
+    }
+}
+
 /// The `seen_block` of a vote: unix seconds, or the configured constant.
 pub fn seen_block(mode: SeenBlockMode, fixed: u64, unix_now: u64) -> u64 {
     match mode {
@@ -384,6 +397,34 @@ mod tests {
         assert_eq!(backoff(15.0, 5), Duration::from_secs(300));
         assert_eq!(backoff(2.0, 1000), Duration::from_secs(300));
         assert_eq!(backoff(0.5, 2), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn votes_the_relay_could_not_take_are_retried_and_refusals_are_final() {
+        for transient in [
+            None,
+            Some(500),
+            Some(502),
+            Some(503),
+            Some(507),
+            Some(408),
+            Some(429),
+        ] {
+            assert!(retry_vote(transient), "{transient:?}");
+        }
+        for refused in [
+            Some(400),
+            Some(401),
+            Some(403),
+            Some(404),
+            Some(413),
+            Some(422),
+        ] {
+            assert!(!retry_vote(refused), "{refused:?}");
+        }
+        // The waits between attempts are the poll backoff's.
+        let waits: Vec<u64> = (1..=10).map(|n| backoff(2.0, n).as_secs()).collect();
+        assert_eq!(waits, [4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
     }
 
     #[test]

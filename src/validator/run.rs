@@ -13,6 +13,12 @@
 //!   any number of hostile ones is judged in the next poll;
 //! - shutdown cancels a running evaluation between examples; the result stays unseen
 //!   and is judged after a restart.
+//!
+//! A vote the relay could not take (a 5xx — 507 while its disk is low —, a timeout, no
+//! connection; [`rules::retry_vote`]) is deferred: sent again from a later poll once the
+//! poll backoff has passed, with the score already judged (never re-evaluated), for as
+//! long as the relay lists the result and the score beats its SOTA. A deferred result is
+//! out of the seen-set, so a restart judges it afresh rather than forgetting the vote.
 
 use super::metrics::{short_hotkey, MetricsLog};
 use super::rules::{self, backoff, judge, select_vote, stats_line, Candidate, Submission, Verdict};
@@ -31,7 +37,7 @@ use crate::store::Store;
 use crate::tasks::TaskType;
 use rayon::prelude::*;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,8 +54,9 @@ pub const MIN_SLICE: Duration = Duration::from_secs(1);
 struct VoteOutcome {
     /// `vote_recorded`, `vote_updated`, `already_voted`, `finalized`,
     /// `blacklist vote recorded`, `late` when the relay refused a SOTA vote because the
-    /// SOTA already reached its score ([`rules::vote_was_late`]), or `rejected` when the
-    /// relay refused otherwise or failed. The detail is the relay's answer.
+    /// SOTA already reached its score ([`rules::vote_was_late`]), `retrying` when the
+    /// relay could not take it now ([`rules::retry_vote`]), or `rejected` when the relay
+    /// refused otherwise. The detail is the relay's answer.
     status: String,
     detail: String,
     /// The SOTA after the vote (SOTA votes only).
@@ -58,8 +65,14 @@ struct VoteOutcome {
 
 impl VoteOutcome {
     fn rejected(e: ClientError) -> Self {
+        let retry = match &e {
+            ClientError::Status { status, .. } => rules::retry_vote(Some(*status)),
+            ClientError::Transport { .. } => rules::retry_vote(None),
+            // Nothing was sent, or a 2xx that could not be read: retrying cannot help.
+            ClientError::Client(_) | ClientError::Body { .. } => false,
+        };
         VoteOutcome {
-            status: "rejected".into(),
+            status: if retry { "retrying" } else { "rejected" }.into(),
             detail: e.detail(),
             current_sota: None,
         }
@@ -93,7 +106,12 @@ impl VoteOutcome {
 
     /// The relay took the vote (any 2xx).
     fn accepted(&self) -> bool {
-        !matches!(self.status.as_str(), "rejected" | "late")
+        !matches!(self.status.as_str(), "rejected" | "late" | "retrying")
+    }
+
+    /// The relay could not take the vote now: send it again later.
+    fn retry(&self) -> bool {
+        self.status == "retrying"
     }
 }
 
@@ -113,6 +131,9 @@ pub struct ValidatorLoop {
     /// New results that passed the cheap checks, waiting for re-evaluation in the
     /// relay's order (newest first); not yet in the seen-set.
     queue: Vec<Queued>,
+    /// Votes the relay could not take, waiting to be sent again; their results are
+    /// out of the seen-set meanwhile.
+    deferred: Vec<Deferred>,
     /// The daemon's `/metrics` (queue depth, evaluation seconds), when embedded.
     prom: Option<Arc<crate::metrics::Metrics>>,
 }
@@ -127,6 +148,23 @@ struct Queued {
     /// Its seen-set key.
     key: Vec<u8>,
     pending: Pending,
+}
+
+/// A judged result on its way to a vote.
+struct Judged {
+    /// Its seen-set key.
+    key: Vec<u8>,
+    sub: Submission,
+    score: f64,
+    verdict: Verdict,
+    /// Earlier attempts at its vote that the relay could not take (0: judged this poll).
+    attempts: u32,
+}
+
+/// A vote the relay could not take, sent again once `due` ([`rules::retry_vote`]).
+struct Deferred {
+    judged: Judged,
+    due: Instant,
 }
 
 /// How one re-evaluation ended.
@@ -172,6 +210,7 @@ impl ValidatorLoop {
             backing: None,
             latest_winner: None,
             queue: Vec::new(),
+            deferred: Vec::new(),
             prom: None,
         })
     }
@@ -266,26 +305,52 @@ impl ValidatorLoop {
         self.report_queue();
         let judged = self.evaluate(sota, stop);
         self.report_queue();
-        let judged = judged?;
-        self.vote(judged, sota);
+        let mut judged = judged?;
+        judged.extend(self.take_due(sota));
+        self.vote(judged, sota)?;
         self.refresh_weights();
         Ok(())
     }
 
+    /// The deferred votes whose wait is over, judged again against the current `sota`
+    /// with the score they already have.
+    fn take_due(&mut self, sota: f64) -> Vec<Judged> {
+        let now = Instant::now();
+        let (due, waiting) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|d| d.due <= now);
+        self.deferred = waiting;
+        let cutoff = self.cfg.blacklist_cutoff;
+        due.into_iter()
+            .map(|d| Judged {
+                verdict: judge(d.judged.score, d.judged.sub.claimed, sota, cutoff),
+                ..d.judged
+            })
+            .collect()
+    }
+
     /// Rebuild the queue from a fetched list: results already queued keep their place
-    /// in the relay's order, seen ones are skipped, new ones are checked (fields,
-    /// signature, program, budget). A result failing a check is marked seen (and
-    /// committed) at once; one passing waits in the queue, unseen until judged. Queued
-    /// results the relay no longer lists are dropped.
+    /// in the relay's order, seen ones and those with a deferred vote are skipped, new
+    /// ones are checked (fields, signature, program, budget). A result failing a check is
+    /// marked seen (and committed) at once; one passing waits in the queue, unseen until
+    /// judged. Queued results and deferred votes the relay no longer lists are dropped
+    /// (the miner replaced its result).
     fn screen(&mut self, raw: &[serde_json::Value]) -> Result<(), ValidatorError> {
         let mut queued: HashMap<Vec<u8>, Pending> = std::mem::take(&mut self.queue)
             .into_iter()
             .map(|q| (q.key, q.pending))
             .collect();
+        let deferred: HashSet<Vec<u8>> =
+            self.deferred.iter().map(|d| d.judged.key.clone()).collect();
+        let mut listed = HashSet::new();
         for item in raw {
             let key = rules::seen_key(item);
             if let Some(pending) = queued.remove(&key) {
                 self.queue.push(Queued { key, pending });
+                continue;
+            }
+            if deferred.contains(&key) {
+                listed.insert(key);
                 continue;
             }
             if self.seen.contains(&key)? {
@@ -298,6 +363,7 @@ impl ValidatorLoop {
                 None => self.seen.insert(&key)?,
             }
         }
+        self.deferred.retain(|d| listed.contains(&d.judged.key));
         self.seen.commit()?;
         let unique = self.seen.len() as u64;
         self.state.count(|c| c.unique_seen = unique);
@@ -345,7 +411,7 @@ impl ValidatorLoop {
         &mut self,
         sota: f64,
         stop: &CancellationToken,
-    ) -> Result<Vec<(Pending, f64, Verdict)>, ValidatorError> {
+    ) -> Result<Vec<Judged>, ValidatorError> {
         let name = self.state.name.clone();
         let slice = Duration::from_secs_f64(self.cfg.poll_interval_s).max(MIN_SLICE);
         let width = rayon::current_num_threads().max(1);
@@ -357,7 +423,7 @@ impl ValidatorLoop {
             for (q, outcome) in round.into_iter().zip(outcomes) {
                 match outcome {
                     Outcome::Cancelled => continue,
-                    Outcome::Scored(score) => scored.push((q.pending, score)),
+                    Outcome::Scored(score) => scored.push((q.key.clone(), q.pending.sub, score)),
                     Outcome::NoSuite => self.state.count(|c| c.eval_err += 1),
                     Outcome::OverDeadline => {
                         tracing::info!(validator = %name, miner = %q.pending.sub.miner_hotkey,
@@ -390,10 +456,16 @@ impl ValidatorLoop {
         );
         Ok(scored
             .into_iter()
-            .map(|(p, score)| {
-                let verdict = judge(score, p.sub.claimed, sota, self.cfg.blacklist_cutoff);
+            .map(|(key, sub, score)| {
+                let verdict = judge(score, sub.claimed, sota, self.cfg.blacklist_cutoff);
                 self.state.count(|c| c.record(verdict));
-                (p, score, verdict)
+                Judged {
+                    key,
+                    sub,
+                    score,
+                    verdict,
+                    attempts: 0,
+                }
             })
             .collect())
     }
@@ -448,20 +520,23 @@ impl ValidatorLoop {
             .collect()
     }
 
-    /// Blacklist the cheaters, then give the batch's one SOTA vote.
-    fn vote(&mut self, judged: Vec<(Pending, f64, Verdict)>, sota: f64) {
+    /// Blacklist the cheaters, then give the batch's one SOTA vote. `judged` holds this
+    /// poll's judgements and the deferred votes now due. A vote the relay could not take
+    /// is deferred (its result leaves the seen-set until the vote is settled); every
+    /// other judged result ends up seen.
+    fn vote(&mut self, judged: Vec<Judged>, sota: f64) -> Result<(), ValidatorError> {
         let candidates: Vec<(usize, Candidate)> = judged
             .iter()
             .enumerate()
-            .filter(|(_, (_, _, v))| *v == Verdict::Passed)
-            .map(|(i, (p, score, _))| {
+            .filter(|(_, j)| j.verdict == Verdict::Passed)
+            .map(|(i, j)| {
                 (
                     i,
                     Candidate {
-                        miner_hotkey: p.sub.miner_hotkey.clone(),
-                        validator_score: *score,
-                        signed_at: p.sub.signed_at(),
-                        result_id: p.sub.id.clone(),
+                        miner_hotkey: j.sub.miner_hotkey.clone(),
+                        validator_score: j.score,
+                        signed_at: j.sub.signed_at(),
+                        result_id: j.sub.id.clone(),
                     },
                 )
             })
@@ -470,19 +545,20 @@ impl ValidatorLoop {
         let chosen = select_vote(&plain, sota, self.backing.as_deref()).map(|k| candidates[k].0);
 
         let mut pushed = None;
+        let mut retry = vec![false; judged.len()];
         if let Some(i) = chosen {
-            let (p, score, _) = &judged[i];
+            let j = &judged[i];
             let vote = SotaVote {
-                miner_hotkey: p.sub.miner_hotkey.clone(),
-                score: *score,
+                miner_hotkey: j.sub.miner_hotkey.clone(),
+                score: j.score,
                 seen_block: rules::seen_block(
                     self.cfg.seen_block_mode,
                     self.cfg.seen_block,
                     clock::now_s(),
                 ),
-                result_id: Some(p.sub.id.clone()).filter(|id| !id.is_empty()),
+                result_id: Some(j.sub.id.clone()).filter(|id| !id.is_empty()),
             };
-            let answer = VoteOutcome::of_vote(self.client.vote(&vote), *score);
+            let answer = VoteOutcome::of_vote(self.client.vote(&vote), j.score);
             self.state.count(|c| {
                 c.votes_tried += 1;
                 if answer.accepted() {
@@ -496,11 +572,11 @@ impl ValidatorLoop {
                 }
             });
             if answer.accepted() {
-                self.backing = Some(p.sub.miner_hotkey.clone());
+                self.backing = Some(j.sub.miner_hotkey.clone());
                 pushed = Some(i);
             }
             if answer.status == "finalized" {
-                let new_sota = answer.current_sota.unwrap_or(*score);
+                let new_sota = answer.current_sota.unwrap_or(j.score);
                 self.state.set_sota(new_sota);
                 self.metrics.event(
                     "sota_update",
@@ -508,39 +584,65 @@ impl ValidatorLoop {
                         "old_sota": sota,
                         "new_sota": new_sota,
                         "improvement": new_sota - sota,
-                        "triggering_miner": short_hotkey(&p.sub.miner_hotkey),
+                        "triggering_miner": short_hotkey(&j.sub.miner_hotkey),
                     }),
                 );
             }
-            self.record("sota", &p.sub.miner_hotkey, *score, answer);
+            retry[i] = answer.retry();
+            self.record("sota", j, answer);
         }
 
-        for (i, (p, score, verdict)) in judged.iter().enumerate() {
-            if *verdict == Verdict::Blacklisted {
-                tracing::warn!(validator = %self.state.name, miner = %p.sub.miner_hotkey,
-                    claimed = p.sub.claimed, validator_score = score, "claimed score is off; voting to blacklist");
-                let answer = VoteOutcome::of_blacklist(self.client.blacklist(&p.sub.miner_hotkey));
-                self.record("blacklist", &p.sub.miner_hotkey, *score, answer);
+        for (i, j) in judged.iter().enumerate() {
+            if j.verdict == Verdict::Blacklisted {
+                tracing::warn!(validator = %self.state.name, miner = %j.sub.miner_hotkey,
+                    claimed = j.sub.claimed, validator_score = j.score, "claimed score is off; voting to blacklist");
+                let answer = VoteOutcome::of_blacklist(self.client.blacklist(&j.sub.miner_hotkey));
+                retry[i] = answer.retry();
+                self.record("blacklist", j, answer);
             }
-            let delta = if *score > sota { score - sota } else { 0.0 };
+            if j.attempts > 0 {
+                continue; // its judgement was written when it was made
+            }
+            let delta = if j.score > sota { j.score - sota } else { 0.0 };
             self.metrics.event(
                 "miner_result",
                 json!({
-                    "miner_hotkey": short_hotkey(&p.sub.miner_hotkey),
-                    "miner_score": p.sub.claimed,
-                    "validator_score": finite_or_null(*score),
+                    "miner_hotkey": short_hotkey(&j.sub.miner_hotkey),
+                    "miner_score": j.sub.claimed,
+                    "validator_score": finite_or_null(j.score),
                     "sota_threshold": sota,
                     "delta_improvement": finite_or_null(delta),
-                    "result_status": verdict.as_str(),
+                    "result_status": j.verdict.as_str(),
                     "pushed_sota": pushed == Some(i),
                 }),
             );
         }
+
+        // Every deferral is kept even when our own store refuses the seen-set's writes
+        // (its disk is low too): the first refusal is reported after the loop.
+        let now = Instant::now();
+        let mut written = Ok(());
+        for (j, retry) in judged.into_iter().zip(retry) {
+            if retry {
+                written = written.and(self.seen.remove(&j.key));
+                let attempts = j.attempts + 1;
+                let due = now + backoff(self.cfg.poll_interval_s, attempts);
+                self.deferred.push(Deferred {
+                    judged: Judged { attempts, ..j },
+                    due,
+                });
+            } else {
+                written = written.and(self.seen.insert(&j.key));
+            }
+        }
+        written.and_then(|()| self.seen.commit())?;
+        Ok(())
     }
 
-    fn record(&self, kind: &'static str, miner: &str, score: f64, answer: VoteOutcome) {
+    fn record(&self, kind: &'static str, j: &Judged, answer: VoteOutcome) {
+        let (miner, score) = (&j.sub.miner_hotkey, j.score);
         tracing::info!(validator = %self.state.name, kind, miner, score, status = %answer.status,
-            detail = %answer.detail, "vote sent");
+            detail = %answer.detail, attempt = j.attempts + 1, "vote sent");
         self.state.push_vote(VoteRecord {
             ts: clock::now_iso(SecondsFormat::Millis),
             kind,
@@ -677,13 +779,57 @@ mod tests {
         assert_eq!((v.queue.len(), v.state.counters().unique_seen), (3, 0));
 
         let judged = v.evaluate(0.0, &CancellationToken::new()).unwrap();
-        let order: Vec<String> = judged
-            .iter()
-            .map(|(p, _, _)| p.sub.miner_hotkey.clone())
-            .collect();
+        let order: Vec<String> = judged.iter().map(|j| j.sub.miner_hotkey.clone()).collect();
         let want: Vec<String> = miners.iter().map(|m| m.ss58()).collect();
         assert_eq!(order, want, "in the relay's (newest-first) order");
         assert!(v.queue.is_empty());
         assert_eq!(v.state.counters().unique_seen, 3);
+    }
+
+    /// The relay is unreachable (nothing listens on port 9): the vote is deferred, its
+    /// result leaves the seen-set, later polls skip it until the wait is over, then vote
+    /// again with the same score (no re-evaluation) and wait longer; once the relay no
+    /// longer lists the result, the deferred vote goes.
+    #[test]
+    fn a_vote_the_relay_could_not_take_is_deferred_not_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = validator(dir.path());
+        let batch = [result(&Keypair::generate(), LINEAR)];
+        let key = rules::seen_key(&batch[0]);
+        v.screen(&batch).unwrap();
+        let judged = v.evaluate(0.0, &CancellationToken::new()).unwrap();
+        let score = judged[0].score;
+        v.vote(judged, 0.0).unwrap();
+        assert_eq!(v.deferred.len(), 1);
+        assert!(
+            !v.seen.contains(&key).unwrap(),
+            "out of the seen-set while deferred"
+        );
+        let vote = &v.state.view().recent_votes[0];
+        assert_eq!(vote.status, "retrying", "{vote:?}");
+
+        // Not due yet: screening neither queues nor drops it, and nothing is voted.
+        v.screen(&batch).unwrap();
+        assert!(v.queue.is_empty());
+        assert!(v.take_due(0.0).is_empty());
+        assert_eq!(v.deferred.len(), 1);
+
+        // Due: voted again with the judged score, and deferred with a longer wait.
+        let first_wait = v.deferred[0].due;
+        v.deferred[0].due = Instant::now();
+        let due = v.take_due(0.0);
+        assert_eq!((due.len(), due[0].score, due[0].attempts), (1, score, 1));
+        v.vote(due, 0.0).unwrap();
+        assert_eq!(v.deferred[0].judged.attempts, 2);
+        assert!(v.deferred[0].due > first_wait);
+        assert_eq!(
+            v.state.counters().passed + v.state.counters().blacklisted,
+            1,
+            "judged once"
+        );
+
+        // The relay no longer lists it (the miner replaced it): nothing left to vote for.
+        v.screen(&[]).unwrap();
+        assert!(v.deferred.is_empty());
     }
 }

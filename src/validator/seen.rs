@@ -50,6 +50,15 @@ impl SeenSet {
         Ok(())
     }
 
+    /// Forget `key` (a result whose vote waits for a retry, so that a restart judges it
+    /// afresh); no-op when absent.
+    pub fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        if let Some(seq) = self.keys.remove(key)? {
+            self.order.remove(u64_key(seq))?;
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -82,6 +91,12 @@ mod tests {
             seen.insert(b"d").unwrap();
             assert_eq!(seen.len(), 3);
             assert!(!seen.contains(b"a").unwrap(), "oldest evicted");
+            // A removed key leaves no order entry behind to evict a later one early.
+            seen.remove(b"b").unwrap();
+            seen.insert(b"b").unwrap();
+            seen.insert(b"e").unwrap();
+            assert!(!seen.contains(b"c").unwrap() && seen.contains(b"b").unwrap());
+            assert_eq!((seen.len(), seen.order.len()), (3, 3));
             seen.commit().unwrap();
             store.flush().unwrap();
         }
@@ -98,7 +113,7 @@ mod tests {
             }
         };
         let seen = SeenSet::open(&store, "5V", 3).unwrap();
-        for k in [b"b", b"c", b"d"] {
+        for k in [b"d", b"b", b"e"] {
             assert!(seen.contains(k).unwrap());
         }
         // Another validator's set is separate.

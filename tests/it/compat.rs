@@ -11,7 +11,6 @@ use common::ledger::check_ledger;
 use common::{http, poll_until, Daemon, Opts};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{json, Value};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 fn send(rb: RequestBuilder) -> (u16, Value) {
@@ -317,22 +316,12 @@ impl Driver {
     }
 }
 
-/// Kills a spawned child when the test ends, passing or failing.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn reference_driver_flow_against_bitsota_worker() {
     // The shipped configuration, from an empty data directory.
     let d = Daemon::start(Opts::default().shipped_pool());
     let mut driver = Driver::new(&d.pool, &d.sidecar, "pool_smoke");
-    let _worker = Reaped(common::spawn_worker(&d.sidecar, "pool_smoke", 1));
+    let _worker = common::Reaped(common::spawn_worker(&d.sidecar, "pool_smoke", 1));
     let until = Instant::now() + Duration::from_secs(25);
     while Instant::now() < until {
         driver.tick();

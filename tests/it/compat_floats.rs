@@ -78,7 +78,9 @@ fn ten_thousand_random_doubles_round_trip_bit_exactly() {
             .env("BITSOTA_POOL_DURABILITY", "async")
             .env("BITSOTA_POOL_SEED_FROM_RELAY", "false")
             .env("BITSOTA_POOL_FORWARD_TO_RELAY", "false")
-            .env("BITSOTA_POOL_EVAL_BATCH_SIZE", "256"),
+            .env("BITSOTA_POOL_EVAL_BATCH_SIZE", "256")
+            // The reference's cap of a run's candidates (the shipped one is smaller).
+            .env("BITSOTA_STORE_MAX_RUN_CANDIDATES", "2000"),
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let relay_values: Vec<f64> = (0..VALUES - VOTES - 3 * POOL_ALGORITHMS)

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{bin, http, poll_until, Daemon, Opts};
+use common::{bin, free_port, http, poll_until, Daemon, Opts};
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,15 +26,6 @@ fn tmux_available() -> bool {
         println!("SKIPPED: tmux is not installed");
     }
     ok
-}
-
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Session {

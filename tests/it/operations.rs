@@ -6,6 +6,7 @@
 
 use crate::common;
 use crate::relay_support;
+use crate::validator_support;
 
 use bitsota::keys::Keypair;
 use common::{http, Daemon, Opts};
@@ -288,12 +289,108 @@ fn a_store_that_fails_stops_the_daemon_and_a_restart_loses_nothing() {
     );
 }
 
-/// `/metrics` asks for the admin token and passes `promtool check metrics`.
+/// The value of the sample `series` (name and labels, as rendered) in `/metrics` text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A relay whose disk is below its watermark refuses a validator's vote with 507. The
+/// validator (`bitsota validate`, its own store on a healthy disk) keeps the score it
+/// judged and sends the vote again with backoff, so once space returns — here the relay
+/// restarts on the same port without the watermark — the vote lands and the SOTA is
+/// finalized: one evaluation, one accepted vote.
+#[test]
+fn a_vote_refused_for_storage_is_sent_again_when_space_returns() {
+    use validator_support::{algorithm, last_stats, local_score, metrics, of_event, LINEAR};
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let relay_with = |min_free_mb: &str| {
+        Daemon::start(
+            Opts {
+                data_dir: Some(tmp.path().join("relay")),
+                ..Opts::default()
+            }
+            .env("BITSOTA_RELAY_LISTEN", &listen)
+            .env("BITSOTA_STORE_MIN_FREE_MB", min_free_mb),
+        )
+    };
+    let mut relay = relay_with("0");
+    let url = relay.relay.clone();
+    let miner = Keypair::generate();
+    let score = local_score(LINEAR);
+    let (status, body) = validator_support::submit(&url, &miner, algorithm(LINEAR), score);
+    assert_eq!(status, 200, "{body}");
+    // The disk "fills": the relay restarts asking for more free space than any disk has.
+    assert!(relay.signal_and_wait(libc::SIGTERM).success());
+    let mut relay = relay_with("100000000");
+
+    let vdir = tmp.path().join("validator");
+    let (mut cmd, stderr_path) =
+        validator_support::validate_command(&url, &vdir, 0, &["--stats-interval", "1"]);
+    let mut validator = common::Reaped(cmd.spawn().unwrap());
+    let refused = common::poll_until(600, Duration::from_millis(100), || {
+        let text = http()
+            .get(format!("{url}/metrics"))
+            .header("X-Auth-Token", "dev")
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        let series =
+            r#"bitsota_relay_votes_total{outcome="refused",reason="insufficient_storage"}"#;
+        (sample(&text, series)? >= 1.0).then_some(())
+    });
+    assert_eq!(Api::new(&url).sota(), 0.0);
+    // Space returns.
+    assert!(relay.signal_and_wait(libc::SIGTERM).success());
+    let relay = relay_with("0");
+    let finalized = common::poll_until(600, Duration::from_millis(100), || {
+        (Api::new(&relay.relay).sota() == score).then_some(())
+    });
+    unsafe {
+        libc::kill(validator.0.id() as i32, libc::SIGTERM);
+    }
+    let exit = common::wait_bounded(&mut validator.0, Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        refused.is_some(),
+        "no vote was refused for storage: {stderr}"
+    );
+    assert!(
+        finalized.is_some(),
+        "the refused vote never landed: {stderr}"
+    );
+    assert!(exit.success(), "{stderr}");
+    let stats = last_stats(&stderr);
+    let (ok, tried) = stats["votes"].split_once('/').unwrap();
+    assert_eq!(stats["passed"], "1", "judged once: {stderr}");
+    assert_eq!(ok, "1", "{stderr}");
+    assert!(tried.parse::<u32>().unwrap() >= 2, "{stderr}");
+    assert_eq!(of_event(&metrics(&vdir), "miner_result").len(), 1);
+    assert_eq!(validator_support::events(&relay.relay).len(), 1);
+}
+
+/// `/metrics` asks for the admin token and passes `promtool check metrics`; a vote
+/// that came late (the SOTA already reached its score) is counted apart from an invalid
+/// one, although both are 400s.
 #[test]
 fn metrics_pass_promtool() {
     let d = Daemon::start(Opts::default());
     let api = Api::new(&d.relay);
-    assert_eq!(submit(&api, &Keypair::generate(), 1).unwrap().status, 200);
+    let miner = Keypair::generate();
+    assert_eq!(submit(&api, &miner, 1).unwrap().status, 200);
+    let validator = Keypair::generate();
+    let late = api.vote(&validator, &miner.ss58(), 0.0, 1);
+    assert_eq!(
+        (late.status, late.detail()),
+        (400, "Score 0 is not above current SOTA 0")
+    );
+    let invalid = api.vote(&validator, &miner.ss58(), 0.5, 0);
+    assert_eq!(
+        (invalid.status, invalid.detail()),
+        (400, "seen_block must be > 0")
+    );
     let url = format!("{}/metrics", d.pool);
     let denied = reply(http().get(&url).send().unwrap());
     assert_eq!(denied.0, 401, "{denied:?}");
@@ -306,6 +403,8 @@ fn metrics_pass_promtool() {
         .unwrap();
     for name in [
         r#"bitsota_relay_submissions_total{outcome="accepted",reason="none"} 1"#,
+        r#"bitsota_relay_votes_total{outcome="refused",reason="late"} 1"#,
+        r#"bitsota_relay_votes_total{outcome="refused",reason="invalid"} 1"#,
         "bitsota_http_request_duration_seconds_bucket",
         "bitsota_store_free_bytes",
         "bitsota_store_low_space 0",

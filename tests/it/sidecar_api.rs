@@ -264,7 +264,8 @@ fn ingest_events_logs_and_candidates() {
 
 #[test]
 fn cursors_over_rolling_stores() {
-    let d = Daemon::start(Opts::default());
+    // The reference's cap of a run's logs (the shipped one is smaller).
+    let d = Daemon::start(Opts::default().env("BITSOTA_STORE_MAX_RUN_LOGS", "5000"));
     let c = http();
     let events: Vec<Value> = (0..5005)
         .map(|i| json!({"message": format!("m{i}")}))

@@ -14,7 +14,7 @@
 use super::record::{profile_to, Record, Sampled, Sampler};
 use super::{LocalDaemon, SearchFlags, UsageError};
 use crate::engine::stages::{self, Stages, Watch};
-use crate::sidecar::rules::Stream;
+use crate::sidecar::rules::{Caps, Stream};
 use crate::sidecar::SidecarStore;
 use anyhow::{bail, Context};
 use bitsota_tui::app::{update, Action, App, Event, FetchError, Payload, Request, StartMining};
@@ -255,7 +255,10 @@ impl Dashboard {
             endpoints,
             terminal,
             sink_lines: sink_lines as usize,
-            store: SidecarStore::open(daemon.daemon.context.store.clone())?,
+            store: SidecarStore::open(
+                daemon.daemon.context.store.clone(),
+                Caps::from_config(&daemon.daemon.context.config.store),
+            )?,
             counts: Counts::default(),
         })
     }

@@ -68,9 +68,18 @@ impl From<Refusal> for ApiError {
     }
 }
 
+/// Every refusal is a 400 (the reference's); a vote for a score the SOTA has already
+/// reached came late (another validator's vote finalized it first), which `/metrics`
+/// counts apart from invalid votes.
 impl From<VoteReject> for ApiError {
     fn from(r: VoteReject) -> ApiError {
-        ApiError::bad_request(r.to_string())
+        let late = matches!(r, VoteReject::NotAboveSota { .. });
+        let e = ApiError::bad_request(r.to_string());
+        if late {
+            e.with_class("late")
+        } else {
+            e
+        }
     }
 }
 
@@ -136,8 +145,8 @@ impl<E: Endpoint> Endpoint for Middleware<E> {
             .record(category, status, state::now_us() as f64 / 1e6);
         if method == poem::http::Method::POST {
             match path.as_str() {
-                "/submit_solution" => Metrics::outcome(&self.relay.prom.submissions, status),
-                "/sota/vote" => Metrics::outcome(&self.relay.prom.votes, status),
+                "/submit_solution" => Metrics::outcome(&self.relay.prom.submissions, &resp),
+                "/sota/vote" => Metrics::outcome(&self.relay.prom.votes, &resp),
                 _ => {}
             }
         }
@@ -189,6 +198,7 @@ fn with_middleware(api: Api, relay: Arc<Relay>) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RefusalClass;
     use crate::protocol::wire::SubmitSolution;
     use poem::{handler, Request};
     use serde_json::Value;
@@ -327,6 +337,16 @@ mod tests {
             400
         );
         assert_eq!(ApiError::from(VoteReject::SeenBlock).status.as_u16(), 400);
+        // Only a vote the SOTA already reached is counted late.
+        let late = ApiError::from(VoteReject::NotAboveSota {
+            score: 0.5,
+            current: 0.5,
+        });
+        assert_eq!(
+            (late.status.as_u16(), late.class),
+            (400, Some(RefusalClass("late")))
+        );
+        assert_eq!(ApiError::from(VoteReject::SeenBlock).class, None);
     }
 
     #[test]

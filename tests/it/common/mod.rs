@@ -243,6 +243,16 @@ impl Drop for Daemon {
     }
 }
 
+/// Kills a spawned child when the test ends, passing or failing.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start `bitsota worker` on a sidecar's job queue (output discarded).
 pub fn spawn_worker(sidecar: &str, run_id: &str, workers: usize) -> Child {
     Command::new(bin())
@@ -267,6 +277,15 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitSta
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A blocking HTTP client with a sane timeout.

@@ -160,6 +160,9 @@ pub(super) fn render(app: &App, f: &mut Frame, area: Rect) {
             Some("finalized") => Color::Green,
             Some("rejected") => Color::Red,
             Some("late") => Color::DarkGray,
+            // The relay could not take it (507 while its disk is low, 5xx, no answer):
+            // the validator sends it again later.
+            Some("retrying") => Color::Yellow,
             _ if kind == "blacklist" => Color::Magenta,
             _ => Color::Reset,
         };
