@@ -359,11 +359,15 @@ unsafe fn sums<const R: usize, const T: usize, const X_FIRST: bool>(
         for (q, acc) in acc.iter_mut().enumerate() {
             let yk = r.lanes::<T>(y(q, k));
             for t in 0..T {
-                acc[t] += if X_FIRST {
+                // Not the same twice: with two NaN operands the result carries the
+                // first one's payload, and the kernels always put `X_FIRST`'s first.
+                #[allow(clippy::if_same_then_else)]
+                let product = if X_FIRST {
                     xk[t] * yk[t]
                 } else {
                     yk[t] * xk[t]
                 };
+                acc[t] += product;
             }
         }
     }
