@@ -804,9 +804,9 @@ pub(super) fn squared_errors(preds: &[f32], labels: &[f32], sums: &mut [f64]) ->
 
 /// `bench kernels`' ceiling: `out = m·v` for every lane of a task-major lockstep
 /// layout (the interpreter's: element `e` of lane `t` at `e·T + t`), summed in column
-/// order like the kernel's but with a fused multiply-add per product — one instruction
-/// where the kernel needs two, so it is what this CPU can do on this layout, not what
-/// bit-identical scores allow. Returns `out[0]` so the work cannot be optimised away.
+/// order like the kernel's (four rows at a time) but with a fused multiply-add per
+/// product — one instruction where the kernel needs two, so it is what this CPU can do
+/// on this layout, not what bit-identical scores allow. Returns `out[0]` so the work cannot be optimised away.
 /// With `D`×`D` matrices and `T` lanes: `m` holds `D²·T` values, `v` and `out` `D·T`.
 pub(crate) fn fma_matvec<const D: usize, const T: usize>(
     m: &[f32],
@@ -816,15 +816,22 @@ pub(crate) fn fma_matvec<const D: usize, const T: usize>(
     #[inline(always)]
     fn body<const D: usize, const T: usize>(m: &[f32], v: &[f32], out: &mut [f32]) -> f32 {
         let (m, v) = (&m[..D * D * T], &v[..D * T]);
-        for (row, o) in out[..D * T].chunks_exact_mut(T).enumerate() {
-            let mut acc = [0.0f32; T];
+        // Four rows at a time sharing each load of `v`, as the kernel does: one row's
+        // sums alone wait on the multiply-add latency and are no ceiling.
+        for (block, o) in out[..D * T].chunks_exact_mut(4 * T).enumerate() {
+            let mut acc = [[0.0f32; T]; 4];
             for c in 0..D {
-                let (mc, vc) = (&m[(row * D + c) * T..][..T], &v[c * T..][..T]);
-                for t in 0..T {
-                    acc[t] = mc[t].mul_add(vc[t], acc[t]);
+                let vc = &v[c * T..][..T];
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    let mc = &m[((4 * block + q) * D + c) * T..][..T];
+                    for t in 0..T {
+                        acc[t] = mc[t].mul_add(vc[t], acc[t]);
+                    }
                 }
             }
-            o.copy_from_slice(&acc);
+            for (q, acc) in acc.iter().enumerate() {
+                o[q * T..(q + 1) * T].copy_from_slice(acc);
+            }
         }
         out[0]
     }
