@@ -141,8 +141,9 @@ unsafe fn zip_map<F: Fn(f32, f32) -> f32>(
     let mut j = 0;
     while j + 8 <= len {
         let (x, y) = (r.load8(a + j), r.load8(b + j));
-        // A plain loop, not `array::from_fn`: that stays an out-of-line call for some
-        // closures (`div`, `min`, `max`), which cost the demo search a tenth of its time.
+        // A plain loop, not `array::from_fn`: in the AVX2 build that stayed an
+        // out-of-line call for one of the demo's element-wise ops (a tenth of its
+        // samples in `perf`; removing it raised `bench demo` about 10 %).
         let mut z = [0.0f32; 8];
         for k in 0..8 {
             z[k] = f(x[k], y[k]);
