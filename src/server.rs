@@ -87,9 +87,12 @@ fn report_usage(ctx: &AppContext, background: &mut Background) {
 }
 
 /// Every second, tell the health monitor which background work has ended although the
-/// daemon is running (a crashed validator loop, a pruner that gave up).
+/// daemon is running (a crashed validator loop, a pruner that gave up), and probe the
+/// store: a fault met on a path that does not report it (a read, sled's own flusher)
+/// still stops the daemon within a second instead of leaving it answering 503s.
 fn watch_background(ctx: &AppContext, background: Arc<parking_lot::Mutex<Background>>) {
     let (health, shutdown) = (ctx.health.clone(), ctx.shutdown.clone());
+    let store = ctx.store.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -97,6 +100,9 @@ fn watch_background(ctx: &AppContext, background: Arc<parking_lot::Mutex<Backgro
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             health.set_stopped(background.lock().finished());
+            let store = store.clone();
+            // The result is the guard's business: a fault marks the store failed.
+            let _ = tokio::task::spawn_blocking(move || store.probe()).await;
         }
     });
 }
