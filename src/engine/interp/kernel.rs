@@ -162,11 +162,14 @@ const TILE: usize = 40;
 
 /// `d[j] = f(s[j mod T], a[j])` (`f(a[j], s[j mod T])` unless `S_FIRST`) for `len` values
 /// from flat indices `d` and `a`, `len` a multiple of `T` = `tasks`: a scalar operand
-/// (one value per lane, from flat index `s`) with every element of another. The
+/// (one value per lane, from flat index `s`) with every element of another.
+///
+/// With 8 to 16 lanes each element's lanes are two eight-wide runs, the second
+/// overlapping the first (lanes 2..8 of ten are computed twice, to the same bits): the
+/// scalar's two runs stay in vector registers for the whole operand. Otherwise the
 /// scalar's lanes are tiled to `lcm(T, 8)` values, so the run goes eight at a time like
-/// [`zip_map`] whatever the lane count. False (nothing done) when the tile would be
-/// longer than [`TILE`], or the run shorter than two tiles: then building the tile
-/// costs more than it saves (a vector at `D` = 4 is one tile).
+/// [`zip_map`]; false (nothing done) when that tile would be longer than [`TILE`], or
+/// the run shorter than two tiles: then building the tile costs more than it saves.
 ///
 /// # Safety
 /// `d..d + len`, `a..a + len` and `s..s + T` are inside the register file.
@@ -183,6 +186,23 @@ unsafe fn zip_scalar<const S_FIRST: bool, F: Fn(f32, f32) -> f32>(
     if tasks == 0 {
         return false;
     }
+    let g = |x: f32, y: f32| if S_FIRST { f(x, y) } else { f(y, x) };
+    if (8..=16).contains(&tasks) {
+        let hi = tasks - 8;
+        let (s0, s1) = (r.load8(s), r.load8(s + hi));
+        for e in (0..len).step_by(tasks) {
+            // Both loads before both stores: `d` may be `a`.
+            let (x0, x1) = (r.load8(a + e), r.load8(a + e + hi));
+            let (mut z0, mut z1) = ([0.0f32; 8], [0.0f32; 8]);
+            for k in 0..8 {
+                z0[k] = g(s0[k], x0[k]);
+                z1[k] = g(s1[k], x1[k]);
+            }
+            r.store8(d + e, z0);
+            r.store8(d + e + hi, z1);
+        }
+        return true;
+    }
     let l = tasks / gcd(tasks, 8) * 8;
     if l > TILE || len < 2 * l {
         return false;
@@ -193,7 +213,6 @@ unsafe fn zip_scalar<const S_FIRST: bool, F: Fn(f32, f32) -> f32>(
     for (i, x) in tile.iter_mut().enumerate() {
         *x = r.get(0, s + i % tasks);
     }
-    let g = |x: f32, y: f32| if S_FIRST { f(x, y) } else { f(y, x) };
     let mut j = 0;
     // `j` steps by whole tiles (whole multiples of T), so lane (j + q) mod T is q mod T.
     while j + l <= len {
