@@ -538,4 +538,65 @@ mod tests {
             Err(StoreError::Decode { .. })
         ));
     }
+
+    /// A fault met where nothing reports it (here raw writes and flushes straight to
+    /// sled, as sled's own flusher would) leaves the store looking healthy until the
+    /// daemon's watchdog probes it. Needs a real full disk: a 2 MB tmpfs (root only).
+    #[test]
+    fn a_probe_finds_a_fault_nothing_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(&mnt)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here; run as root to test a full disk");
+            return;
+        }
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(self.0)
+                    .status();
+            }
+        }
+        let _unmount = Unmount(&mnt);
+        let store = Store::open(&mnt.join("db"), Durability::Sync).unwrap();
+        let raw = store.db().open_tree("raw").unwrap();
+        let mut fault = None;
+        for i in 0u32..20_000 {
+            let written = raw.insert(i.to_be_bytes(), vec![7u8; 4096]).and_then(|_| {
+                if i % 16 == 0 {
+                    raw.flush().map(|_| ())
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = written {
+                fault = Some(e);
+                break;
+            }
+        }
+        assert!(fault.is_some(), "a 2 MB disk never filled");
+        assert_eq!(
+            store.guard_state().failed,
+            None,
+            "nothing reported the fault yet"
+        );
+        assert!(store.probe().is_err());
+        let failed = store
+            .guard_state()
+            .failed
+            .expect("the probe marks the store failed");
+        assert!(
+            failed.contains("No space left") || failed.contains("IO"),
+            "{failed}"
+        );
+        assert!(store.failed_signal().is_cancelled());
+    }
 }
