@@ -288,10 +288,11 @@ pub fn run(args: &BenchArgs, q: &QualityArgs) -> anyhow::Result<()> {
     save(&curve_csv, &marks, &best)?;
     let task: TaskType = s.task_type.parse().map_err(anyhow::Error::msg)?;
     let title = format!(
-        "bench quality: {} seed {}, {} workers{}",
+        "bench quality: {} seed {}, {} worker{}{}",
         s.task_type,
         s.seed,
         s.workers,
+        if s.workers == 1 { "" } else { "s" },
         q.from
             .as_ref()
             .map_or(String::new(), |_| ", from a program".into())
