@@ -177,7 +177,8 @@ impl Store {
         self.guard.check()
     }
 
-    /// Pass a write's result through, marking the store failed on a fault of sled's.
+    /// Pass a store operation's result through (a write's, or a read's), marking the store
+    /// failed on a fault of sled's.
     pub fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         self.guard.observe(result)
     }
