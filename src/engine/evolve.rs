@@ -81,9 +81,9 @@
 
 use super::cache::{CacheStats, Lru};
 use super::fec::Fec;
-use super::interp::{Combine, Compiled, Compiler, EvalOptions, Evaluator, TaskBatch};
+use super::interp::{Combine, Compiled, Compiler, EvalOptions, Evaluator, Resolution, TaskBatch};
 use super::mutate::{mutate, random_program, Mutation};
-use super::program::{Phase, Profile, Program};
+use super::program::{Changed, Phase, Profile, Program};
 use super::stages::{Meter, Stage, Stages};
 use crate::rng::Rng;
 use crate::tasks::Task;
@@ -324,6 +324,10 @@ pub struct Evolver {
     exact: Option<Lru<u128, (f32, u64)>>,
     /// Baseline: the aging queue (oldest first). Archive: the current population.
     population: VecDeque<Member>,
+    /// Baseline: each member's resolved code, in the population's order, so a child
+    /// compiles only what its mutation changed (`Compiler::compile_child`). Unused by
+    /// the archive engine.
+    resolutions: VecDeque<Resolution>,
     archive: Vec<Member>,
     /// Op signature of each archive member (same order), for the diversity bonus.
     archive_sigs: Vec<Vec<u8>>,
@@ -403,6 +407,7 @@ impl Evolver {
             fec,
             exact,
             population: VecDeque::new(),
+            resolutions: VecDeque::new(),
             archive: Vec::new(),
             archive_sigs: Vec::new(),
             next_generation: Vec::new(),
@@ -510,18 +515,53 @@ impl Evolver {
 
     /// A parent's copy, mutated with probability `mutation_prob`.
     fn offspring(&mut self, mut child: Program) -> Program {
-        if self.rng.next_f32() < self.cfg.mutation_prob {
-            let m = self.cfg.mutations[self.rng.index(self.cfg.mutations.len())];
-            mutate(&mut child, &self.profile, self.dim, m, &mut self.rng);
-            self.stages.mutated(m);
-        }
+        self.maybe_mutate(&mut child);
         child
+    }
+
+    /// Mutate a parent's copy with probability `mutation_prob`; what changed.
+    fn maybe_mutate(&mut self, child: &mut Program) -> Changed {
+        if self.rng.next_f32() >= self.cfg.mutation_prob {
+            return Changed::Nothing;
+        }
+        let m = self.cfg.mutations[self.rng.index(self.cfg.mutations.len())];
+        self.stages.mutated(m);
+        mutate(child, &self.profile, self.dim, m, &mut self.rng)
+    }
+
+    /// [`Self::evaluate`] for a baseline child, compiling only what `changed` (see
+    /// [`Self::resolutions`]): `parent` indexes the parent's resolution, `None` when
+    /// `res` already holds it. `res` becomes the child's.
+    fn evaluate_child(
+        &mut self,
+        program: &Program,
+        parent: Option<usize>,
+        changed: Changed,
+        res: &mut Resolution,
+    ) -> f32 {
+        let mut c = std::mem::take(&mut self.compiled);
+        let t = self.stages.clock();
+        let from = parent.map(|i| &self.resolutions[i]);
+        let input_dim = self.tasks[0].input_dim;
+        self.compiler
+            .compile_child(program, input_dim, from, changed, res, &mut c);
+        self.stages.compiled(t);
+        // Unit tests check every child against a full compilation.
+        #[cfg(test)]
+        {
+            let fresh = super::interp::compile(program, input_dim);
+            assert_eq!(c.code_key(), fresh.code_key(), "{changed:?}");
+        }
+        let fitness = self.evaluate_code(&c);
+        self.compiled = c;
+        fitness
     }
 
     /// Forget the population and the best: the next children refill a first
     /// population, and the first of them is a new best (see `stagnation_children`).
     fn start_over(&mut self) {
         self.population.clear();
+        self.resolutions.clear();
         self.archive.clear();
         self.archive_sigs.clear();
         self.next_generation.clear();
@@ -554,25 +594,41 @@ impl Evolver {
             self.start_over();
         }
         let t = self.stages.clock();
+        let fitness;
         let child = match self.cfg.engine {
             EngineKind::Baseline => {
-                if self.population.len() < self.cfg.pop_size {
-                    self.initial_program()
+                debug_assert_eq!(self.resolutions.len(), self.population.len());
+                let (child, parent, changed, mut res) = if self.population.len() < self.cfg.pop_size
+                {
+                    let first = self.initial_program();
+                    (first, None, Changed::All, Resolution::default())
                 } else {
                     let parent = self.tournament();
-                    // The oldest member leaves; its program's buffers take the copy.
+                    // The oldest member leaves; its program's buffers take the copy,
+                    // its resolution's the child's.
                     let oldest = self.population.pop_front().expect("the population is full");
+                    let res = self.resolutions.pop_front().unwrap_or_default();
                     let mut child = oldest.program;
-                    if parent > 0 {
-                        child.clone_from(&self.population[parent - 1].program);
+                    // Parent 0 was the oldest: `res` already holds its resolution.
+                    let parent = parent.checked_sub(1);
+                    if let Some(p) = parent {
+                        child.clone_from(&self.population[p].program);
                     }
-                    self.offspring(child)
-                }
+                    let changed = self.maybe_mutate(&mut child);
+                    (child, parent, changed, res)
+                };
+                self.stages.lap(Stage::Breed, t);
+                fitness = self.evaluate_child(&child, parent, changed, &mut res);
+                self.resolutions.push_back(res);
+                child
             }
-            EngineKind::Archive => self.archive_child(),
+            EngineKind::Archive => {
+                let child = self.archive_child();
+                self.stages.lap(Stage::Breed, t);
+                fitness = self.evaluate(&child);
+                child
+            }
         };
-        self.stages.lap(Stage::Breed, t);
-        let fitness = self.evaluate(&child);
         let t = self.stages.clock();
         self.children += 1;
         let member = Member {
@@ -754,6 +810,7 @@ impl Evolver {
         for m in immigrants {
             if self.population.len() >= self.cfg.pop_size {
                 self.population.pop_front();
+                self.resolutions.pop_front();
             }
             if self
                 .best
@@ -762,6 +819,10 @@ impl Evolver {
             {
                 self.best = Some(m.clone());
                 self.last_gain = self.children;
+            }
+            if self.cfg.engine == EngineKind::Baseline {
+                // Not resolved yet: a child of it compiles in full.
+                self.resolutions.push_back(Resolution::default());
             }
             self.population.push_back(m);
         }

@@ -76,6 +76,7 @@ pub use interp::{
 pub use mutate::Mutation;
 pub use ops::{Kind, Op, Signature};
 pub use program::{
-    Addr, ConstantDraw, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program, ProgramMeta,
+    Addr, Changed, ConstantDraw, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program,
+    ProgramMeta,
 };
 pub use stages::{Stage, Stages};

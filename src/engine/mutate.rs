@@ -30,7 +30,8 @@
 
 use super::ops::{Kind, Op, Signature};
 use super::program::{
-    Addr, ConstantDraw, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program, ProgramMeta,
+    Addr, Changed, ConstantDraw, Instruction, OpEntry, Phase, PhaseSpec, Profile, Program,
+    ProgramMeta,
 };
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -324,20 +325,21 @@ fn applies(m: Mutation, code: &[Instruction], spec: &PhaseSpec) -> bool {
     }
 }
 
-/// Apply `mutation` to one phase it applies to (chosen uniformly). Returns false, with
-/// the program unchanged, when it applies nowhere (e.g. `insert` into full phases).
+/// Apply `mutation` to one phase it applies to (chosen uniformly), and say what
+/// changed: [`Changed::Nothing`], with the program unchanged, when it applies nowhere
+/// (e.g. `insert` into full phases).
 pub fn mutate(
     program: &mut Program,
     profile: &Profile,
     dim: usize,
     mutation: Mutation,
     rng: &mut Rng,
-) -> bool {
+) -> Changed {
     let meta = program.meta;
     if mutation == Mutation::RandomizeProgram {
         *program = random_program(profile, dim, rng);
         program.meta = meta;
-        return true;
+        return Changed::All;
     }
     let mut phases = [Phase::Setup; 3];
     let mut n = 0;
@@ -348,15 +350,16 @@ pub fn mutate(
         }
     }
     if n == 0 {
-        return false;
+        return Changed::Nothing;
     }
     let phase = phases[rng.index(n)];
+    let changed = Changed::Phase(phase);
     let spec = profile.phase(phase);
     let code = program.phase_mut(phase);
     match mutation {
         Mutation::Insert => {
             let Some(ins) = random_instruction(spec, &meta, dim, rng) else {
-                return false;
+                return Changed::Nothing;
             };
             let at = rng.index(code.len() + 1);
             code.insert(at, ins);
@@ -368,7 +371,7 @@ pub fn mutate(
         Mutation::AlterInstruction => {
             let at = rng.index(code.len());
             let Some(ins) = random_instruction(spec, &meta, dim, rng) else {
-                return false;
+                return Changed::Nothing;
             };
             code[at] = ins;
         }
@@ -382,7 +385,8 @@ pub fn mutate(
                 .filter(|i| with(i))
                 .nth(at)
                 .expect("counted above");
-            return alter_one(ins, &meta, dim, mutation == Mutation::AlterParam, rng);
+            let altered = alter_one(ins, &meta, dim, mutation == Mutation::AlterParam, rng);
+            return if altered { changed } else { Changed::Nothing };
         }
         Mutation::RandomizeComponent => {
             let size = code.len();
@@ -390,7 +394,7 @@ pub fn mutate(
         }
         Mutation::RandomizeProgram => unreachable!("handled above"),
     }
-    true
+    changed
 }
 
 #[cfg(test)]
@@ -452,7 +456,7 @@ mod tests {
             for k in 0..2000 {
                 let m = all[k % all.len()];
                 let mut q = p.clone();
-                if mutate(&mut q, &profile, 4, m, &mut rng) {
+                if mutate(&mut q, &profile, 4, m, &mut rng) != Changed::Nothing {
                     assert!(well_typed(&q, &profile), "{name} {m:?}");
                     p = q;
                 } else {
@@ -544,20 +548,35 @@ mod tests {
         let mut rng = Rng::new(5);
         // Remove/alter on an empty program: nothing applies.
         let mut p = Program::empty(profile.meta());
-        assert!(!mutate(&mut p, &profile, 4, Mutation::Remove, &mut rng));
-        assert!(!mutate(&mut p, &profile, 4, Mutation::AlterParam, &mut rng));
-        assert!(mutate(&mut p, &profile, 4, Mutation::Insert, &mut rng));
+        assert_eq!(
+            mutate(&mut p, &profile, 4, Mutation::Remove, &mut rng),
+            Changed::Nothing
+        );
+        assert_eq!(
+            mutate(&mut p, &profile, 4, Mutation::AlterParam, &mut rng),
+            Changed::Nothing
+        );
+        assert_ne!(
+            mutate(&mut p, &profile, 4, Mutation::Insert, &mut rng),
+            Changed::Nothing
+        );
         assert_eq!(p.len(), 1);
         // Insert respects max size: predict max 2.
         for _ in 0..100 {
             mutate(&mut p, &profile, 4, Mutation::Insert, &mut rng);
         }
         assert_eq!((p.setup.len(), p.predict.len(), p.learn.len()), (10, 2, 8));
-        assert!(!mutate(&mut p, &profile, 4, Mutation::Insert, &mut rng));
+        assert_eq!(
+            mutate(&mut p, &profile, 4, Mutation::Insert, &mut rng),
+            Changed::Nothing
+        );
         // Fixed-size profile: remove never applies.
         let demo = Profile::builtin("az_demo").unwrap();
         let mut q = random_program(&demo, 4, &mut rng);
-        assert!(!mutate(&mut q, &demo, 4, Mutation::Remove, &mut rng));
+        assert_eq!(
+            mutate(&mut q, &demo, 4, Mutation::Remove, &mut rng),
+            Changed::Nothing
+        );
         // AlterParam also applies to instructions without constants.
         let mut d = Program::empty(profile.meta());
         d.learn.push(Instruction::binary(
@@ -566,20 +585,20 @@ mod tests {
             Addr::v(1),
             Addr::s(2),
         ));
-        assert!(mutate(&mut d, &profile, 4, Mutation::AlterParam, &mut rng));
+        assert_ne!(
+            mutate(&mut d, &profile, 4, Mutation::AlterParam, &mut rng),
+            Changed::Nothing
+        );
         assert_eq!(d.learn[0].op, Op::Dot);
         assert_eq!(d.learn[0].const1, 0.0);
         // RandomizeComponent keeps the phase's size and does not fill an empty phase.
         let mut r = Program::empty(profile.meta());
         r.learn = random_code(&profile.learn, &r.meta, 4, 3, &mut rng);
         for _ in 0..20 {
-            assert!(mutate(
-                &mut r,
-                &profile,
-                4,
-                Mutation::RandomizeComponent,
-                &mut rng
-            ));
+            assert_ne!(
+                mutate(&mut r, &profile, 4, Mutation::RandomizeComponent, &mut rng),
+                Changed::Nothing
+            );
             assert_eq!((r.setup.len(), r.predict.len(), r.learn.len()), (0, 0, 3));
         }
     }
@@ -598,7 +617,10 @@ mod tests {
         for _ in 0..n {
             let mut p = Program::empty(profile.meta());
             p.setup.push(base);
-            assert!(mutate(&mut p, &profile, 4, Mutation::AlterParam, &mut rng));
+            assert_ne!(
+                mutate(&mut p, &profile, 4, Mutation::AlterParam, &mut rng),
+                Changed::Nothing
+            );
             let ins = p.setup[0];
             if ins.const1 == base.const1 {
                 assert_ne!(ins.dest, Some(Addr::LABEL));

@@ -123,6 +123,18 @@ impl Phase {
     }
 }
 
+/// What a mutation changed in a program: what its compilation must redo
+/// ([`super::interp::Compiler::compile_child`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Nothing: the program is its parent's copy.
+    Nothing,
+    /// The code of one phase.
+    Phase(Phase),
+    /// Anything (a new random program).
+    All,
+}
+
 /// Register counts, vector size and per-phase size limits a program was written for
 /// (the DSL's `# meta:` line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,10 +4,10 @@
 //! code removed by [`super::liveness`]. [`Compiled`] also answers what a search and the
 //! cost model ask of compiled code: its size, its work and its [`Compiled::code_key`].
 
-use super::liveness::liveness;
+use super::liveness::{liveness, liveness_of_setup, RegSet};
 use crate::engine::cache::KeyHasher;
 use crate::engine::ops::{Kind, Op};
-use crate::engine::program::{Addr, Instruction, Phase, Program};
+use crate::engine::program::{Addr, Changed, Instruction, Phase, Program};
 use std::hash::{Hash, Hasher};
 
 /// How an operand maps onto the destination's elements.
@@ -230,6 +230,7 @@ impl Layout {
 }
 
 /// One instruction resolved: its kernel, the registers it reads and the one it writes.
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Resolved {
     ins: CInstr,
     /// Register ids (see [`Layout::id`]) read and written.
@@ -388,12 +389,26 @@ pub(crate) fn compile_keeping_dead(p: &Program, input_dim: usize) -> Compiled {
     out
 }
 
+/// A program's instructions resolved, with their liveness: what compiling a child one
+/// mutation away can reuse ([`Compiler::compile_child`]). A search keeps one beside
+/// each member of its population.
+#[derive(Clone, Debug, Default)]
+pub struct Resolution {
+    resolved: [Vec<Resolved>; 3],
+    live: [Vec<bool>; 3],
+    /// Registers live at predict's start, which setup's liveness depends on alone
+    /// (`None`: liveness did not run, so every instruction is kept).
+    live_in_predict: Option<RegSet>,
+    /// What it was made for: `D`, the register counts and whether dead code was kept
+    /// (`None` until made).
+    made_for: Option<(usize, [usize; 3], bool)>,
+}
+
 /// The buffers [`compile`] works in, kept between calls so that a search compiling
 /// one child after another allocates nothing.
 #[derive(Default)]
 pub struct Compiler {
-    resolved: [Vec<Resolved>; 3],
-    live: [Vec<bool>; 3],
+    scratch: Resolution,
     /// Keep dead instructions (tests compare scores with and without elimination).
     keep_dead: bool,
 }
@@ -410,22 +425,79 @@ impl Compiler {
 
     /// [`compile`] into `out`, reusing its buffers and this compiler's.
     pub fn compile_into(&mut self, program: &Program, input_dim: usize, out: &mut Compiled) {
+        let mut res = std::mem::take(&mut self.scratch);
+        self.compile_child(program, input_dim, None, Changed::All, &mut res, out);
+        self.scratch = res;
+    }
+
+    /// [`Self::compile_into`] for a child that differs from its parent by `changed`:
+    /// only the changed phase is resolved again, and liveness runs again only where it
+    /// can change (a change to setup leaves predict's and learn's as they were). The
+    /// rest comes from the parent's resolution: `parent`, or, when `None`, the one
+    /// `res` already holds. `res` becomes the child's. The result is exactly
+    /// [`compile`]'s (a unit test compares them on random mutations).
+    pub fn compile_child(
+        &mut self,
+        program: &Program,
+        input_dim: usize,
+        parent: Option<&Resolution>,
+        changed: Changed,
+        res: &mut Resolution,
+        out: &mut Compiled,
+    ) {
         let meta = &program.meta;
         let dim = meta.dim_for(input_dim);
         let counts = [meta.scalar_count, meta.vector_count, meta.matrix_count];
         let bases = [0, counts[0], counts[0] + counts[1] * dim];
         let lay = Layout { counts, bases, dim };
-        for (resolved, &p) in self.resolved.iter_mut().zip(&Phase::ALL) {
-            resolved.clear();
-            resolved.extend(program.phase(p).iter().filter_map(|i| resolve(i, &lay)));
+        let made_for = Some((dim, counts, self.keep_dead));
+        let from = parent.map_or(res.made_for, |p| p.made_for);
+        let changed = if from == made_for {
+            changed
+        } else {
+            Changed::All
+        };
+        let redo = |phase: Phase| match changed {
+            Changed::Nothing => false,
+            Changed::Phase(p) => p == phase,
+            Changed::All => true,
+        };
+        if let Some(p) = parent {
+            for (i, &phase) in Phase::ALL.iter().enumerate() {
+                if !redo(phase) {
+                    res.resolved[i].clone_from(&p.resolved[i]);
+                    res.live[i].clone_from(&p.live[i]);
+                }
+            }
+            res.live_in_predict = p.live_in_predict;
         }
-        if self.keep_dead || !liveness(&self.resolved, &lay, &mut self.live) {
-            for (live, resolved) in self.live.iter_mut().zip(&self.resolved) {
+        res.made_for = made_for;
+        for (resolved, &p) in res.resolved.iter_mut().zip(&Phase::ALL) {
+            if redo(p) {
+                resolved.clear();
+                resolved.extend(program.phase(p).iter().filter_map(|i| resolve(i, &lay)));
+            }
+        }
+        match (changed, res.live_in_predict) {
+            (Changed::Nothing, _) => {}
+            (Changed::Phase(Phase::Setup), Some(in_predict)) => {
+                liveness_of_setup(&res.resolved[0], in_predict, &mut res.live[0]);
+            }
+            _ => {
+                res.live_in_predict = if self.keep_dead {
+                    None
+                } else {
+                    liveness(&res.resolved, &lay, &mut res.live)
+                };
+            }
+        }
+        if res.live_in_predict.is_none() {
+            for (live, resolved) in res.live.iter_mut().zip(&res.resolved) {
                 live.clear();
                 live.resize(resolved.len(), true);
             }
         }
-        for ((code, resolved), live) in out.phases.iter_mut().zip(&self.resolved).zip(&self.live) {
+        for ((code, resolved), live) in out.phases.iter_mut().zip(&res.resolved).zip(&res.live) {
             code.clear();
             code.extend(resolved.iter().zip(live).filter_map(|(r, &is_live)| {
                 if is_live {

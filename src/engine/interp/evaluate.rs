@@ -26,20 +26,20 @@ pub(super) fn stop_astray(
     // A NaN prediction makes a NaN error.
     let astray = |p: f32, y: f32| {
         let err = (p - y).abs();
-        (err > limit) | err.is_nan()
+        u32::from(err > limit) | u32::from(err.is_nan())
     };
-    // A branch-free scan first: a running lane going astray is rare, most examples
-    // need no more.
-    let mut any = false;
+    // A branch-free scan first, in integers so that it vectorises: a running lane
+    // going astray is rare, most examples need no more.
+    let mut any = 0u32;
     for ((p, &y), &s) in preds.clone().zip(ys).zip(stopped.iter()) {
-        any |= astray(p, y) & !s;
+        any |= astray(p, y) & u32::from(!s);
     }
-    if !any {
+    if any == 0 {
         return 0;
     }
     let mut marked = 0;
     for ((p, &y), s) in preds.zip(ys).zip(stopped.iter_mut()) {
-        if !*s && astray(p, y) {
+        if !*s && astray(p, y) == 1 {
             *s = true;
             marked += 1;
         }
@@ -316,37 +316,39 @@ impl Evaluator {
             return Err(Halted);
         }
         let (nt, n_val) = (tasks.len(), self.n_val);
-        if let Some(limit) = spec.early_stop {
-            // AutoML-Zero's early stopping covers validation too: a prediction that is
-            // NaN or further than the limit from its label gives the task the minimum
-            // fitness (rather than −inf or a tiny score).
-            let preds = self.preds.chunks_exact(nt);
-            for (p, ys) in preds.zip(data.val_y.chunks_exact(nt)).take(n_val) {
-                stop_astray(p.iter().copied(), ys, &mut self.stopped[..nt], limit);
-            }
-        }
+        // AutoML-Zero's early stopping covers validation too: a prediction that is NaN
+        // or further than the limit from its label gives the task the minimum fitness
+        // (rather than −inf or a tiny score).
         let lane = |t: usize| self.preds.iter().skip(t).step_by(nt).copied();
         if tasks
             .iter()
             .all(|t| t.borrow().metric == Metric::InverseAtanRmse)
         {
-            // Every lane's squared errors summed example by example in one pass: each
-            // sum keeps its own index order (bit-identical to scoring the lane alone),
-            // and the lanes' additions overlap instead of waiting on each other.
+            // Every lane's squared errors summed example by example in one pass, with
+            // the early-stopping check: each sum keeps its own index order
+            // (bit-identical to scoring the lane alone), and the lanes' additions
+            // overlap instead of waiting on each other.
             let sums = &mut self.lane_sums;
             sums.clear();
             sums.resize(nt, 0.0);
-            let finite = squared_errors(&self.preds, data.val_y, sums);
+            let stopped = &mut self.stopped[..nt];
+            squared_errors(&self.preds, data.val_y, sums, spec.early_stop, stopped);
             for (t, o) in out.iter_mut().enumerate() {
                 *o = if self.stopped[t] {
                     MIN_FITNESS
-                } else if !finite && lane(t).any(|p| !p.is_finite()) {
+                } else if !sums[t].is_finite() && lane(t).any(|p| !p.is_finite()) {
                     f32::NEG_INFINITY
                 } else {
                     inverse_atan_rmse(sums[t], n_val)
                 };
             }
             return Ok(());
+        }
+        if let Some(limit) = spec.early_stop {
+            let preds = self.preds.chunks_exact(nt);
+            for (p, ys) in preds.zip(data.val_y.chunks_exact(nt)).take(n_val) {
+                stop_astray(p.iter().copied(), ys, &mut self.stopped[..nt], limit);
+            }
         }
         for (t, (task, o)) in tasks.iter().zip(out.iter_mut()).enumerate() {
             let task = task.borrow();

@@ -240,23 +240,28 @@ const fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-/// `i`'s binary element-wise op over `n` destination elements.
+/// `i`'s binary element-wise op over `n` destination elements; `modes` is `None` for
+/// [`Kernel::BinS`] (a scalar from two scalars, per lane).
 ///
 /// # Safety
 /// `i` passed [`Compiled::in_bounds`] for this register file at vector size `dim`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn bin<F: Fn(f32, f32) -> f32>(
     r: Regs,
     i: &CInstr,
-    ma: Mode,
-    mb: Mode,
+    modes: Option<(Mode, Mode)>,
     n: usize,
     dim: usize,
     tasks: usize,
     f: F,
 ) {
     let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
+    let Some((ma, mb)) = modes else {
+        for t in 0..tasks {
+            r.set(d, t, f(r.get(a, t), r.get(b, t)));
+        }
+        return;
+    };
     match (ma, mb) {
         (Mode::Scalar, Mode::Scalar) => {
             for t in 0..tasks {
@@ -442,18 +447,6 @@ fn min_nan(x: f32, y: f32) -> f32 {
     }
 }
 
-#[inline(always)]
-fn bin_op(op: BinOp, x: f32, y: f32) -> f32 {
-    match op {
-        BinOp::Add => x + y,
-        BinOp::Sub => x - y,
-        BinOp::Mul => x * y,
-        BinOp::Div => x / (y + 1e-8),
-        BinOp::Min => min_nan(x, y),
-        BinOp::Max => max_nan(x, y),
-    }
-}
-
 /// Reduction of `len` elements from `a` for task `t`, summed in index order.
 ///
 /// # Safety
@@ -509,19 +502,22 @@ unsafe fn exec<const D: usize, const T: usize>(
         let (a, b, d) = (i.a as usize, i.b as usize, i.d as usize);
         let n = len(i.dk);
         match i.k {
-            Kernel::BinS(op) => {
-                for t in 0..tasks {
-                    r.set(d, t, bin_op(op, r.get(a, t), r.get(b, t)));
+            // The op's match outside the loops: each op's lane loop is compiled (and
+            // vectorised) on its own.
+            Kernel::BinS(op) | Kernel::Bin(op, ..) => {
+                let modes = match i.k {
+                    Kernel::Bin(_, ma, mb) => Some((ma, mb)),
+                    _ => None,
+                };
+                match op {
+                    BinOp::Add => bin(r, i, modes, n, dim, tasks, |x, y| x + y),
+                    BinOp::Sub => bin(r, i, modes, n, dim, tasks, |x, y| x - y),
+                    BinOp::Mul => bin(r, i, modes, n, dim, tasks, |x, y| x * y),
+                    BinOp::Div => bin(r, i, modes, n, dim, tasks, |x, y| x / (y + 1e-8)),
+                    BinOp::Min => bin(r, i, modes, n, dim, tasks, min_nan),
+                    BinOp::Max => bin(r, i, modes, n, dim, tasks, max_nan),
                 }
             }
-            Kernel::Bin(op, ma, mb) => match op {
-                BinOp::Add => bin(r, i, ma, mb, n, dim, tasks, |x, y| x + y),
-                BinOp::Sub => bin(r, i, ma, mb, n, dim, tasks, |x, y| x - y),
-                BinOp::Mul => bin(r, i, ma, mb, n, dim, tasks, |x, y| x * y),
-                BinOp::Div => bin(r, i, ma, mb, n, dim, tasks, |x, y| x / (y + 1e-8)),
-                BinOp::Min => bin(r, i, ma, mb, n, dim, tasks, min_nan),
-                BinOp::Max => bin(r, i, ma, mb, n, dim, tasks, max_nan),
-            },
             Kernel::Un(op, m) => match op {
                 UnOp::Abs => un(r, i, m, n, dim, tasks, f32::abs),
                 UnOp::Exp => un(r, i, m, n, dim, tasks, |x| libm::expf(x.clamp(-10.0, 10.0))),
@@ -738,13 +734,12 @@ impl Evaluator {
         // `lanes`, and dispatched `D` ∈ {0, c.dim}, `T` ∈ {0, lanes}.
         unsafe { exec::<D, T>(setup, regs, &mut scratch, rngs, dim) };
         let mut running = nt;
-        // Between examples only: the arithmetic of a finished run is untouched.
-        let due = |e: usize| {
-            spec.stop
-                .is_some_and(|s| e % STOP_CHECK_EVERY == 0 && s.due())
-        };
+        // Between examples only: the arithmetic of a finished run is untouched. The
+        // example count is tested here, so the call (out of line: a closure does not
+        // take the AVX2 build's features) happens every STOP_CHECK_EVERY examples.
+        let due = || spec.stop.is_some_and(|s| s.due());
         for e in 0..spec.n_train {
-            if due(e) {
+            if e % STOP_CHECK_EVERY == 0 && due() {
                 self.halted = true;
                 return;
             }
@@ -777,7 +772,7 @@ impl Evaluator {
             }
         }
         for e in 0..spec.n_val {
-            if due(e) {
+            if e % STOP_CHECK_EVERY == 0 && due() {
                 self.halted = true;
                 return;
             }
@@ -794,32 +789,104 @@ impl Evaluator {
 }
 
 /// Add each lane's squared errors to `sums` (predictions and labels example-major,
-/// `sums.len()` lanes), in example order per lane; false if a prediction is not finite.
-/// Dispatched like [`Evaluator::run_lanes`]: AVX2 when the CPU has it, same bits.
-pub(super) fn squared_errors(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
+/// `sums.len()` lanes), in example order per lane, and mark in `astray` each lane with
+/// a prediction further than `limit` from its label, or NaN (early stopping's rule,
+/// `stop_astray`, applied to every example at once; `None` marks nothing).
+///
+/// One pass does both, and at the lockstep lane counts (8, 10) the lanes' sums and
+/// flags stay in registers for the whole pass (the flags as integers, so they
+/// vectorise). A prediction that is not finite makes its lane's sum not finite, so
+/// callers check the sums for that. Dispatched like [`Evaluator::run_lanes`]: AVX2
+/// when the CPU has it, same bits.
+pub(super) fn squared_errors(
+    preds: &[f32],
+    labels: &[f32],
+    sums: &mut [f64],
+    limit: Option<f32>,
+    astray: &mut [bool],
+) {
+    /// One lane's step: add the squared error; whether it is astray (a NaN error is
+    /// astray too), as 0 or 1.
     #[inline(always)]
-    fn body(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
-        let nt = sums.len();
-        let mut finite = true;
-        for (row, ys) in preds.chunks_exact(nt).zip(labels.chunks_exact(nt)) {
-            for ((sum, &p), &y) in sums.iter_mut().zip(row).zip(ys) {
-                let err = (p - y) as f64;
-                *sum += err * err;
-                finite &= p.is_finite();
+    fn step(sum: &mut f64, p: f32, y: f32, bound: f32) -> u32 {
+        let err = p - y;
+        *sum += err as f64 * err as f64;
+        let off = err.abs();
+        u32::from(off > bound) | u32::from(off.is_nan())
+    }
+    /// `N` lanes, a constant.
+    #[inline(always)]
+    fn fixed<const N: usize>(
+        preds: &[f32],
+        labels: &[f32],
+        sums: &mut [f64],
+        limit: Option<f32>,
+        astray: &mut [bool],
+    ) {
+        let bound = limit.unwrap_or(f32::INFINITY);
+        let mut acc: [f64; N] = sums[..N].try_into().expect("N lanes");
+        let mut far = [0u32; N];
+        for (row, ys) in preds.chunks_exact(N).zip(labels.chunks_exact(N)) {
+            for t in 0..N {
+                far[t] |= step(&mut acc[t], row[t], ys[t], bound);
             }
         }
-        finite
+        sums[..N].copy_from_slice(&acc);
+        if limit.is_some() {
+            for (a, f) in astray.iter_mut().zip(far) {
+                *a |= f != 0;
+            }
+        }
+    }
+    /// Any lane count.
+    #[inline(always)]
+    fn any(
+        preds: &[f32],
+        labels: &[f32],
+        sums: &mut [f64],
+        limit: Option<f32>,
+        astray: &mut [bool],
+    ) {
+        let nt = sums.len();
+        let bound = limit.unwrap_or(f32::INFINITY);
+        for (row, ys) in preds.chunks_exact(nt).zip(labels.chunks_exact(nt)) {
+            for (t, (&p, &y)) in row.iter().zip(ys).enumerate() {
+                if step(&mut sums[t], p, y, bound) != 0 && limit.is_some() {
+                    astray[t] = true;
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn lanes(
+        preds: &[f32],
+        labels: &[f32],
+        sums: &mut [f64],
+        limit: Option<f32>,
+        astray: &mut [bool],
+    ) {
+        match sums.len() {
+            10 => fixed::<10>(preds, labels, sums, limit, astray),
+            8 => fixed::<8>(preds, labels, sums, limit, astray),
+            _ => any(preds, labels, sums, limit, astray),
+        }
     }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
-        unsafe fn wide(preds: &[f32], labels: &[f32], sums: &mut [f64]) -> bool {
-            body(preds, labels, sums)
+        unsafe fn wide(
+            preds: &[f32],
+            labels: &[f32],
+            sums: &mut [f64],
+            limit: Option<f32>,
+            astray: &mut [bool],
+        ) {
+            lanes(preds, labels, sums, limit, astray)
         }
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { wide(preds, labels, sums) };
+        return unsafe { wide(preds, labels, sums, limit, astray) };
     }
-    body(preds, labels, sums)
+    lanes(preds, labels, sums, limit, astray)
 }
 
 /// `bench kernels`' ceiling: `out = m·v` for every lane of a task-major lockstep

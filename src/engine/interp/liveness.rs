@@ -7,8 +7,8 @@ use super::compile::{Layout, Resolved};
 /// fixed point below runs without allocating. Large enough for the DSL's register
 /// limits; a program past it (only possible when built in code) is compiled without
 /// dead-code elimination.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct RegSet([u64; 6]);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct RegSet([u64; 6]);
 
 impl RegSet {
     const CAPACITY: usize = 6 * 64;
@@ -58,15 +58,17 @@ fn backward(code: &[Resolved], mut live: RegSet, mut flags: Option<&mut Vec<bool
 /// Flow-sensitive liveness over the evaluation loop (engine.md §2): setup → predict,
 /// predict → (s1 := label) learn, predict → predict (validation), learn → (s1 := 0)
 /// predict; `s0` is read after every predict. The `v0` load is a partial write, so it
-/// kills nothing. Fills, per phase, which instructions are live; false (and nothing
-/// filled) when the register file is too large to analyse.
+/// kills nothing. Fills, per phase, which instructions are live, and returns the
+/// registers live at predict's start (all setup's flags depend on: see
+/// [`liveness_of_setup`]); `None` (and nothing filled) when the register file is too
+/// large to analyse.
 pub(super) fn liveness(
     resolved: &[Vec<Resolved>; 3],
     lay: &Layout,
     flags: &mut [Vec<bool>; 3],
-) -> bool {
+) -> Option<RegSet> {
     if lay.n_ids() > RegSet::CAPACITY {
-        return false;
+        return None;
     }
     let s0 = (lay.counts[0] > 0).then_some(0);
     let s1 = (lay.counts[0] > 1).then_some(1);
@@ -104,6 +106,12 @@ pub(super) fn liveness(
     }
     backward(&resolved[2], out_learn(in_p), Some(&mut flags[2]));
     backward(&resolved[1], out_predict(in_p, in_l), Some(&mut flags[1]));
-    backward(&resolved[0], in_p, Some(&mut flags[0]));
-    true
+    liveness_of_setup(&resolved[0], in_p, &mut flags[0]);
+    Some(in_p)
+}
+
+/// Setup's flags alone, given the registers live at predict's start: what a change to
+/// setup alone needs, since nothing of predict's or learn's liveness depends on setup.
+pub(super) fn liveness_of_setup(setup: &[Resolved], in_predict: RegSet, flags: &mut Vec<bool>) {
+    backward(setup, in_predict, Some(flags));
 }

@@ -35,7 +35,7 @@ mod liveness;
 
 #[cfg(test)]
 pub(crate) use compile::compile_keeping_dead;
-pub use compile::{compile, Compiled, Compiler};
+pub use compile::{compile, Compiled, Compiler, Resolution};
 pub use evaluate::{
     evaluate_task, score_on_suite, score_on_suite_within, score_predictions, Combine, EvalOptions,
     Evaluator, Halted, Stop, SuiteScore, TaskBatch, MIN_FITNESS,

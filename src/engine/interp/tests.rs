@@ -513,6 +513,61 @@ fn a_reused_compiler_matches_a_fresh_compile() {
     }
 }
 
+/// A child compiled from its parent's resolution (only the mutated phase resolved
+/// again, liveness only where it can change) is exactly the child compiled afresh:
+/// along chains of random mutations of every kind, in every space a recipe searches,
+/// with the parent's resolution passed in or already in place, and across a change of
+/// vector size (which must not reuse anything).
+#[test]
+fn a_child_compiled_from_its_parent_matches_a_fresh_compile() {
+    use crate::engine::mutate::{mutate, random_program};
+    use crate::engine::stages::MUTATIONS;
+    use crate::engine::{Changed, Phase};
+    let mut rng = crate::rng::Rng::new(8);
+    let mut compiler = Compiler::default();
+    let mut out = Compiled::default();
+    let mut checked = [0usize; 3];
+    for name in ["az_demo", "az_classify", "az_bilinear", "cifar", "full"] {
+        let profile = crate::engine::Profile::builtin(name).unwrap();
+        for chain in 0..6 {
+            let dim = [4, 16][chain % 2];
+            let mut parent = random_program(&profile, dim, &mut rng);
+            let mut parent_res = Resolution::default();
+            compiler.compile_child(&parent, dim, None, Changed::All, &mut parent_res, &mut out);
+            for step in 0..150 {
+                let mut child = parent.clone();
+                let m = MUTATIONS[rng.index(MUTATIONS.len())];
+                let changed = mutate(&mut child, &profile, dim, m, &mut rng);
+                // Half the time the child's buffers already hold the parent's.
+                let mut res = if step % 2 == 0 {
+                    parent_res.clone()
+                } else {
+                    Resolution::default()
+                };
+                let from = (step % 2 == 1).then_some(&parent_res);
+                // Now and then the parent was made at another vector size.
+                let at = if step % 37 == 5 { 20 - dim } else { dim };
+                compiler.compile_child(&child, at, from, changed, &mut res, &mut out);
+                let fresh = compile(&child, at);
+                assert_eq!(out.code_key(), fresh.code_key(), "{name} {m:?} {changed:?}");
+                assert_eq!(out.phases, fresh.phases, "{name} {m:?} {changed:?}");
+                match changed {
+                    Changed::Phase(Phase::Setup) => checked[0] += 1,
+                    Changed::Phase(_) => checked[1] += 1,
+                    _ => checked[2] += 1,
+                }
+                if at == dim {
+                    (parent, parent_res) = (child, res);
+                }
+            }
+        }
+    }
+    assert!(
+        checked.iter().all(|&n| n > 100),
+        "every kind of change seen: {checked:?}"
+    );
+}
+
 /// Every kernel has its own code, so code keys tell all kernels apart.
 #[test]
 fn kernel_codes_are_distinct() {
