@@ -305,15 +305,20 @@ proptest! {
         g.rngs = vec![crate::rng::Rng::new(5)];
         g.run_lanes::<0, 0>(&c, Lanes::single(&task), spec);
         prop_assert_eq!(bits(&g), bits(&a));
-        // Lockstep over several tasks equals scoring each alone, early stop included.
-        let tasks: Vec<Arc<Task>> = (0..3).map(|id| Arc::new(tiny_task(dim, id))).collect();
-        let batch = TaskBatch::new(&tasks).unwrap();
-        let opts = EvalOptions { early_stop_abs_error: Some(3.0) };
-        let mut together = [0.0f32; 3];
-        Evaluator::new().score_batch(&c, &batch, &[7, 8, 9], &opts, &mut together);
-        for (t, task) in tasks.iter().enumerate() {
-            let alone = Evaluator::new().score(&c, task, 7 + t as u64, &opts);
-            prop_assert_eq!(alone.to_bits(), together[t].to_bits());
+        // Lockstep over several tasks equals scoring each alone, early stop included
+        // (validation's too): at a generic lane count and at the 8 and 10 lanes whose
+        // error pass runs with the lane count as a constant.
+        for lanes in [3u32, 8, 10] {
+            let tasks: Vec<Arc<Task>> = (0..lanes).map(|id| Arc::new(tiny_task(dim, id))).collect();
+            let batch = TaskBatch::new(&tasks).unwrap();
+            let opts = EvalOptions { early_stop_abs_error: Some(3.0) };
+            let seeds: Vec<u64> = (0..u64::from(lanes)).map(|t| 7 + t).collect();
+            let mut together = vec![0.0f32; tasks.len()];
+            Evaluator::new().score_batch(&c, &batch, &seeds, &opts, &mut together);
+            for (t, task) in tasks.iter().enumerate() {
+                let alone = Evaluator::new().score(&c, task, seeds[t], &opts);
+                prop_assert_eq!(alone.to_bits(), together[t].to_bits());
+            }
         }
     }
 }
