@@ -14,6 +14,15 @@ use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Early stopping's rule for one prediction: 1 when its error `err` is further than
+/// `limit` from zero or NaN (a NaN prediction makes a NaN error), else 0 — an integer,
+/// so that scans over lanes vectorise.
+#[inline(always)]
+pub(super) fn astray(err: f32, limit: f32) -> u32 {
+    let off = err.abs();
+    u32::from(off > limit) | u32::from(off.is_nan())
+}
+
 /// Early stopping for one training example: marks each running lane whose prediction
 /// is NaN or further than `limit` from its label, and returns how many it marked.
 #[inline(always)]
@@ -23,11 +32,7 @@ pub(super) fn stop_astray(
     stopped: &mut [bool],
     limit: f32,
 ) -> usize {
-    // A NaN prediction makes a NaN error.
-    let astray = |p: f32, y: f32| {
-        let err = (p - y).abs();
-        u32::from(err > limit) | u32::from(err.is_nan())
-    };
+    let astray = |p: f32, y: f32| astray(p - y, limit);
     // A branch-free scan first, in integers so that it vectorises: a running lane
     // going astray is rare, most examples need no more.
     let mut any = 0u32;

@@ -811,8 +811,7 @@ pub(super) fn squared_errors(
     fn step(sum: &mut f64, p: f32, y: f32, bound: f32) -> u32 {
         let err = p - y;
         *sum += err as f64 * err as f64;
-        let off = err.abs();
-        u32::from(off > bound) | u32::from(off.is_nan())
+        super::evaluate::astray(err, bound)
     }
     /// `N` lanes, a constant.
     #[inline(always)]
